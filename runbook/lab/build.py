@@ -1,0 +1,228 @@
+"""The lab's files: keys, private account databases, server homes, sshd and client configs.
+
+Everything is written under the lab's own directory. The machine's /etc/passwd, shadow
+and group are only *read* here (copied, then extended with the lab accounts); sshd sees
+the copies through bind mounts in its private mount namespace.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from runbook.errors import LabError
+from runbook.lab.scenarios import ACCOUNTS, Scenario
+
+__all__ = [
+    "CLIENT_KEYS",
+    "LAB_PASSWORD",
+    "WRONG_PASSWORD",
+    "accounts",
+    "client_home",
+    "dev_overlay",
+    "host_keys",
+    "keygen",
+    "known_hosts_spec",
+    "sshd_config",
+]
+
+LAB_PASSWORD = "lab-password"  # every lab account's password (lab only, not a secret)
+WRONG_PASSWORD = "not-the-password"
+# name -> ssh-keygen arguments. "authorized*" keys are in every lab account's authorized_keys.
+CLIENT_KEYS = {
+    "authorized": ["-t", "ed25519"],
+    "authorized-rsa": ["-t", "rsa", "-b", "2048"],
+    "stranger": ["-t", "ed25519"],
+    "spare1": ["-t", "ed25519"],
+    "spare2": ["-t", "ed25519"],
+    "spare3": ["-t", "ed25519"],
+    "spare4": ["-t", "ed25519"],
+    "impostor-host": ["-t", "ed25519"],
+}
+HOST_KEY_TYPES = {"ed25519": ["-t", "ed25519"], "ecdsa": ["-t", "ecdsa"], "rsa": ["-t", "rsa"]}
+_DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty", "ptmx")
+
+
+def _run(argv: list[str], *, stdin: str | None = None) -> str:
+    proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        raise LabError(f"`{' '.join(argv)}` failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def keygen(path: Path, args: list[str], comment: str) -> None:
+    """A new unencrypted key pair at ``path`` (real ssh-keygen)."""
+    _run(["ssh-keygen", "-q", *args, "-N", "", "-C", comment, "-f", str(path)])
+
+
+def host_keys(keydir: Path) -> list[Path]:
+    """The lab's sshd host keys (one per type), generated once per lab."""
+    keydir.mkdir(mode=0o755, exist_ok=True)
+    paths = []
+    for kind, args in HOST_KEY_TYPES.items():
+        path = keydir / f"ssh_host_{kind}_key"
+        keygen(path, args, f"ssh-runbook-lab host key {kind}")
+        paths.append(path)
+    return paths
+
+
+def _pubkey(path: Path) -> str:
+    return path.with_name(path.name + ".pub").read_text().strip()
+
+
+def accounts(srv: Path, keydir: Path) -> Path:
+    """Private passwd/shadow/group (machine's lines plus the lab accounts) and their homes."""
+    etc = srv / "etc"
+    etc.mkdir(parents=True, mode=0o755)
+    homes = srv / "homes"
+    homes.mkdir(mode=0o755)
+    hashed = _run(["openssl", "passwd", "-6", "-stdin"], stdin=LAB_PASSWORD).strip()
+    passwd = Path("/etc/passwd").read_text().rstrip("\n").split("\n")
+    shadow = Path("/etc/shadow").read_text().rstrip("\n").split("\n")
+    group = Path("/etc/group").read_text().rstrip("\n").split("\n")
+    keys = [_pubkey(keydir / "authorized"), _pubkey(keydir / "authorized-rsa")]
+    for acct in ACCOUNTS.values():
+        home = homes / acct.name
+        passwd.append(f"{acct.name}:x:{acct.uid}:{acct.uid}:lab user:{home}:{acct.shell}")
+        shadow.append(f"{acct.name}:{acct.lock}{hashed}:19000:0:99999:7::{acct.expire}:")
+        group.append(f"{acct.name}:x:{acct.uid}:")
+        ssh_dir = home / ".ssh"
+        ssh_dir.mkdir(parents=True)
+        auth = ssh_dir / "authorized_keys"
+        auth.write_text("\n".join(keys) + "\n")
+        for path, mode in (
+            (auth, acct.authorized_keys_mode),
+            (ssh_dir, acct.ssh_dir_mode),
+            (home, acct.home_mode),
+        ):
+            os.chown(path, acct.uid, acct.uid)
+            os.chmod(path, mode)
+    for name, lines, mode in (
+        ("passwd", passwd, 0o644),
+        ("shadow", shadow, 0o640),
+        ("group", group, 0o644),
+    ):
+        path = etc / name
+        path.write_text("\n".join(lines) + "\n")
+        os.chmod(path, mode)
+    # root's key for the root-denied scenario, served by AuthorizedKeysCommand.
+    (srv / "root_keys").write_text(keys[0] + "\n")
+    os.chmod(srv / "root_keys", 0o644)
+    return etc
+
+
+def dev_overlay(sdir: Path) -> Path:
+    """Mount points for the /dev this sshd sees: real nodes plus the lab's syslog socket."""
+    dev = sdir / "dev"
+    dev.mkdir(mode=0o755)
+    for node in _DEV_NODES:
+        (dev / node).touch()
+    (dev / "pts").mkdir()
+    for link, to in (
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ):
+        (dev / link).symlink_to(to)
+    return dev
+
+
+def sshd_config(scenario: Scenario, *, port: int, keys: list[Path], srv: Path) -> str:
+    """The scenario's sshd_config: lab defaults (keys only, no PAM) plus its own options."""
+    options = {
+        "Port": str(port),
+        "ListenAddress": "127.0.0.1",
+        "PidFile": "none",
+        "LogLevel": "VERBOSE",
+        "SyslogFacility": "AUTH",
+        "UsePAM": "no",
+        "PubkeyAuthentication": "yes",
+        "PasswordAuthentication": "no",
+        "KbdInteractiveAuthentication": "no",
+        "StrictModes": "yes",
+        "AuthorizedKeysFile": ".ssh/authorized_keys",
+        "PrintMotd": "no",
+    }
+    if scenario.user == "root":
+        options["AuthorizedKeysCommand"] = f"/bin/cat {srv / 'root_keys'}"
+        options["AuthorizedKeysCommandUser"] = "nobody"
+    options.update(scenario.sshd_options)
+    lines = [f"# ssh-runbook lab: {scenario.name}: {scenario.summary}"]
+    lines += [f"HostKey {key}" for key in keys]
+    lines += [f"{key} {value}" for key, value in options.items()]
+    return "\n".join(lines) + "\n"
+
+
+def known_hosts_spec(host: str, port: int) -> str:
+    """How known_hosts names a host: ``host`` on port 22, ``[host]:port`` elsewhere."""
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+def client_home(
+    scenario: Scenario,
+    home: Path,
+    *,
+    host: str,
+    port: int,
+    keydir: Path,
+    host_key_files: list[Path],
+    jump: str | None,
+) -> dict[str, object]:
+    """The client's home for one scenario; returns the material a user needs to connect."""
+    ssh_dir = home / ".ssh"
+    ssh_dir.mkdir(parents=True, mode=0o700)
+    os.chmod(home, 0o755)
+    identities = []
+    for key in scenario.client_keys:
+        dest = ssh_dir / f"id_{key.replace('-', '_')}"
+        shutil.copyfile(keydir / key, dest)
+        shutil.copyfile(keydir / f"{key}.pub", dest.with_name(dest.name + ".pub"))
+        os.chmod(dest, scenario.key_mode)
+        identities.append(dest)
+    if scenario.identity_missing:
+        identities.append(ssh_dir / "id_lab_missing")
+    if scenario.key_invalid:
+        broken = ssh_dir / "id_putty.ppk"
+        broken.write_text(
+            "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nComment: lab\n"
+            "Public-Lines: 2\nAAAAC3NzaC1lZDI1NTE5AAAAIJ7x\nbWFsZm9ybWVk\n"
+        )
+        os.chmod(broken, 0o600)
+        identities.append(broken)
+    known = ssh_dir / "known_hosts"
+    spec = known_hosts_spec(host, port)
+    if scenario.known_hosts == "good" and scenario.server == "sshd":
+        known.write_text("".join(f"{spec} {_pubkey(k)}\n" for k in host_key_files))
+    elif scenario.known_hosts == "changed":
+        known.write_text(f"{spec} {_pubkey(keydir / 'impostor-host')}\n")
+    else:
+        known.write_text("")
+    if known.read_text():
+        _run(["ssh-keygen", "-q", "-H", "-f", str(known)])  # Debian's HashKnownHosts yes
+        known.with_name("known_hosts.old").unlink(missing_ok=True)
+    os.chmod(known, 0o644)
+    lines = [
+        f"# ssh-runbook lab: {scenario.name}: {scenario.summary}",
+        f"Host {scenario.name}",
+        f"    HostName {host}",
+        f"    Port {port}",
+        f"    User {scenario.user}",
+        f"    UserKnownHostsFile {known}",
+    ]
+    if identities:
+        lines.append("    IdentitiesOnly yes")
+        lines += [f"    IdentityFile {path}" for path in identities]
+    if jump:
+        lines.append(f"    ProxyJump {jump}")
+    config = ssh_dir / "config"
+    config.write_text("\n".join(lines) + "\n")
+    os.chmod(config, scenario.config_mode)
+    return {
+        "home": str(home),
+        "ssh_config": str(config),
+        "known_hosts": str(known),
+        "identity_files": [str(p) for p in identities],
+    }

@@ -1,0 +1,431 @@
+"""Bring the lab up and down, and run a client as a scenario's user would.
+
+The lab's state lives in ``DIR/lab.json`` and is written before anything is started, so
+``down`` can remove every process (by pid and start time), network namespace and file
+even after a crash. Every lab process also carries ``RUNBOOK_LAB_ID`` in its
+environment, which ``down --all`` uses to find labs whose directory is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from runbook.errors import LabError
+from runbook.lab import build, netns, procs
+from runbook.lab.scenarios import SCENARIOS, Scenario, by_name
+
+__all__ = ["DEFAULT_DIR", "Lab", "LabTarget", "default_dir", "down", "down_all", "load", "up"]
+
+DEFAULT_DIR = "/var/tmp/ssh-runbook-lab"
+PASSWORD_ENV = "RUNBOOK_LAB_PASSWORD"
+NETNS_PREFIX = "rblab-"
+_NODNS_HOST = "ssh.lab.invalid"
+_WAIT_S = 15.0
+# Mounts the lab's passwd/shadow/group and /dev (with its syslog socket) privately, then
+# becomes sshd: the machine's own files are never touched.
+_SSHD_WRAPPER = """set -e
+for f in passwd shadow group; do mount --bind "$1/$f" "/etc/$f"; done
+for n in null zero full random urandom tty ptmx; do mount --bind "/dev/$n" "$2/$n"; done
+mount --bind /dev/pts "$2/pts"
+mount --rbind "$2" /dev
+exec /usr/sbin/sshd -D -f "$3"
+"""
+# Shows the scenario's client home in place of the caller's, in a private mount namespace.
+_HOME_WRAPPER = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
+
+
+def default_dir() -> Path:
+    """Where ``runbook lab`` keeps its lab unless told otherwise (``RUNBOOK_LAB_DIR``)."""
+    return Path(os.environ.get("RUNBOOK_LAB_DIR", DEFAULT_DIR))
+
+
+@dataclass
+class LabTarget:
+    """What a user needs to reach one scenario, and what they should find."""
+
+    scenario: str
+    expected: str | None
+    client_sees: str | None
+    summary: str
+    state: str  # "up", or why not ("needs root")
+    user: str = ""
+    host: str = ""
+    port: int = 0
+    alias: str = ""
+    home: str = ""
+    ssh_config: str = ""
+    known_hosts: str = ""
+    identity_files: list[str] = field(default_factory=list)
+    password_env: str | None = None
+    netns: str | None = None
+    auth_log: str | None = None
+    jump: str | None = None
+
+    @property
+    def spec(self) -> Scenario:
+        return by_name(self.scenario)
+
+
+@dataclass
+class Lab:
+    """A running (or crashed) lab, as recorded in its state file."""
+
+    dir: Path
+    id: str
+    netns: str | None = None
+    processes: list[procs.ProcRecord] = field(default_factory=list)
+    targets: dict[str, LabTarget] = field(default_factory=dict)
+
+    # -- state ---------------------------------------------------------------------------
+    @property
+    def state_file(self) -> Path:
+        return self.dir / "lab.json"
+
+    def save(self) -> None:
+        data = {
+            "id": self.id,
+            "netns": self.netns,
+            "processes": [p.to_dict() for p in self.processes],
+            "targets": {name: asdict(t) for name, t in self.targets.items()},
+        }
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        tmp.replace(self.state_file)
+
+    def alive(self) -> bool:
+        return any(procs.alive(p) for p in self.processes)
+
+    # -- clients -------------------------------------------------------------------------
+    def client_env(self, name: str, base: dict[str, str] | None = None) -> dict[str, str]:
+        """The environment a scenario's client runs with: no agent, the lab's password."""
+        target = self.targets[name]
+        env = dict(os.environ if base is None else base)
+        env.pop("SSH_AUTH_SOCK", None)
+        env["HOME"] = pwd.getpwuid(os.getuid()).pw_dir
+        env["SSH_ASKPASS"] = str(self.dir / "bin" / "askpass")
+        if target.password_env:
+            wrong = target.spec.password == "wrong"
+            env[target.password_env] = build.WRONG_PASSWORD if wrong else build.LAB_PASSWORD
+        return env
+
+    def client_argv(self, name: str, argv: Sequence[str]) -> list[str]:
+        """``argv`` wrapped to run as the scenario's client: its home, its namespace."""
+        target = self.targets[name]
+        if target.state != "up":
+            raise LabError(f"lab scenario {name} is not up ({target.state})")
+        wrapped = list(argv)
+        if os.geteuid() == 0:
+            real_home = pwd.getpwuid(os.getuid()).pw_dir
+            wrapped = [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "/bin/sh",
+                "-c",
+                _HOME_WRAPPER,
+                "sh",
+                target.home,
+                real_home,
+                *wrapped,
+            ]
+        if target.netns:
+            wrapped = ["ip", "netns", "exec", target.netns, *wrapped]
+        return wrapped
+
+    def run_client(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        timeout: float = 30,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` as the scenario's client and capture its output."""
+        return subprocess.run(
+            self.client_argv(name, argv),
+            env=self.client_env(name, env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def ssh_symptom_argv(
+        self, name: str, connect_timeout: int = 3
+    ) -> tuple[list[str], dict[str, str]]:
+        """The real ``ssh -vvv`` that shows the scenario's symptom, and extra env for it."""
+        target = self.targets[name]
+        argv = ["ssh", "-vvv", "-o", f"ConnectTimeout={connect_timeout}"]
+        extra: dict[str, str] = {}
+        if target.password_env:
+            # A password login without a terminal: ssh asks the lab's askpass helper.
+            argv += ["-o", "BatchMode=no", "-o", "NumberOfPasswordPrompts=1"]
+            extra["SSH_ASKPASS_REQUIRE"] = "force"
+        else:
+            argv += ["-o", "BatchMode=yes"]
+        return [*argv, target.alias, "true"], extra
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _check_dir(path: Path) -> None:
+    """Lab users must be able to reach their homes under the lab directory."""
+    for parent in [path, *path.parents]:
+        if parent.exists() and not os.stat(parent).st_mode & 0o001:
+            raise LabError(
+                f"lab users cannot traverse {parent} (mode {os.stat(parent).st_mode & 0o777:o})",
+                hint="choose a lab directory whose parents are world-searchable, e.g. /var/tmp/...",
+            )
+
+
+def load(lab_dir: Path | str | None = None) -> Lab:
+    """The lab recorded in ``lab_dir`` (a lab error if there is none)."""
+    path = Path(lab_dir) if lab_dir else default_dir()
+    state = path / "lab.json"
+    if not state.exists():
+        raise LabError(f"no lab in {path}", hint="start one with `runbook lab up`")
+    data = json.loads(state.read_text())
+    return Lab(
+        dir=path,
+        id=data["id"],
+        netns=data.get("netns"),
+        processes=[procs.ProcRecord(**p) for p in data.get("processes", [])],
+        targets={n: LabTarget(**t) for n, t in data.get("targets", {}).items()},
+    )
+
+
+def down(lab_dir: Path | str | None = None) -> bool:
+    """Stop the lab in ``lab_dir``: its processes, namespace and files. False if none."""
+    try:
+        lab = load(lab_dir)
+    except LabError:
+        return False
+    procs.stop(lab.processes)
+    if lab.netns:
+        netns.delete(lab.netns)
+    shutil.rmtree(lab.dir, ignore_errors=True)
+    return True
+
+
+def down_all() -> int:
+    """Remove every lab on this machine, even those whose directory is gone."""
+    stopped = 0
+    records = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            env = Path(f"/proc/{entry}/environ").read_bytes()
+        except OSError:
+            continue
+        if b"RUNBOOK_LAB_ID=" in env:
+            start = procs.start_time(int(entry))
+            if start is not None:
+                records.append(procs.ProcRecord("orphan", int(entry), start))
+    procs.stop(records)
+    stopped += len(records)
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
+    for line in out.stdout.splitlines():
+        name = line.split()[0] if line.strip() else ""
+        if name.startswith(NETNS_PREFIX):
+            netns.delete(name)
+            stopped += 1
+    return stopped
+
+
+def up(names: Iterable[str] | None = None, lab_dir: Path | str | None = None) -> Lab:
+    """Start the lab's servers and write every scenario's client material.
+
+    Scenarios that need root (lab accounts, network namespaces) are recorded as such when
+    not run as root. A second ``up`` on a running lab's directory is refused.
+    """
+    path = Path(lab_dir) if lab_dir else default_dir()
+    scenarios = [by_name(n) for n in names] if names else list(SCENARIOS)
+    if (path / "lab.json").exists():
+        if load(path).alive():
+            raise LabError(f"a lab is already up in {path}", hint="run `runbook lab down` first")
+        down(path)
+    _check_dir(path.parent)
+    path.mkdir(parents=True, mode=0o755, exist_ok=True)
+    os.chmod(path, 0o755)
+    lab = Lab(dir=path, id=secrets.token_hex(3))
+    lab.save()
+    try:
+        _start(lab, scenarios)
+    except BaseException:
+        down(path)
+        raise
+    return lab
+
+
+def _start(lab: Lab, scenarios: list[Scenario]) -> None:
+    root = os.geteuid() == 0
+    env = dict(os.environ, RUNBOOK_LAB_ID=lab.id)
+    keydir = lab.dir / "keys"
+    keydir.mkdir(mode=0o755)
+    for key, args in build.CLIENT_KEYS.items():
+        build.keygen(keydir / key, args, f"ssh-runbook-lab {key}")
+    runnable = [
+        s for s in scenarios if root or (s.server in ("http", "ssh1", "none") and not s.needs_netns)
+    ]
+    for s in scenarios:
+        if s not in runnable:
+            lab.targets[s.name] = LabTarget(
+                s.name, s.expected, s.client_sees, s.summary, state="needs root"
+            )
+    needs_sshd = [s for s in runnable if s.server == "sshd"]
+    srv = lab.dir / "srv"
+    host_key_files: list[Path] = []
+    etc = None
+    if needs_sshd:
+        host_key_files = build.host_keys(lab.dir / "hostkeys")
+        etc = build.accounts(srv, keydir)
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
+    if any(s.needs_netns for s in runnable):
+        lab.netns = NETNS_PREFIX + lab.id
+        lab.save()
+        netns.create(lab.netns)
+
+    plan: dict[str, list] = {"syslog": [], "http": [], "ssh1": [], "hog": []}
+    where: dict[str, tuple[str, int]] = {}
+    sshd_jobs = []
+    for s in runnable:
+        sdir = lab.dir / "scenarios" / s.name
+        sdir.mkdir(parents=True, mode=0o755)
+        host, port = "127.0.0.1", _free_port()
+        if s.net == "noroute":
+            host, port = netns.NOROUTE_HOST, 22
+        elif s.net == "blackhole":
+            host, port = netns.BLACKHOLE_HOST, 22
+        elif s.net == "nodns":
+            host, port = _NODNS_HOST, 22
+        elif s.net == "firewall":
+            port = netns.FIREWALLED_PORT
+        where[s.name] = (host, port)
+        if s.server == "http":
+            plan["http"].append(port)
+        elif s.server == "ssh1":
+            plan["ssh1"].append(port)
+        elif s.server == "sshd":
+            dev = build.dev_overlay(sdir)
+            log = sdir / "auth.log"
+            log.touch()
+            plan["syslog"].append({"socket": str(dev / "log"), "log": str(log)})
+            if "MaxStartups" in s.sshd_options:
+                plan["hog"].append(port)
+            config = sdir / "sshd_config"
+            config.write_text(build.sshd_config(s, port=port, keys=host_key_files, srv=srv))
+            sshd_jobs.append((s, sdir, dev, config, log))
+
+    run_dir = lab.dir / "run"
+    run_dir.mkdir(mode=0o755)
+    plan_file = run_dir / "plan.json"
+    plan_file.write_text(json.dumps(plan))
+    lab.processes.append(
+        procs.spawn(
+            "supervisor",
+            [sys.executable, "-m", "runbook.lab.supervisor", str(plan_file)],
+            log=run_dir / "supervisor.log",
+            env=env,
+        )
+    )
+    lab.save()
+    _wait(lambda: (run_dir / "ready").exists(), "the lab supervisor", run_dir / "supervisor.log")
+
+    for s, sdir, dev, config, log in sshd_jobs:
+        argv = [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "/bin/sh",
+            "-c",
+            _SSHD_WRAPPER,
+            "sh",
+            str(etc),
+            str(dev),
+            str(config),
+        ]
+        if s.net == "firewall":
+            argv = ["ip", "netns", "exec", str(lab.netns), *argv]
+        record = procs.spawn(f"sshd {s.name}", argv, log=sdir / "sshd.stderr", env=env)
+        lab.processes.append(record)
+        lab.save()
+        _wait(
+            lambda log=log: b"Server listening on" in log.read_bytes(),
+            f"sshd for {s.name}",
+            sdir / "sshd.stderr",
+            record,
+        )
+    for port in plan["hog"]:
+        _wait(
+            lambda port=port: (run_dir / f"hog-{port}.ready").exists(),
+            "the MaxStartups hog",
+            run_dir / "supervisor.log",
+        )
+
+    bindir = lab.dir / "bin"
+    bindir.mkdir(mode=0o755)
+    askpass = bindir / "askpass"
+    askpass.write_text(f'#!/bin/sh\nprintf "%s\\n" "${PASSWORD_ENV}"\n')
+    os.chmod(askpass, 0o755)
+    for s in runnable:
+        host, port = where[s.name]
+        jump = f"alice@127.0.0.1:{_free_port()}" if s.jump else None
+        material = build.client_home(
+            s,
+            lab.dir / "clients" / s.name / "home",
+            host=host,
+            port=port,
+            keydir=keydir,
+            host_key_files=host_key_files,
+            jump=jump,
+        )
+        sdir = lab.dir / "scenarios" / s.name
+        lab.targets[s.name] = LabTarget(
+            s.name,
+            s.expected,
+            s.client_sees,
+            s.summary,
+            state="up",
+            user=s.user,
+            host=host,
+            port=port,
+            alias=s.name,
+            password_env=PASSWORD_ENV if s.password != "none" else None,
+            netns=lab.netns if s.needs_netns else None,
+            auth_log=str(sdir / "auth.log") if s.server == "sshd" else None,
+            jump=jump,
+            **material,  # type: ignore[arg-type]
+        )
+    lab.save()
+
+
+def _wait(ready, what: str, log: Path, record: procs.ProcRecord | None = None) -> None:
+    deadline = time.monotonic() + _WAIT_S
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        if record is not None and not procs.alive(record):
+            break
+        time.sleep(0.05)
+    tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log.exists() else []
+    raise LabError(f"{what} did not start", hint=" / ".join(tail) or f"see {log}")

@@ -1,0 +1,192 @@
+"""The lab is real: the real ssh client shows every scenario's defining symptom."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runbook import lab as lab_mod
+from runbook.errors import LabError
+from runbook.lab import SCENARIOS
+from tests.conftest import file_digests, new_lab_dir, require_lab
+
+# Every cause id the foundation issue asks the lab to produce on one machine.
+REQUIRED_CAUSES = {
+    "port.refused",
+    "net.no_route",
+    "net.timeout",
+    "dns.unresolved",
+    "proto.not_ssh",
+    "proto.ssh1",
+    "proto.closed_early",
+    "kex.no_common_alg",
+    "hostkey.changed",
+    "hostkey.unknown",
+    "client.identity_missing",
+    "client.key_perms",
+    "client.config_perms",
+    "client.key_invalid",
+    "auth.no_method",
+    "auth.key_rejected",
+    "auth.password_rejected",
+    "auth.too_many_failures",
+    "auth.sig_alg",
+    "server.bad_modes",
+    "account.invalid_user",
+    "account.locked",
+    "account.expired",
+    "account.not_allowed",
+    "account.root_denied",
+    "account.nologin",
+    "proxy.failed",
+}
+
+
+def test_every_required_cause_has_a_scenario() -> None:
+    assert {s.expected for s in SCENARIOS} >= REQUIRED_CAUSES
+    assert any(s.expected is None for s in SCENARIOS), "a healthy scenario"
+    assert len({s.name for s in SCENARIOS}) == len(SCENARIOS)
+
+
+@pytest.mark.parametrize("name", [s.name for s in SCENARIOS])
+def test_real_ssh_shows_the_symptom(lab, name: str) -> None:
+    """`ssh -vvv -o BatchMode=yes` as the scenario's client prints its defining symptom."""
+    target = lab.targets[name]
+    assert target.state == "up"
+    argv, extra = lab.ssh_symptom_argv(name)
+    proc = lab.run_client(name, argv, env={**os.environ, **extra}, timeout=30)
+    output = proc.stdout + proc.stderr
+    assert re.search(target.spec.symptom, output), output[-2000:]
+    assert proc.returncode == target.spec.exit_status, output[-2000:]
+    if target.spec.server_log:
+        log = Path(target.auth_log).read_text()
+        assert re.search(target.spec.server_log, log), log[-2000:]
+
+
+def test_auth_log_is_syslog_with_pids(lab) -> None:
+    """The lab's auth.log keeps sshd's per-connection pid and a precise timestamp."""
+    log = Path(lab.targets["healthy"].auth_log).read_text().splitlines()
+    assert log, "sshd logged nothing"
+    pattern = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}[+-]\d\d:\d\d lab sshd\[\d+\]: ")
+    assert all(pattern.match(line) for line in log), log[:3]
+
+
+def test_lab_status_lists_every_scenario(lab) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "runbook", "lab", "status", "--dir", str(lab.dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for s in SCENARIOS:
+        line = next(ln for ln in out.splitlines() if ln.startswith(s.name + " "))
+        assert (s.expected or "(ok)") in line and line.rstrip().endswith("up")
+
+
+def test_machine_accounts_unchanged(lab, machine_digests) -> None:
+    """Lab users exist only in sshd's private mount namespace."""
+    assert file_digests() == machine_digests
+    passwd = Path("/etc/passwd").read_text()
+    assert "lab user" not in passwd and "\nalice:" not in passwd
+
+
+def _lab_pids(lab_id: str) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            if (
+                entry.isdigit()
+                and f"RUNBOOK_LAB_ID={lab_id}".encode()
+                in Path(f"/proc/{entry}/environ").read_bytes()
+            ):
+                pids.append(int(entry))
+        except OSError:
+            pass
+    return pids
+
+
+def _netns() -> str:
+    return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+
+
+def test_down_removes_processes_namespace_and_files() -> None:
+    require_lab()
+    small = lab_mod.up(["healthy", "timeout", "closed-early"], new_lab_dir("down"))
+    assert _lab_pids(small.id) and small.netns in _netns()
+    with pytest.raises(LabError, match="already up"):
+        lab_mod.up(["healthy"], small.dir)
+    assert lab_mod.down(small.dir)
+    assert not _lab_pids(small.id)
+    assert small.netns not in _netns()
+    assert not small.dir.exists()
+    assert not lab_mod.down(small.dir), "a second down finds nothing"
+
+
+def test_down_all_cleans_a_lab_whose_directory_is_gone() -> None:
+    """After a crash that lost the state file, `lab down --all` still finds everything."""
+    require_lab()
+    small = lab_mod.up(["healthy", "no-route"], new_lab_dir("crash"))
+    subprocess.run(["rm", "-rf", str(small.dir)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "runbook", "lab", "down", "--all"], check=True, capture_output=True
+    )
+    assert not _lab_pids(small.id)
+    assert small.netns not in _netns()
+
+
+def test_two_labs_do_not_collide(lab) -> None:
+    require_lab()
+    other = lab_mod.up(["healthy", "port-refused"], new_lab_dir("second"))
+    try:
+        assert other.targets["healthy"].port != lab.targets["healthy"].port
+        argv, _ = other.ssh_symptom_argv("healthy")
+        assert other.run_client("healthy", argv, timeout=30).returncode == 0
+    finally:
+        lab_mod.down(other.dir)
+    argv, _ = lab.ssh_symptom_argv("healthy")
+    assert lab.run_client("healthy", argv, timeout=30).returncode == 0
+
+
+def test_state_file_names_client_material(lab) -> None:
+    state = json.loads((lab.dir / "lab.json").read_text())
+    t = state["targets"]["password-rejected"]
+    assert t["password_env"] == "RUNBOOK_LAB_PASSWORD"
+    assert "lab-password" not in json.dumps(state), "no password in the state file"
+    for key in (
+        "user",
+        "host",
+        "port",
+        "identity_files",
+        "known_hosts",
+        "ssh_config",
+        "netns",
+        "auth_log",
+        "expected",
+    ):
+        assert key in t
+
+
+def test_bad_usage_is_one_line_exit_2(tmp_path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runbook",
+            "lab",
+            "up",
+            "no-such-scenario",
+            "--dir",
+            str(tmp_path / "x"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "no lab scenario 'no-such-scenario'" in proc.stderr
+    assert "Traceback" not in proc.stderr
