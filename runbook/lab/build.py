@@ -175,6 +175,8 @@ def client_home(
     ssh_dir = home / ".ssh"
     ssh_dir.mkdir(parents=True, mode=0o700)
     os.chmod(home, 0o755)
+    # Opaque in the client's home overlay: the caller's own ~/.ssh never shows through.
+    os.setxattr(ssh_dir, "trusted.overlay.opaque", b"y")
     identities = []
     for key in scenario.client_keys:
         dest = ssh_dir / f"id_{key.replace('-', '_')}"

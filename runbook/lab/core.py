@@ -41,8 +41,10 @@ mount --bind /dev/pts "$2/pts"
 mount --rbind "$2" /dev
 exec /usr/sbin/sshd -D -f "$3"
 """
-# Shows the scenario's client home in place of the caller's, in a private mount namespace.
-_HOME_WRAPPER = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
+# Shows the scenario's ~/.ssh in place of the caller's, read-only, in a private mount
+# namespace: an overlay whose top layer is the scenario's home (its .ssh is opaque, so no
+# real key or known_hosts shows through) over the caller's real home.
+_HOME_WRAPPER = 'mount -t overlay rblab-home -o "lowerdir=$1:$2" "$2" && shift 2 && exec "$@"'
 
 
 def default_dir() -> Path:
