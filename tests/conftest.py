@@ -37,30 +37,40 @@ def file_digests() -> dict[str, str]:
     return {p: hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in MACHINE_FILES}
 
 
+LAB_DIR_PREFIX = "/var/tmp/ssh-runbook-lab-t-"
+
+
 def new_lab_dir(tag: str) -> Path:
-    return Path(f"/var/tmp/ssh-runbook-lab-{tag}-{secrets.token_hex(3)}")
+    return Path(f"{LAB_DIR_PREFIX}{tag}-{secrets.token_hex(3)}")
+
+
+def lab_processes(marker: str = LAB_DIR_PREFIX) -> list[int]:
+    """Processes whose command line names a lab directory (sshd keeps its -f path)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes() if entry.isdigit() else b""
+        except OSError:
+            continue
+        if marker.encode() in cmdline and entry != str(os.getpid()):
+            found.append(int(entry))
+    return found
+
+
+def lab_netns() -> list[str]:
+    from runbook.lab.core import NETNS_PREFIX
+
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [ln.split()[0] for ln in out.splitlines() if ln.startswith(NETNS_PREFIX)]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run if any lab process or namespace outlived the tests."""
-    from runbook.lab.core import NETNS_PREFIX
-
+    """Fail the run if any test lab's process or namespace outlived the tests."""
     if not shutil.which("ip"):
         return
-    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    stray = [ln.split()[0] for ln in netns.splitlines() if ln.startswith(NETNS_PREFIX)]
-    procs = []
-    for entry in os.listdir("/proc"):
-        try:
-            if (
-                entry.isdigit()
-                and b"RUNBOOK_LAB_ID=" in Path(f"/proc/{entry}/environ").read_bytes()
-            ):
-                procs.append(entry)
-        except OSError:
-            pass
-    if stray or procs:
-        print(f"\nlab leftovers after the tests: netns {stray}, pids {procs}")
+    procs, netns = lab_processes(), lab_netns()
+    if procs or netns:
+        print(f"\nlab leftovers after the tests: pids {procs}, netns {netns}")
         session.exitstatus = 1
 
 

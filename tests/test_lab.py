@@ -13,8 +13,8 @@ import pytest
 
 from runbook import lab as lab_mod
 from runbook.errors import LabError
-from runbook.lab import SCENARIOS
-from tests.conftest import file_digests, new_lab_dir, require_lab
+from runbook.lab import SCENARIOS, procs
+from tests.conftest import file_digests, lab_processes, new_lab_dir, require_lab
 
 # Every cause id the foundation issue asks the lab to produce on one machine.
 REQUIRED_CAUSES = {
@@ -96,21 +96,6 @@ def test_machine_accounts_unchanged(lab, machine_digests) -> None:
     assert "lab user" not in passwd and "\nalice:" not in passwd
 
 
-def _lab_pids(lab_id: str) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        try:
-            if (
-                entry.isdigit()
-                and f"RUNBOOK_LAB_ID={lab_id}".encode()
-                in Path(f"/proc/{entry}/environ").read_bytes()
-            ):
-                pids.append(int(entry))
-        except OSError:
-            pass
-    return pids
-
-
 def _netns() -> str:
     return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
 
@@ -118,25 +103,38 @@ def _netns() -> str:
 def test_down_removes_processes_namespace_and_files() -> None:
     require_lab()
     small = lab_mod.up(["healthy", "timeout", "closed-early"], new_lab_dir("down"))
-    assert _lab_pids(small.id) and small.netns in _netns()
+    assert lab_processes(str(small.dir)) and small.netns in _netns()
     with pytest.raises(LabError, match="already up"):
         lab_mod.up(["healthy"], small.dir)
+    # A connection in progress leaves a per-connection sshd child: down must take it too.
+    argv, _ = small.ssh_symptom_argv("healthy")
+    assert small.run_client("healthy", argv, timeout=30).returncode == 0
     assert lab_mod.down(small.dir)
-    assert not _lab_pids(small.id)
+    assert not lab_processes(str(small.dir))
+    assert not any(procs.alive(p) for p in small.processes)
     assert small.netns not in _netns()
     assert not small.dir.exists()
     assert not lab_mod.down(small.dir), "a second down finds nothing"
 
 
-def test_down_all_cleans_a_lab_whose_directory_is_gone() -> None:
-    """After a crash that lost the state file, `lab down --all` still finds everything."""
+def test_down_all_cleans_a_lab_whose_directory_is_gone(tmp_path, monkeypatch) -> None:
+    """After a crash that lost the lab directory, `lab down --all` still finds everything.
+
+    The lab is registered in a private index so that `--all` leaves the session's lab be.
+    """
     require_lab()
+    monkeypatch.setenv("RUNBOOK_LAB_INDEX", str(tmp_path / "index"))
     small = lab_mod.up(["healthy", "no-route"], new_lab_dir("crash"))
     subprocess.run(["rm", "-rf", str(small.dir)], check=True)
-    subprocess.run(
-        [sys.executable, "-m", "runbook", "lab", "down", "--all"], check=True, capture_output=True
+    proc = subprocess.run(
+        [sys.executable, "-m", "runbook", "lab", "down", "--all"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    assert not _lab_pids(small.id)
+    assert "lab stopped" in proc.stdout
+    assert not lab_processes(str(small.dir))
+    assert not any(procs.alive(p) for p in small.processes)
     assert small.netns not in _netns()
 
 

@@ -2,8 +2,10 @@
 
 The lab's state lives in ``DIR/lab.json`` and is written before anything is started, so
 ``down`` can remove every process (by pid and start time), network namespace and file
-even after a crash. Every lab process also carries ``RUNBOOK_LAB_ID`` in its
-environment, which ``down --all`` uses to find labs whose directory is gone.
+even after a crash. A copy of each lab's state also goes to a machine-wide index (under
+/run, which a reboot clears together with the processes), so ``down --all`` finds labs
+whose directory is gone. (The environment cannot mark processes: sshd's setproctitle
+overwrites the environ that /proc shows.)
 """
 
 from __future__ import annotations
@@ -16,16 +18,28 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from runbook.errors import LabError
 from runbook.lab import build, netns, procs
 from runbook.lab.scenarios import SCENARIOS, Scenario, by_name
 
-__all__ = ["DEFAULT_DIR", "Lab", "LabTarget", "default_dir", "down", "down_all", "load", "up"]
+__all__ = [
+    "DEFAULT_DIR",
+    "Lab",
+    "LabTarget",
+    "default_dir",
+    "down",
+    "down_all",
+    "index_dir",
+    "load",
+    "up",
+]
 
 DEFAULT_DIR = "/var/tmp/ssh-runbook-lab"
 PASSWORD_ENV = "RUNBOOK_LAB_PASSWORD"
@@ -45,6 +59,20 @@ exec /usr/sbin/sshd -D -f "$3"
 # namespace: an overlay whose top layer is the scenario's home (its .ssh is opaque, so no
 # real key or known_hosts shows through) over the caller's real home.
 _HOME_WRAPPER = 'mount -t overlay rblab-home -o "lowerdir=$1:$2" "$2" && shift 2 && exec "$@"'
+
+
+def index_dir() -> Path:
+    """The machine-wide index of running labs (one state copy per lab id)."""
+    if os.environ.get("RUNBOOK_LAB_INDEX"):
+        return Path(os.environ["RUNBOOK_LAB_INDEX"])
+    if os.geteuid() == 0:
+        return Path("/run/ssh-runbook-lab")
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    return (
+        Path(runtime, "ssh-runbook-lab")
+        if runtime
+        else Path(tempfile.gettempdir(), f"ssh-runbook-lab-{os.getuid()}")
+    )
 
 
 def default_dir() -> Path:
@@ -101,9 +129,13 @@ class Lab:
             "processes": [p.to_dict() for p in self.processes],
             "targets": {name: asdict(t) for name, t in self.targets.items()},
         }
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
-        tmp.replace(self.state_file)
+        data["dir"] = str(self.dir)
+        index = index_dir()
+        index.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for path in (self.state_file, index / f"{self.id}.json"):
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data, indent=2))
+            tmp.replace(path)
 
     def alive(self) -> bool:
         return any(procs.alive(p) for p in self.processes)
@@ -203,7 +235,10 @@ def load(lab_dir: Path | str | None = None) -> Lab:
     state = path / "lab.json"
     if not state.exists():
         raise LabError(f"no lab in {path}", hint="start one with `runbook lab up`")
-    data = json.loads(state.read_text())
+    return _from_state(json.loads(state.read_text()), path)
+
+
+def _from_state(data: dict[str, Any], path: Path) -> Lab:
     return Lab(
         dir=path,
         id=data["id"],
@@ -219,37 +254,30 @@ def down(lab_dir: Path | str | None = None) -> bool:
         lab = load(lab_dir)
     except LabError:
         return False
+    _remove(lab)
+    return True
+
+
+def _remove(lab: Lab) -> None:
     procs.stop(lab.processes)
     if lab.netns:
         netns.delete(lab.netns)
     shutil.rmtree(lab.dir, ignore_errors=True)
-    return True
+    (index_dir() / f"{lab.id}.json").unlink(missing_ok=True)
 
 
 def down_all() -> int:
-    """Remove every lab on this machine, even those whose directory is gone."""
-    stopped = 0
-    records = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            env = Path(f"/proc/{entry}/environ").read_bytes()
-        except OSError:
-            continue
-        if b"RUNBOOK_LAB_ID=" in env:
-            start = procs.start_time(int(entry))
-            if start is not None:
-                records.append(procs.ProcRecord("orphan", int(entry), start))
-    procs.stop(records)
-    stopped += len(records)
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
-    for line in out.stdout.splitlines():
-        name = line.split()[0] if line.strip() else ""
-        if name.startswith(NETNS_PREFIX):
-            netns.delete(name)
-            stopped += 1
-    return stopped
+    """Remove every lab in the machine-wide index, even those whose directory is gone.
+
+    Each lab's namespace is recorded in the index before it is created, so none escapes.
+    Returns how many labs were removed.
+    """
+    index = index_dir()
+    entries = sorted(index.glob("*.json")) if index.exists() else []
+    for entry in entries:
+        data = json.loads(entry.read_text())
+        _remove(_from_state(data, Path(data["dir"])))
+    return len(entries)
 
 
 def up(names: Iterable[str] | None = None, lab_dir: Path | str | None = None) -> Lab:
@@ -279,7 +307,6 @@ def up(names: Iterable[str] | None = None, lab_dir: Path | str | None = None) ->
 
 def _start(lab: Lab, scenarios: list[Scenario]) -> None:
     root = os.geteuid() == 0
-    env = dict(os.environ, RUNBOOK_LAB_ID=lab.id)
     keydir = lab.dir / "keys"
     keydir.mkdir(mode=0o755)
     for key, args in build.CLIENT_KEYS.items():
@@ -320,6 +347,8 @@ def _start(lab: Lab, scenarios: list[Scenario]) -> None:
             host, port = _NODNS_HOST, 22
         elif s.net == "firewall":
             port = netns.FIREWALLED_PORT
+        elif s.net == "moved":
+            host, port = netns.MOVED_HOST, 22
         where[s.name] = (host, port)
         if s.server == "http":
             plan["http"].append(port)
@@ -345,7 +374,6 @@ def _start(lab: Lab, scenarios: list[Scenario]) -> None:
             "supervisor",
             [sys.executable, "-m", "runbook.lab.supervisor", str(plan_file)],
             log=run_dir / "supervisor.log",
-            env=env,
         )
     )
     lab.save()
@@ -366,9 +394,9 @@ def _start(lab: Lab, scenarios: list[Scenario]) -> None:
             str(dev),
             str(config),
         ]
-        if s.net == "firewall":
+        if s.net in ("firewall", "moved"):
             argv = ["ip", "netns", "exec", str(lab.netns), *argv]
-        record = procs.spawn(f"sshd {s.name}", argv, log=sdir / "sshd.stderr", env=env)
+        record = procs.spawn(f"sshd {s.name}", argv, log=sdir / "sshd.stderr")
         lab.processes.append(record)
         lab.save()
         _wait(

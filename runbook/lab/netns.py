@@ -8,8 +8,9 @@ machine's real network:
   drops: connects time out, as behind a DROP firewall or a cloud security group.
 * there is no default route, so the machine's resolver is unreachable and any name that is
   not in /etc/hosts fails at once ("Temporary failure in name resolution").
-* an nftables rule rejects TCP port 22 with ICMP admin-prohibited, the way firewalld's
-  default reject does, while ping still answers.
+* an nftables rule rejects TCP port 22 of 127.0.0.1 with ICMP admin-prohibited, the way
+  firewalld's default reject does, while ping still answers.
+* ``127.0.0.2`` has sshd on port 2222 only, as after ``Port 2222`` in sshd_config.
 """
 
 from __future__ import annotations
@@ -18,10 +19,21 @@ import subprocess
 
 from runbook.errors import LabError
 
-__all__ = ["BLACKHOLE_HOST", "FIREWALLED_PORT", "NOROUTE_HOST", "create", "delete", "exists"]
+__all__ = [
+    "BLACKHOLE_HOST",
+    "FIREWALLED_PORT",
+    "MOVED_HOST",
+    "MOVED_PORT",
+    "NOROUTE_HOST",
+    "create",
+    "delete",
+    "exists",
+]
 
 NOROUTE_HOST = "198.51.100.22"
 BLACKHOLE_HOST = "203.0.113.22"
+MOVED_HOST = "127.0.0.2"
+MOVED_PORT = 2222
 FIREWALLED_PORT = 22
 
 _NFT_RULES = f"""
@@ -29,7 +41,7 @@ table inet rblab {{
     chain input {{
         type filter hook input priority 0; policy accept;
         ip daddr {BLACKHOLE_HOST} drop
-        tcp dport {FIREWALLED_PORT} reject with icmpx type admin-prohibited
+        ip daddr 127.0.0.1 tcp dport {FIREWALLED_PORT} reject with icmpx type admin-prohibited
     }}
 }}
 """

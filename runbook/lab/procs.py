@@ -65,9 +65,7 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def spawn(
-    what: str, argv: Sequence[str], *, log: Path, env: dict[str, str] | None = None
-) -> ProcRecord:
+def spawn(what: str, argv: Sequence[str], *, log: Path) -> ProcRecord:
     """Start ``argv`` detached (own session), its output appended to ``log``."""
     with open(log, "ab") as out:
         proc = subprocess.Popen(
@@ -76,7 +74,6 @@ def spawn(
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env=env,
         )
     start = start_time(proc.pid)
     return ProcRecord(what, proc.pid, start if start is not None else -1)

@@ -18,7 +18,7 @@ from runbook.errors import BadInput
 __all__ = ["ACCOUNTS", "SCENARIOS", "Account", "Scenario", "by_name"]
 
 ServerKind = Literal["sshd", "http", "ssh1", "none"]
-NetKind = Literal["host", "noroute", "blackhole", "nodns", "firewall"]
+NetKind = Literal["host", "noroute", "blackhole", "nodns", "firewall", "moved"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         "nothing listens on the port (sshd down or moved)",
         r"connect to host \S+ port \d+: Connection refused",
         server="none",
+    ),
+    Scenario(
+        "sshd-moved",
+        "port.refused",
+        "sshd listens on port 2222, the client tries 22",
+        r"connect to host \S+ port 22: Connection refused",
+        net="moved",
+        sshd_options={"ListenAddress": "127.0.0.2", "Port": "2222"},
     ),
     Scenario(
         "no-route",
