@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from runbook.errors import RunbookError
+from runbook.tables import table
 
 
 def _one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -43,6 +44,146 @@ def cli() -> None:
     """Find out why ssh fails, prove it, and say how to fix it."""
 
 
+# -- diagnose ---------------------------------------------------------------------------
+_STATUS_MARK = {"pass": "ok", "fail": "FAIL", "warn": "warn", "skip": "skip", "info": "info"}
+
+
+@cli.command()
+@click.argument("target")
+@click.option("-p", "port", type=int, help="Port to connect to (as ssh -p).")
+@click.option("-l", "user", help="User to log in as (as ssh -l).")
+@click.option("-i", "identities", multiple=True, help="Identity file (as ssh -i); repeatable.")
+@click.option("-F", "ssh_config", help="ssh_config file (as ssh -F).")
+@click.option("-J", "jump", help="Jump host (as ssh -J).")
+@click.option("--known-hosts", help="known_hosts file to check against.")
+@click.option("--password-env", help="Name of an environment variable holding the password.")
+@click.option(
+    "--timeout", type=float, default=10.0, show_default=True, help="Seconds for each network step."
+)
+@click.option("--lang", type=click.Choice(["en", "ja"]), default="en", show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Directory for the incident folder.",
+)
+@click.option("--no-report", is_flag=True, help="Write nothing, only print.")
+@click.option("--json", "as_json", is_flag=True, help="Print the contract's JSON.")
+def diagnose(
+    target: str,
+    port: int | None,
+    user: str | None,
+    identities: tuple[str, ...],
+    ssh_config: str | None,
+    jump: str | None,
+    known_hosts: str | None,
+    password_env: str | None,
+    timeout: float,
+    lang: str,
+    out: Path,
+    no_report: bool,
+    as_json: bool,
+) -> None:
+    """Find why `ssh TARGET` fails, with evidence and the exact fix.
+
+    Exit status: 0 the login works, 1 it fails (a verdict was reached), 2 bad input.
+    """
+    import json
+
+    from runbook.diagnose import diagnose as run
+    from runbook.report import write_findings
+
+    result = run(
+        target,
+        port=port,
+        user=user,
+        identities=identities,
+        ssh_config=ssh_config,
+        jump=jump,
+        known_hosts=known_hosts,
+        password_env=password_env,
+        timeout=timeout,
+        lang=lang,
+    )
+    folder = None if no_report else write_findings(result, out)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        _print_diagnosis(result)
+        if folder is not None:
+            click.echo(f"\nreport: {folder}/")
+    sys.exit(0 if result.verdict == "ok" else 1)
+
+
+def _print_diagnosis(result: Any) -> None:
+    rows = [(f.step, _STATUS_MARK[f.status], f.summary[:120]) for f in result.findings]
+    t = result.target
+    click.echo(f"{t.user}@{t.hostname} port {t.port} ({t.alias})")
+    click.echo(table(("step", "status", "summary"), rows))
+    click.echo("")
+    rc = result.root_cause
+    if rc is None:
+        click.echo("verdict: ok" if result.verdict == "ok" else "verdict: failed (cause unknown)")
+        return
+    click.echo(f"verdict: failed: {rc.id} ({rc.confidence} confidence)")
+    click.echo(f"  {rc.title}")
+    click.echo(f"  {rc.explanation}")
+    click.echo("evidence:")
+    for line in rc.evidence[:8]:
+        click.echo(f"  {line[:160]}")
+    click.echo("fix:")
+    for step in rc.fix:
+        click.echo(f"  {step}")
+
+
+# -- explain -----------------------------------------------------------------------------
+@cli.command()
+@click.argument("source", default="-")
+@click.option("--lang", type=click.Choice(["en", "ja"]), default="en", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the contract's JSON.")
+def explain(source: str, lang: str, as_json: bool) -> None:
+    """Read an `ssh -v/-vv/-vvv` transcript (FILE, or - for stdin) and name the cause.
+
+    Exit status: 0 the transcript shows a working login, 1 a failure was explained or
+    nothing decisive was found, 2 unreadable input.
+    """
+    import json
+
+    from runbook.explain import explain_text, read_source
+
+    result = explain_text(read_source(source), lang=lang)
+    if as_json:
+        click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+    else:
+        _print_explanation(result)
+    sys.exit(0 if result["verdict"] == "ok" else 1)
+
+
+def _print_explanation(result: dict[str, Any]) -> None:
+    versions = [f"client {result['client_version'] or '?'}",
+                f"server {result['server_version'] or '?'}"]
+    click.echo(", ".join(versions))
+    rows = [(p["name"], p["status"], ",".join(str(n) for n in p["lines"][:6]))
+            for p in result["phases"]]
+    if rows:
+        click.echo(table(("phase", "status", "lines"), rows))
+    rc = result["root_cause"]
+    click.echo("")
+    if rc is None:
+        click.echo(f"verdict: {result['verdict']}")
+        return
+    click.echo(f"verdict: failed: {rc['id']} ({rc['confidence']} confidence)")
+    click.echo(f"  {rc['title']}")
+    click.echo(f"  {rc['explanation']}")
+    click.echo("decisive lines:")
+    for line in rc["evidence"]:
+        click.echo(f"  {line}")
+    click.echo("fix:")
+    for step in rc["fix"]:
+        click.echo(f"  {step}")
+
+
 # -- lab ---------------------------------------------------------------------------------
 _LAB_DIR = click.option(
     "--dir",
@@ -64,7 +205,7 @@ def lab_list() -> None:
     from runbook.lab import SCENARIOS
 
     rows = [(s.name, s.expected or "-", s.summary) for s in SCENARIOS]
-    click.echo(_table(("scenario", "expected cause", "what is wrong"), rows))
+    click.echo(table(("scenario", "expected cause", "what is wrong"), rows))
 
 
 @lab.command("up")
@@ -135,17 +276,8 @@ def _print_status(running: Any) -> None:
         )
     click.echo(f"lab {running.id} in {running.dir}")
     click.echo(
-        _table(("scenario", "expected", "client alone sees", "target", "netns", "state"), rows)
+        table(("scenario", "expected", "client alone sees", "target", "netns", "state"), rows)
     )
-
-
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
-    lines = [
-        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        for row in (header, *rows)
-    ]
-    return "\n".join(lines)
 
 
 # -- demo --------------------------------------------------------------------------------

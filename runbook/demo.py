@@ -1,66 +1,71 @@
 """`make demo`: the main job on the built-in lab.
 
-Starts the lab, runs the real ``ssh -vvv -o BatchMode=yes`` against every target as that
-target's client, prints what each one shows next to the cause the lab injected, writes
-the transcripts under ``reports/demo/`` and stops the lab.
+Starts the lab, runs ``runbook diagnose`` against every target as that target's client
+(its home, keys and network namespace), prints the verdicts next to the cause the lab
+injected, leaves one incident folder per target under ``reports/demo/`` and stops the lab.
 """
 
 from __future__ import annotations
 
-import os
-import re
+import json
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import click
 
 from runbook import lab as lab_mod
+from runbook.tables import table
 
-__all__ = ["run_demo", "symptom_line"]
-
-_NOISE = re.compile(r"^(debug\d|OpenSSH_|Transferred:|Bytes per second|Pseudo-terminal)")
-
-
-def symptom_line(output: str) -> str:
-    """The last thing ssh said that was not debug chatter: what the user sees."""
-    lines = [ln.strip() for ln in output.splitlines() if ln.strip() and not _NOISE.match(ln)]
-    return lines[-1] if lines else "(no message)"
+__all__ = ["run_demo"]
 
 
-def run_demo(lab_dir: Path | None = None, out: Path = Path("reports/demo")) -> None:
+def _diagnose(running: lab_mod.Lab, name: str, out: Path, timeout: float) -> tuple[str, ...]:
+    target = running.targets[name]
+    expected = target.client_sees or target.expected
+    if target.state != "up":
+        return (name, expected or "(ok)", target.state, "", "")
+    argv = [
+        sys.executable,
+        "-m",
+        "runbook",
+        "diagnose",
+        target.alias,
+        "--json",
+        "--timeout",
+        str(timeout),
+        "--out",
+        str(out.resolve()),
+    ]
+    if target.password_env:
+        argv += ["--password-env", target.password_env]
+    proc = running.run_client(name, argv, timeout=timeout * 6 + 30)
+    try:
+        result = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        said = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return (name, expected or "(ok)", "error", said[:60], "")
+    found = (result["root_cause"] or {}).get("id", "")
+    match = "yes" if (found or None) == expected else "NO"
+    return (name, expected or "(ok)", result["verdict"], found or "-", match)
+
+
+def run_demo(
+    lab_dir: Path | None = None,
+    out: Path = Path("reports/demo"),
+    timeout: float = 3,
+    concurrency: int = 4,
+) -> None:
     """Run the demo; the lab is stopped afterwards whatever happens."""
     running = lab_mod.up(None, lab_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        rows = []
-        for name, target in running.targets.items():
-            if target.state != "up":
-                rows.append((name, target.expected or "(ok)", target.state, ""))
-                continue
-            argv, extra = running.ssh_symptom_argv(name)
-            proc = running.run_client(name, argv, env={**os.environ, **extra}, timeout=30)
-            (out / f"{name}.ssh-vvv.txt").write_text(proc.stderr)
-            verdict = "ok" if proc.returncode == 0 else f"failed ({proc.returncode})"
-            rows.append(
-                (
-                    name,
-                    target.expected or "(ok)",
-                    verdict,
-                    symptom_line(proc.stdout + proc.stderr)[:90],
-                )
-            )
-        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        with ThreadPoolExecutor(concurrency) as pool:
+            rows = list(pool.map(lambda n: _diagnose(running, n, out, timeout), running.targets))
+        click.echo(table(("target", "expected cause", "verdict", "cause found", "match"), rows))
+        right = sum(r[4] == "yes" for r in rows)
         click.echo(
-            "target".ljust(widths[0])
-            + "  "
-            + "expected cause".ljust(widths[1])
-            + "  "
-            + "verdict".ljust(widths[2])
-            + "  what ssh says"
+            f"\n{right}/{len(rows)} targets diagnosed as expected; incident folders in {out}/"
         )
-        for row in rows:
-            click.echo(
-                "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[3]
-            )
-        click.echo(f"\ntranscripts written to {out}/")
     finally:
         lab_mod.down(running.dir)

@@ -64,6 +64,8 @@ class RootCause:
     explanation: str
     fix: list[str]
     confidence: Literal["high", "medium", "low"]
+    # The chain of observations that proves it, earliest first (an extension of v1).
+    evidence: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

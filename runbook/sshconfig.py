@@ -20,7 +20,7 @@ import paramiko
 
 from runbook.errors import BadInput
 
-__all__ = ["Settings", "parse_target", "resolve"]
+__all__ = ["Settings", "home", "parse_target", "resolve"]
 
 _HOST_RE = re.compile(r"^[A-Za-z0-9_.%+-]+$|^\[?[0-9A-Fa-f:.]+\]?$")
 _USER_RE = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.@-]*\$?$")
@@ -82,13 +82,13 @@ def parse_target(target: str) -> tuple[str | None, str]:
     return (user or None), host.strip("[]")
 
 
-def _home() -> str:
+def home() -> str:
     # ssh expands ~ from the password database, not from $HOME.
     return pwd.getpwuid(os.getuid()).pw_dir
 
 
 def _expand(path: str) -> str:
-    return _home() + path[1:] if path.startswith("~") else path
+    return home() + path[1:] if path.startswith("~") else path
 
 
 def _flags(
@@ -227,7 +227,7 @@ def _resolve_paramiko(
 ) -> Settings:
     """No ssh binary: read ssh_config with paramiko and fill OpenSSH's defaults."""
     target_user, host = parse_target(target)
-    path = ssh_config or os.path.join(_home(), ".ssh", "config")
+    path = ssh_config or os.path.join(home(), ".ssh", "config")
     config = paramiko.SSHConfig.from_path(path) if os.path.exists(path) else paramiko.SSHConfig()
     found = config.lookup(host)
     defaults = [f"~/.ssh/id_{k}" for k in ("rsa", "ecdsa", "ecdsa_sk", "ed25519", "ed25519_sk")]

@@ -1,0 +1,411 @@
+"""Authentication and session probes with paramiko, as ssh would try them and never more.
+
+First the "none" method learns what the server allows (OpenSSH does not count it as a
+failure). Then the client's keys in ssh's own order (agent keys for identity files,
+other agent keys unless IdentitiesOnly, then the files), and a password only when the
+user gave one through an environment variable. The probe stays below MaxAuthTries: at
+most ``max_attempts`` tries per connection; when a server disconnects earlier, that
+limit is the finding ("Too many authentication failures") and the remaining keys are
+tried on a fresh connection, so the fix can name the key that works. After a success a
+session runs ``true`` to catch nologin shells, expired passwords and forced commands.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from itertools import count
+
+import paramiko
+
+from runbook.clientcheck import Identity
+from runbook.findings import Finding
+from runbook.sshconfig import Settings
+
+__all__ = ["Candidate", "Connection", "candidates", "check_auth", "check_session", "connect"]
+
+MAX_CONNECTIONS = 3
+_SESSION_CAUSES = (
+    (re.compile(r"account is currently not available|nologin", re.I), "account.nologin"),
+    (
+        re.compile(
+            r"password has expired|password change required|account has expired|"
+            r"your account has expired",
+            re.I,
+        ),
+        "account.expired",
+    ),
+)
+_channels = count()
+
+
+@dataclass
+class Candidate:
+    """A key ssh would offer: where it comes from and the key that signs."""
+
+    label: str
+    key: paramiko.PKey
+    source: str  # "file" or "agent"
+
+
+@dataclass
+class Connection:
+    """A started transport and the disconnect reasons its log carried."""
+
+    transport: paramiko.Transport
+    said: list[str] = field(default_factory=list)
+
+    def alive(self) -> bool:
+        return self.transport.is_active()
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+class _Said(logging.Handler):
+    def __init__(self, sink: list[str]) -> None:
+        super().__init__(logging.INFO)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Disconnect"):
+            self.sink.append(message)
+
+
+def connect(
+    address: str,
+    port: int,
+    settings: Settings,
+    host_key_algorithm: str | None,
+    timeout: float,
+    sock: socket.socket | None = None,
+) -> Connection:
+    """A paramiko transport through KEX, preferring the host key algorithm ssh would use."""
+    sock = sock or socket.create_connection((address, port), timeout=timeout)
+    client_pubkeys = set(settings.pubkey_accepted_algorithms)
+    known = paramiko.Transport._preferred_pubkeys
+    disabled = [a for a in known if client_pubkeys and a not in client_pubkeys]
+    transport = paramiko.Transport(sock, disabled_algorithms={"pubkeys": disabled})
+    said: list[str] = []
+    channel = f"runbook.probe.{next(_channels)}"
+    transport.set_log_channel(channel)
+    logger = logging.getLogger(channel)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    logger.addHandler(_Said(said))
+    transport.banner_timeout = transport.auth_timeout = transport.handshake_timeout = timeout
+    if host_key_algorithm:
+        options = transport.get_security_options()
+        for algorithm in (
+            host_key_algorithm,
+            host_key_algorithm.replace("-cert-v01@openssh.com", ""),
+        ):
+            if algorithm in transport._preferred_keys:
+                options.key_types = [algorithm]
+                break
+    transport.start_client(timeout=timeout)
+    return Connection(transport, said)
+
+
+def candidates(settings: Settings, identities: Sequence[Identity]) -> list[Candidate]:
+    """The keys ssh offers, in its order (sshconnect2.c pubkey_prepare)."""
+    agent_keys: list[paramiko.AgentKey] = []
+    if os.environ.get("SSH_AUTH_SOCK"):
+        try:
+            agent_keys = list(paramiko.Agent().get_keys())
+        except paramiko.SSHException:
+            agent_keys = []
+    by_fp = {k.fingerprint: k for k in agent_keys}
+    order: list[Candidate] = []
+    used: set[str] = set()
+    for ident in identities:
+        if ident.fingerprint and ident.fingerprint in by_fp:
+            order.append(Candidate(ident.path, by_fp[ident.fingerprint], "agent"))
+            used.add(ident.fingerprint)
+    if not settings.identities_only:
+        order += [
+            Candidate(f"agent key {k.comment or k.fingerprint}", k, "agent")
+            for k in agent_keys
+            if k.fingerprint not in used
+        ]
+    order += [
+        Candidate(i.path, i.key, "file")
+        for i in identities
+        if i.key is not None and i.fingerprint not in used
+    ]
+    return order
+
+
+def _none(conn: Connection, user: str) -> list[str] | None:
+    """The methods the server allows, or None when "none" itself logs in."""
+    try:
+        conn.transport.auth_none(user)
+    except paramiko.BadAuthenticationType as err:
+        return list(err.allowed_types)
+    return None
+
+
+def _try_keys(
+    conn: Connection, user: str, keys: Sequence[Candidate], budget: int
+) -> tuple[Candidate | None, list[Candidate], bool]:
+    """Offer keys until one is accepted, the budget is spent or the server hangs up."""
+    rejected: list[Candidate] = []
+    for cand in keys[:budget]:
+        try:
+            rest = conn.transport.auth_publickey(user, cand.key)
+        except paramiko.BadAuthenticationType:
+            break
+        except (paramiko.SSHException, EOFError, OSError):
+            rejected.append(cand)
+            if not conn.alive():
+                return None, rejected, True
+            continue
+        if not rest:
+            return cand, rejected, False
+        rejected.append(cand)  # partial success: AuthenticationMethods wants more
+    return None, rejected, not conn.alive()
+
+
+def _password(conn: Connection, user: str, password: str) -> bool:
+    try:
+        conn.transport.auth_password(user, password)
+    except (paramiko.SSHException, EOFError, OSError):
+        return False
+    return conn.transport.is_authenticated()
+
+
+def check_auth(
+    conn: Connection,
+    reconnect: Callable[[], Connection],
+    settings: Settings,
+    keys: Sequence[Candidate],
+    *,
+    password: str | None,
+    timeout: float,
+    allow_password: bool = True,
+    max_attempts: int = 5,
+) -> list[Finding]:
+    """Authenticate like ssh and say how it ends; start a session when it works."""
+    user = settings.user
+    findings: list[Finding] = []
+    try:
+        allowed = _none(conn, user)
+    except (paramiko.SSHException, EOFError, OSError) as err:
+        return [
+            Finding(
+                "auth",
+                "none",
+                "fail",
+                f"the server closed the connection when {user} asked to log in: "
+                f"{err or type(err).__name__}",
+                evidence=conn.said,
+            )
+        ]
+    if allowed is None:
+        findings.append(Finding("auth", "none", "pass", f"{user} logs in without authenticating"))
+        return [*findings, check_session(conn, timeout)]
+    findings.append(
+        Finding(
+            "auth",
+            "none",
+            "info",
+            f"the server allows: {','.join(allowed)}",
+            evidence=[f"Authentications that can continue: {','.join(allowed)}"],
+        )
+    )
+    use_keys = "publickey" in allowed and settings.pubkey_authentication and bool(keys)
+    use_password = (
+        password is not None
+        and allow_password
+        and settings.password_authentication
+        and bool({"password", "keyboard-interactive"} & set(allowed))
+    )
+    if not use_keys and not use_password:
+        return [*findings, _no_method(settings, allowed, keys, password)]
+    budget = max(1, max_attempts - (1 if use_password else 0))
+    accepted: Candidate | None = None
+    rejected: list[Candidate] = []
+    limit: int | None = None
+    connections = 1
+    if use_keys:
+        remaining = list(keys)
+        while remaining:
+            accepted, refused, hung_up = _try_keys(conn, user, remaining, budget)
+            rejected += refused
+            tried = len(refused) + (1 if accepted else 0)
+            remaining = remaining[tried:]
+            if hung_up and limit is None:
+                limit = max(1, len(refused))
+                budget = max(1, limit - 1)
+            if accepted or not remaining or connections >= MAX_CONNECTIONS:
+                break
+            conn.close()
+            conn, connections = reconnect(), connections + 1
+            if _none(conn, user) is None:
+                break
+        if accepted:
+            return [
+                *findings,
+                _key_outcome(accepted, rejected, limit, conn),
+                *([check_session(conn, timeout)] if conn.alive() else []),
+            ]
+    if use_password:
+        if not conn.alive():
+            conn.close()
+            conn = reconnect()
+            _none(conn, user)
+        if _password(conn, user, password or ""):
+            return [
+                *findings,
+                Finding("auth", "password", "pass", f"password authentication as {user} succeeds"),
+                check_session(conn, timeout),
+            ]
+        conn.close()
+        return [
+            *findings,
+            Finding(
+                "auth",
+                "password",
+                "fail",
+                f"password authentication as {user} fails",
+                cause_id="auth.password_rejected",
+                evidence=["Permission denied, please try again.", *conn.said],
+            ),
+        ]
+    conn.close()
+    return [*findings, _rejected(user, rejected, limit, conn.said)]
+
+
+def _no_method(
+    settings: Settings, allowed: Sequence[str], keys: Sequence[Candidate], password: str | None
+) -> Finding:
+    offer = ",".join(allowed)
+    if ({"password", "keyboard-interactive"} & set(allowed)) and password is None:
+        return Finding(
+            "auth",
+            "methods",
+            "warn",
+            f"the server wants a password ({offer}) and no key of this client is "
+            "usable: give --password-env VAR to test it",
+            evidence=[f"Authentications that can continue: {offer}"],
+        )
+    why = "the client has no usable key" if not keys else "public key authentication is off"
+    return Finding(
+        "auth",
+        "methods",
+        "fail",
+        f"Permission denied ({offer}): the server allows only {offer} and {why}",
+        cause_id="auth.no_method",
+        evidence=[
+            f"Authentications that can continue: {offer}",
+            f"usable keys on the client: {len(keys)}",
+        ],
+    )
+
+
+def _key_outcome(
+    accepted: Candidate, rejected: Sequence[Candidate], limit: int | None, conn: Connection
+) -> Finding:
+    before = [c.label for c in rejected]
+    if limit is not None:
+        return Finding(
+            "auth",
+            "publickey",
+            "fail",
+            f"Too many authentication failures: the server hangs up after {limit} refused keys, "
+            f"and ssh offers {len(before)} before the one it accepts ({accepted.label})",
+            cause_id="auth.too_many_failures",
+            evidence=[f"refused: {label}" for label in before]
+            + [f"accepted when offered first: {accepted.label}"],
+            data={"identity_file": accepted.label, "max_auth_tries": limit},
+        )
+    return Finding(
+        "auth",
+        "publickey",
+        "pass",
+        f"the server accepts the key {accepted.label} "
+        f"({accepted.key.get_name()} {accepted.key.fingerprint})",
+        evidence=[f"refused first: {label}" for label in before],
+        data={"identity_file": accepted.label},
+    )
+
+
+def _rejected(
+    user: str, rejected: Sequence[Candidate], limit: int | None, said: Sequence[str]
+) -> Finding:
+    evidence = [
+        f"refused: {c.label} ({c.key.get_name()} {c.key.fingerprint})" for c in rejected
+    ] + list(said)
+    hint = "" if limit is None else f"; the server hung up after {limit} refused keys"
+    return Finding(
+        "auth",
+        "publickey",
+        "fail",
+        f"Permission denied (publickey): the server refuses every key for {user} "
+        f"({len(rejected)} offered{hint})",
+        cause_id="auth.key_rejected",
+        evidence=evidence,
+        data={"identity_file": rejected[0].label} if rejected else {},
+    )
+
+
+def check_session(conn: Connection, timeout: float) -> Finding:
+    """Run ``true`` in a session: nologin shells and expired passwords fail only here."""
+    try:
+        channel = conn.transport.open_session(timeout=timeout)
+        channel.settimeout(timeout)
+        channel.exec_command("true")
+    except (paramiko.SSHException, EOFError, OSError) as err:
+        conn.close()
+        return Finding(
+            "session", "exec", "warn", f"authenticated, but the server refuses a session: {err}"
+        )
+    out = bytearray()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and len(out) < 4096:
+        if channel.recv_ready():
+            out += channel.recv(1024)
+        elif channel.recv_stderr_ready():
+            out += channel.recv_stderr(1024)
+        elif channel.exit_status_ready():
+            break
+        else:
+            time.sleep(0.01)
+    status = channel.recv_exit_status() if channel.exit_status_ready() else None
+    conn.close()
+    lines = [ln.strip() for ln in out.decode(errors="replace").splitlines() if ln.strip()]
+    said = lines[0][:200] if lines else ""
+    for pattern, cause in _SESSION_CAUSES:
+        if pattern.search(said):
+            return Finding(
+                "session",
+                "exec",
+                "fail",
+                f"authentication works, then the session ends: {said}",
+                cause_id=cause,
+                evidence=lines[:3],
+            )
+    if status == 0:
+        return Finding("session", "exec", "pass", "a session starts and `true` exits 0")
+    if status is None:
+        return Finding(
+            "session",
+            "exec",
+            "warn",
+            f"the session did not finish within {timeout:g}s "
+            "(a forced command or a slow login profile)",
+            evidence=lines[:3],
+        )
+    return Finding(
+        "session",
+        "exec",
+        "warn",
+        f"a session starts, but `true` exits {status}" + (f": {said}" if said else ""),
+        evidence=lines[:3],
+    )

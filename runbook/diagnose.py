@@ -1,0 +1,229 @@
+"""The triage chain, in the order of the troubleshooting flow, ending in one verdict.
+
+target (``ssh -G``) -> quick checks (DNS, ping, TCP, other ports, jump host) -> protocol
+(banner, KEX) -> host key -> client files -> authentication and session -> the real
+``ssh -vvv``. A step whose precondition failed is reported as skipped, not as passed, and
+the whole run stays within a time budget derived from ``timeout``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import paramiko
+
+from runbook import authcheck, clientcheck, hostkeycheck, netcheck, sshconfig, verdict
+from runbook.errors import BadInput
+from runbook.findings import Diagnosis, Finding, Target
+from runbook.sshrun import SshRun
+
+__all__ = ["diagnose"]
+
+
+def _skip(step: str, why: str) -> Finding:
+    return Finding(step=step, check=step, status="skip", summary=f"not checked: {why}")
+
+
+def diagnose(
+    target: str,
+    *,
+    port: int | None = None,
+    user: str | None = None,
+    identities: Sequence[str] = (),
+    ssh_config: str | None = None,
+    jump: str | None = None,
+    known_hosts: str | None = None,
+    password_env: str | None = None,
+    timeout: float = 10.0,
+    lang: str = "en",
+    run_real_ssh: bool = True,
+) -> Diagnosis:
+    """Find why ``ssh target`` fails (or prove it works), changing nothing anywhere.
+
+    ``password_env`` names an environment variable holding the password; the password
+    itself is never a parameter and never reaches any output. The real ``ssh -vvv`` runs
+    alongside the probes, and the verdict weighs both.
+    """
+    if timeout <= 0:
+        raise BadInput(f"timeout {timeout} is not positive", hint="give --timeout seconds > 0")
+    if lang not in ("en", "ja"):
+        raise BadInput(f"unknown language {lang!r}", hint="use --lang en or --lang ja")
+    password = None
+    if password_env:
+        if password_env not in os.environ:
+            raise BadInput(
+                f"environment variable {password_env} is not set",
+                hint=f"export {password_env} with the password, or drop --password-env",
+            )
+        password = os.environ[password_env]
+    for identity in identities:
+        if os.path.exists(identity) and not os.access(identity, os.R_OK):
+            raise BadInput(
+                f"identity file {identity} is not readable",
+                hint="run as the user who owns it, or fix its permissions",
+            )
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    t0 = time.monotonic()
+    settings = sshconfig.resolve(
+        target,
+        port=port,
+        user=user,
+        identities=identities,
+        ssh_config=ssh_config,
+        jump=jump,
+        known_hosts=known_hosts,
+        timeout=timeout,
+    )
+    real = None
+    if run_real_ssh:
+        flags = _ssh_flags(port, user, identities, ssh_config, jump)
+        real = SshRun(settings, flags, target, timeout, password_env)
+    try:
+        findings = _run_chain(settings, password, timeout)
+    except BaseException:
+        if real is not None:
+            real.cancel()
+        raise
+    if real is not None:
+        findings.append(real.finish())
+    outcome, root = verdict.decide(findings, lang=lang, facts=_facts(settings))
+    return Diagnosis(
+        target=Target(settings.alias, settings.hostname, settings.port, settings.user),
+        verdict=outcome,
+        root_cause=root,
+        findings=findings,
+        started_at=started_at,
+        duration_s=time.monotonic() - t0,
+    )
+
+
+def _facts(settings: sshconfig.Settings) -> dict[str, str | int]:
+    """What the fix templates may name, from the effective settings."""
+    facts: dict[str, str | int] = {
+        "hostname": settings.hostname,
+        "port": settings.port,
+        "user": settings.user,
+        "alias": settings.alias,
+    }
+    if settings.identity_files:
+        facts["identity_file"] = settings.identity_files[0]
+    if settings.user_known_hosts_files:
+        facts["known_hosts"] = settings.user_known_hosts_files[0]
+    if settings.ssh_config:
+        facts["ssh_config"] = settings.ssh_config
+    if settings.proxy_jump:
+        facts["jump"] = settings.proxy_jump
+    return facts
+
+
+def _ssh_flags(
+    port: int | None,
+    user: str | None,
+    identities: Sequence[str],
+    ssh_config: str | None,
+    jump: str | None,
+) -> list[str]:
+    """The user's own ssh flags (known_hosts goes through sshrun's private copies)."""
+    flags: list[str] = []
+    if ssh_config:
+        flags += ["-F", ssh_config]
+    if port is not None:
+        flags += ["-p", str(port)]
+    if user:
+        flags += ["-l", user]
+    for identity in identities:
+        flags += ["-i", identity]
+    if jump:
+        flags += ["-J", jump]
+    return flags
+
+
+def _run_chain(settings: sshconfig.Settings, password: str | None, timeout: float) -> list[Finding]:
+    findings = [
+        Finding(
+            step="target",
+            check="ssh -G",
+            status="info",
+            summary=f"{settings.user}@{settings.hostname} port {settings.port}"
+            + (f" via {settings.proxy_jump}" if settings.proxy_jump else ""),
+            evidence=[f"identityfile {p}" for p in settings.identity_files]
+            + [f"userknownhostsfile {p}" for p in settings.user_known_hosts_files],
+        )
+    ]
+    client, identities = clientcheck.check_client_files(settings)
+    findings += client
+    if settings.proxy_jump or settings.proxy_command:
+        proxy = netcheck.check_proxy(settings, timeout)
+        if proxy is not None:
+            findings.append(proxy)
+        # Through a jump host the target is reached from the hop: direct probes would test
+        # a path the real ssh does not use, so the real ssh speaks for the rest.
+        return [*findings, _skip("tcp", "the target is reached through the jump host")]
+    dns, addresses = netcheck.check_dns(settings.hostname, timeout, settings)
+    findings.append(dns)
+    if not addresses:
+        return [*findings, _skip("tcp", "the name does not resolve")]
+    # Ping runs alongside the connect: it only matters when the connect fails, and then
+    # waiting for it afterwards would add its time-out to the verdict's.
+    ping = netcheck.Background(netcheck.check_ping, addresses[0], min(timeout, 2))
+    tcp, address = netcheck.check_tcp(addresses, settings.port, timeout)
+    findings.append(tcp)
+    if address is None:
+        if tcp.cause_id in ("net.no_route", "net.timeout"):
+            findings.append(
+                ping.result(min(timeout, 2) + 1)
+                or Finding("ping", "ping", "info", f"{addresses[0]} does not answer ping")
+            )
+        if tcp.cause_id == "port.refused":
+            other = netcheck.scan_other_ports(addresses[0], min(timeout, 2), skip=settings.port)
+            if other is not None:
+                findings.append(other)
+        return [*findings, _skip("banner", "no TCP connection")]
+    offer = netcheck.read_offer(address, settings.port, timeout)
+    banner = netcheck.check_banner(offer, settings.port)
+    findings.append(banner)
+    if banner.status == "fail":
+        return [*findings, _skip("kex", "no SSH-2 identification")]
+    kex = netcheck.check_kex(offer, settings)
+    findings.append(kex)
+    if kex.status == "fail":
+        return [*findings, _skip("hostkey", "no common algorithms")]
+    entries = hostkeycheck.known_entries(settings)
+    algorithm = hostkeycheck.negotiated_host_key_algorithm(
+        settings, entries, netcheck.real_algorithms(offer.lists.get("hostkey", []))
+    )
+
+    def reconnect() -> authcheck.Connection:
+        return authcheck.connect(address, settings.port, settings, algorithm, timeout)
+
+    try:
+        conn = reconnect()
+    except (paramiko.SSHException, EOFError, OSError) as err:
+        return [
+            *findings,
+            Finding(
+                "kex", "paramiko", "warn", f"the probe could not complete the key exchange: {err}"
+            ),
+            _skip("auth", "no probe connection"),
+        ]
+    hostkey = hostkeycheck.check_host_key(settings, conn.transport.get_remote_server_key(), entries)
+    findings.append(hostkey)
+    if hostkey.status == "fail":
+        conn.close()
+        # ssh stops here too: authenticating to an unverified host could hand it a password.
+        return [*findings, _skip("auth", "the host key is not trusted")]
+    keys = authcheck.candidates(settings, identities)
+    findings += authcheck.check_auth(
+        conn,
+        reconnect,
+        settings,
+        keys,
+        password=password,
+        timeout=timeout,
+        # With a changed key and StrictHostKeyChecking=no, ssh disables passwords itself.
+        allow_password=hostkey.cause_id != "hostkey.changed",
+    )
+    return findings

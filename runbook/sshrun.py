@@ -1,0 +1,145 @@
+"""Run the real OpenSSH client the way the user would, without its side effects.
+
+``ssh -vvv`` is the ground truth for what the user sees. To keep the diagnosis side-effect
+free, ssh gets private copies of the user's known_hosts files (it may append to those,
+never to the originals), no connection sharing, no host key updates and no local
+commands. It runs in the background while the probes work, so the whole diagnosis
+takes little longer than the slower of the two.
+
+A password (only with ``--password-env``) reaches ssh through a private askpass script
+that reads the variable and answers password prompts only; it never appears on a
+command line or in any output. In that mode ssh may ask, so an unknown host key is
+refused instead of asked about (``StrictHostKeyChecking=yes``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from runbook import transcript
+from runbook.errors import BadInput
+from runbook.findings import Finding
+from runbook.sshconfig import Settings
+
+__all__ = ["SshRun"]
+
+_SAFE_OPTIONS = (
+    "UpdateHostKeys=no",
+    "ControlMaster=no",
+    "ControlPath=none",
+    "PermitLocalCommand=no",
+    "ClearAllForwardings=yes",
+)
+_ASKPASS = """#!/bin/sh
+case "$1" in
+  *assword*) printf '%s\\n' "${VAR}" ;;
+  *) exit 1 ;;
+esac
+"""
+
+
+class SshRun:
+    """One real ``ssh -vvv ... true``: start it, do other work, then :meth:`finish`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        flags: list[str],
+        target: str,
+        timeout: float,
+        password_env: str | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self._tmp = tempfile.TemporaryDirectory(prefix="runbook-ssh-")
+        tmp = Path(self._tmp.name)
+        argv = ["ssh", "-vvv", "-o", f"ConnectTimeout={max(1, round(timeout))}"]
+        env = dict(os.environ)
+        if password_env:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", password_env):
+                raise BadInput(
+                    f"{password_env!r} is not an environment variable name",
+                    hint="name a variable such as SSH_PASSWORD",
+                )
+            askpass = tmp / "askpass"
+            askpass.write_text(_ASKPASS.replace("VAR", password_env))
+            askpass.chmod(0o700)
+            env |= {"SSH_ASKPASS": str(askpass), "SSH_ASKPASS_REQUIRE": "force"}
+            argv += ["-o", "BatchMode=no", "-o", "NumberOfPasswordPrompts=1"]
+            if settings.strict_host_key_checking.lower() == "ask":
+                argv += ["-o", "StrictHostKeyChecking=yes"]
+        else:
+            argv += ["-o", "BatchMode=yes"]
+        for option in _SAFE_OPTIONS:
+            argv += ["-o", option]
+        argv += ["-o", f"UserKnownHostsFile={self._copies(settings, tmp)}"]
+        argv += [*flags, target, "true"]
+        self._started = time.monotonic()
+        self._out = tmp / "output"
+        with self._out.open("wb") as sink:
+            self._proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+
+    @staticmethod
+    def _copies(settings: Settings, tmp: Path) -> str:
+        copies = []
+        for index, path in enumerate(settings.user_known_hosts_files):
+            copy = tmp / f"known_hosts_{index}"
+            if Path(path).is_file():
+                shutil.copyfile(path, copy)
+            copies.append(str(copy))
+        return " ".join(copies) or "none"
+
+    def finish(self) -> Finding:
+        """Wait (bounded) for ssh and read its transcript into a finding."""
+        limit = self.timeout * 2 + 5
+        try:
+            status: int | None = self._proc.wait(max(0.1, limit - self.elapsed))
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+            status = None
+        elapsed = self.elapsed
+        output = self._out.read_bytes().decode(errors="replace")
+        self._tmp.cleanup()
+        result = transcript.classify(transcript.parse(output))
+        if status == 0:
+            summary, state = f"ssh logged in and ran `true` in {elapsed:.1f}s", "pass"
+        elif status is None:
+            summary, state = f"ssh did not finish within {limit:.0f}s", "fail"
+        else:
+            final = (
+                result.decisive_lines[-1][1] if result.decisive_lines else f"exit status {status}"
+            )
+            summary, state = f"ssh failed (exit {status}): {final}", "fail"
+        return Finding(
+            step="ssh",
+            check="ssh -vvv",
+            status=state,
+            cause_id=result.cause_id if state == "fail" else None,
+            summary=summary,
+            evidence=[line for _, line in result.decisive_lines],
+            data={"transcript": output, "exit_status": status, **result.facts},
+        )
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self._started
+
+    def cancel(self) -> None:
+        """Stop ssh and remove its private files (on errors in the other steps)."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self._tmp.cleanup()

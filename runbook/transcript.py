@@ -1,0 +1,667 @@
+"""Reading ``ssh -v``/``-vv``/``-vvv`` output: which phase failed, why, and the proof.
+
+A transcript is read once, in linear time: one combined search finds the lines that carry
+a known OpenSSH message (the table :data:`RULES`, from OpenSSH's own format strings, see
+``shared/reference/openssh_messages.md``), and only those lines are parsed further. The
+events then decide the cause the way an experienced operator reads the output: the first
+decisive problem wins, not the last line (an ignored key with bad permissions ends in
+"Permission denied", a changed host key with StrictHostKeyChecking=no ends there too).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from runbook import catalog
+
+__all__ = ["RULES", "Classification", "Event", "Rule", "Transcript", "classify", "explain", "parse"]
+
+Verdict = Literal["ok", "failed", "unknown"]
+Confidence = Literal["high", "medium", "low"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One OpenSSH message: a literal to find it fast, a pattern to read its facts."""
+
+    event: str
+    needle: str
+    pattern: str
+    phase: str
+    # Messages printed with a debug prefix only count when ``debug_ok`` (e.g. "no such
+    # identity" is an error for a configured key but debug3 noise for a default one).
+    debug_ok: bool = True
+
+
+# Order matters only within one line: of the rules whose literal it contains, the longest
+# literal is tried first, and the first pattern that matches names the event.
+# fmt: off
+RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
+    # -- versions, configuration, proxy --
+    ("client_version", "OpenSSH", r"^(?P<client_version>OpenSSH_\S+?)(?:,| |$)", "config"),
+    ("remote_version", "Remote protocol version",
+     r"Remote protocol version (?P<proto>[\d.]+), "
+     r"remote software version (?P<server_version>.*)$", "protocol"),
+    ("config_perms", "Bad owner or permissions on",
+     r"Bad owner or permissions on (?P<ssh_config>.+?)\s*$", "config"),
+    ("config_bad_option", "Bad configuration option",
+     r"line \d+: Bad configuration option: (?P<option>\S+)", "config"),
+    ("proxy_jump", "ProxyCommand from ProxyJump", r"ProxyJump: (?P<command>.+)$", "proxy"),
+    ("proxy_command", "Executing proxy",
+     r"Executing proxy (?:dialer )?command: (?:exec )?(?P<command>.+)$", "proxy"),
+    ("proxy_unknown", "UNKNOWN port 65535", r"(?:closed|reset) by UNKNOWN port 65535", "proxy"),
+    ("channel_failed", "open failed", r"channel \d+: open failed: (?P<reason>.+)$", "proxy"),
+    # -- name resolution and TCP --
+    ("dns_failed", "Could not resolve host",
+     r"Could not resolve host(?:name)? \"?(?P<hostname>[^\s\"]+?)\"?(?:: (?P<detail>.+))?$",
+     "dns"),
+    ("connecting", "Connecting to",
+     r"Connecting to (?P<hostname>\S+) \[(?P<address>[^\]]+)\] port (?P<port>\d+)", "dns"),
+    ("authenticating", "Authenticating to",
+     r"Authenticating to (?P<hostname>\S+?):(?P<port>\d+) as '(?P<user>[^']*)'", "network"),
+    ("connect_failed", "connect to ",
+     r"connect to (?P<kind>host|address) (?P<where>\S+) port (?P<port>\d+): "
+     r"(?P<error>.+?)\s*$", "network"),
+    ("connected", "Connection established", r"Connection established", "network"),
+    # -- banner --
+    ("pre_banner", "banner line", r"_identification: banner line \d+: (?P<text>.*)$", "protocol"),
+    ("ssh1", "Protocol major versions differ", r"Protocol major versions differ", "protocol"),
+    ("not_ssh", "banner line contains invalid", r"banner line contains invalid", "protocol"),
+    ("not_ssh", "banner line too long", r"banner line too long", "protocol"),
+    ("not_ssh", "Bad remote protocol version", r"Bad remote protocol version", "protocol"),
+    ("not_ssh", "No SSH version received", r"No SSH version received", "protocol"),
+    ("not_ssh", "invalid format", r"banner exchange: .*invalid format", "protocol"),
+    ("banner_timeout", "timed out during banner", r"timed out during banner", "protocol"),
+    ("closed_early", "exchange_identification",
+     r"_exchange_identification: (?:read: )?(?P<error>Connection (?:closed|reset).*)$",
+     "protocol"),
+    # -- key exchange --
+    ("kex_failed", "Unable to negotiate",
+     r"Unable to negotiate with \S+ port \d+: no matching (?P<what>.+?) found\.?"
+     r"(?: Their offer: (?P<offer>\S*))?", "kex"),
+    ("kex_done", "SSH2_MSG_NEWKEYS received", r"SSH2_MSG_NEWKEYS received", "kex"),
+    # -- host key --
+    ("server_host_key", "Server host key:",
+     r"Server host key: (?P<key_type>\S+) (?P<fingerprint>SHA256:[A-Za-z0-9+/=]+|MD5:\S+)",
+     "hostkey"),
+    ("hostkey_changed", "IDENTIFICATION HAS CHANGED", r"IDENTIFICATION HAS CHANGED", "hostkey"),
+    ("hostkey_changed", "POSSIBLE DNS SPOOFING", r"POSSIBLE DNS SPOOFING", "hostkey"),
+    ("hostkey_changed", "REVOKED HOST KEY", r"REVOKED HOST KEY", "hostkey"),
+    ("hostkey_changed", "has changed and you have requested",
+     r"Host key for (?P<host_spec>\S+) has changed", "hostkey"),
+    ("hostkey_changed", "was revoked and you have requested", r"was revoked", "hostkey"),
+    ("hostkey_changed", "to avoid man-in-the-middle",
+     r"authentication is disabled to avoid man-in-the-middle", "hostkey"),
+    ("hostkey_offending", "Offending",
+     r"Offending (?:(?P<key_type>\S+) key|key for IP) in "
+     r"(?P<known_hosts>.+):(?P<known_hosts_line>\d+)\s*$", "hostkey"),
+    ("hostkey_fingerprint", "key sent by the remote host is",
+     r"The fingerprint for the (?P<key_type>\S+) key sent by the remote host is", "hostkey"),
+    ("hostkey_unknown", "host key is known for",
+     r"No (?P<key_type>\S+) host key is known for (?P<host_spec>\S+)", "hostkey"),
+    ("hostkey_ask", "can't be established", r"authenticity of host '(?P<host_spec>[^' ]+)",
+     "hostkey"),
+    ("hostkey_failed", "Host key verification failed", r"Host key verification failed", "hostkey"),
+    ("hostkey_ok", "is known and matches", r"is known and matches", "hostkey"),
+    # The changed-key warning prints the fingerprint alone, on the line after "... is".
+    ("fingerprint_line", "SHA256:", r"^(?P<fingerprint>SHA256:[A-Za-z0-9+/=]+)\.?$", "hostkey"),
+    # -- client files --
+    ("key_perms", "UNPROTECTED PRIVATE KEY FILE", r"UNPROTECTED PRIVATE KEY FILE", "client"),
+    ("key_perms", "are too open",
+     r"Permissions (?P<mode>0?[0-7]{3,4}) for '(?P<identity_file>.+)' are too open", "client"),
+    ("key_perms", "bad permissions: ignore key", r"ignore key: (?P<identity_file>.+?)\s*$",
+     "client"),
+    ("key_perms", "bad permissions", r"Load key \"(?P<identity_file>.+)\": bad permissions",
+     "client"),
+    ("key_invalid", "Load key", r"Load key \"(?P<identity_file>.+)\": (?P<error>.+)$", "client"),
+    ("identity_missing", "not accessible",
+     r"Identity file (?P<identity_file>.+) not accessible: (?P<error>.+?)\.?\s*$", "client"),
+    ("identity_missing", "no such identity",
+     r"no such identity: (?P<identity_file>.+): (?P<error>[^:]+)$", "client", False),
+    # At debug level the same words only say that a default key file does not exist.
+    ("identity_absent", "no such identity", r"no such identity: (?P<identity_file>.+): ",
+     "client"),
+    ("identity_absent", "identity file ", r"identity file (?P<identity_file>\S+) type -1$",
+     "client"),
+    # -- authentication --
+    ("methods", "Authentications that can continue",
+     r"Authentications that can continue: (?P<methods>\S*)", "auth"),
+    ("next_method", "Next authentication method",
+     r"Next authentication method: (?P<method>\S+)", "auth"),
+    ("key_offered", "Offering public key",
+     r"Offering public key: (?P<identity_file>\S+)(?: (?P<key_type>[A-Z0-9-]+))?", "auth"),
+    ("key_offered", "Trying private key", r"Trying private key: (?P<identity_file>\S+)", "auth"),
+    ("key_accepted", "Server accepts key", r"Server accepts key: (?P<identity_file>\S+)", "auth"),
+    ("key_skipped", "corresponding algorithm not in",
+     r"Skipping (?P<key_type>\S+) key (?P<identity_file>\S+)", "auth"),
+    ("sig_alg", "no mutual signature", r"no mutual signature", "auth"),
+    ("password_asked", "read_passphrase", r"read_passphrase", "auth"),
+    ("password_retry", "please try again", r"Permission denied, please try again", "auth"),
+    ("denied", "Permission denied (",
+     r"(?:(?P<user>[^@\s]+)@(?P<hostname>\S+): )?Permission denied \((?P<methods>[^)]*)\)",
+     "auth"),
+    ("too_many", "Too many authentication failures", r"Too many authentication failures", "auth"),
+    ("no_methods", "No supported authentication methods",
+     r"No supported authentication methods", "auth"),
+    ("authenticated", "Authenticated to", r"Authenticated to ", "auth"),
+    ("authenticated", "Authentication succeeded", r"Authentication succeeded", "auth"),
+    # -- account and session --
+    ("nologin", "currently not available", r"This account is currently not available", "session"),
+    ("expired", "has expired", r"(?:account|password) has expired", "account"),
+    ("expired", "change your password", r"required to change your password", "account"),
+    ("exit_status", "Exit status", r"Exit status (?P<status>-?\d+)", "session"),
+    ("closed", "Connection closed by",
+     r"Connection closed by (?P<address>\S+) port (?P<port>\d+)", "network"),
+    ("closed", "Connection reset by",
+     r"Connection reset by (?P<address>\S+) port (?P<port>\d+)", "network"),
+    ("disconnect", "Received disconnect from",
+     r"Received disconnect from \S+ port \d+:(?P<code>\d+): (?P<reason>.*)$", "network"),
+))
+# fmt: on
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# The level prefix, possibly after a pasted timestamp or host name.
+_LEVEL = re.compile(r"(?P<level>debug[123]|error|fatal):\s")
+_NEEDLES = re.compile("|".join(sorted({re.escape(r.needle) for r in RULES}, key=len, reverse=True)))
+_COMPILED = [(r, re.compile(r.pattern)) for r in RULES]
+_BY_NEEDLE: dict[str, list[tuple[Rule, re.Pattern[str]]]] = {}
+for _rule, _pattern in _COMPILED:
+    _BY_NEEDLE.setdefault(_rule.needle, []).append((_rule, _pattern))
+# Longest needle first, so the specific rules of one line are tried before the general ones.
+_NEEDLE_ORDER = sorted(_BY_NEEDLE, key=len, reverse=True)
+MAX_LINE = 4096  # longer lines are cut: no OpenSSH message needs more
+
+
+@dataclass(frozen=True)
+class Event:
+    """A recognised line: what it says and the facts it carries."""
+
+    lineno: int
+    event: str
+    phase: str
+    text: str
+    debug: bool
+    facts: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Transcript:
+    """The recognised events of one transcript, in order, and its length in lines."""
+
+    events: list[Event]
+    lines: int
+    debug: bool  # any debug line at all: the output of ssh -v or more
+
+    def of(self, *names: str) -> list[Event]:
+        return [e for e in self.events if e.event in names]
+
+    def first(self, *names: str) -> Event | None:
+        return next((e for e in self.events if e.event in names), None)
+
+
+@dataclass
+class Classification:
+    """The verdict on one transcript: the cause, the lines that prove it, its facts."""
+
+    verdict: Verdict
+    cause_id: str | None
+    confidence: Confidence | None
+    decisive_lines: list[tuple[int, str]]
+    facts: dict[str, Any]
+
+
+def _line_events(text: str, lineno: int) -> Iterator[Event]:
+    line = text[:MAX_LINE].rstrip("\r\n ")
+    if "\x1b" in line:
+        line = _ANSI.sub("", line)
+    level = _LEVEL.search(line, 0, 64)
+    debug = bool(level and level.group("level").startswith("debug"))
+    message = line[level.end() :] if level else line
+    for needle in _NEEDLE_ORDER:
+        if needle not in message:
+            continue
+        for rule, pattern in _BY_NEEDLE[needle]:
+            if debug and not rule.debug_ok:
+                continue
+            match = pattern.search(message)
+            if match:
+                facts = {k: v for k, v in match.groupdict().items() if v is not None}
+                yield Event(lineno, rule.event, rule.phase, line, debug, facts)
+                return
+
+
+def parse(text: str) -> Transcript:
+    """Find every known OpenSSH message in ``text`` (one pass over the text)."""
+    events: list[Event] = []
+    pos = 0
+    lineno = 1
+    counted = 0
+    debug = False
+    while True:
+        hit = _NEEDLES.search(text, pos)
+        if hit is None:
+            break
+        start = text.rfind("\n", 0, hit.start()) + 1
+        end = text.find("\n", hit.end())
+        end = len(text) if end < 0 else end
+        lineno += text.count("\n", counted, start)
+        counted = start
+        for event in _line_events(text[start:end], lineno):
+            events.append(event)
+            debug = debug or event.debug
+        pos = end + 1
+    if not debug:
+        debug = bool(re.search(r"^debug[123]: ", text[:65536], re.M))
+    return Transcript(events, text.count("\n") + (0 if text.endswith("\n") else 1), debug)
+
+
+# -- classification -------------------------------------------------------------------
+
+_CONNECT_ERRORS = {
+    "connection refused": "port.refused",
+    "no route to host": "net.no_route",
+    "network is unreachable": "net.no_route",
+    "host is unreachable": "net.no_route",
+    "connection timed out": "net.timeout",
+    "operation timed out": "net.timeout",
+    "name or service not known": "dns.unresolved",
+    "temporary failure in name resolution": "dns.unresolved",
+    "no address associated with hostname": "dns.unresolved",
+    "nodename nor servname provided": "dns.unresolved",
+}
+_KEX_CATEGORY = {
+    "key exchange method": ("kex", "KexAlgorithms"),
+    "host key type": ("hostkey", "HostKeyAlgorithms"),
+    "cipher": ("cipher", "Ciphers"),
+    "mac": ("mac", "MACs"),
+    "compression method": ("compression", "Compression"),
+}
+# Words a refusing sshd (or a throttle in front of it) sends instead of a banner.
+_REFUSAL = re.compile(
+    r"maxstartups|not allowed|too many|refused|penalty|try again|denied|blocked", re.I
+)
+# Events after which a login did not (or no longer) work.
+_FAILURES = frozenset(
+    {
+        "config_perms",
+        "config_bad_option",
+        "dns_failed",
+        "connect_failed",
+        "ssh1",
+        "not_ssh",
+        "banner_timeout",
+        "closed_early",
+        "proxy_unknown",
+        "channel_failed",
+        "kex_failed",
+        "hostkey_failed",
+        "denied",
+        "too_many",
+        "no_methods",
+        "closed",
+        "disconnect",
+    }
+)
+_HOP_ERRORS = frozenset(
+    {
+        "dns_failed",
+        "connect_failed",
+        "denied",
+        "hostkey_failed",
+        "closed_early",
+        "kex_failed",
+        "too_many",
+        "channel_failed",
+        "key_perms",
+        "identity_missing",
+    }
+)
+
+
+@dataclass
+class _Signal:
+    cause: str
+    events: list[Event]
+    confidence: Confidence
+    note: str | None = None
+
+
+def _connect_cause(error: str) -> str | None:
+    lowered = error.lower()
+    return next((cause for text, cause in _CONNECT_ERRORS.items() if text in lowered), None)
+
+
+def _base_facts(t: Transcript) -> dict[str, Any]:
+    """Where the client connected: host, address, port, user, the server's key."""
+    facts: dict[str, Any] = {}
+    for event in t.events:
+        if event.event in ("connecting", "authenticating", "server_host_key", "dns_failed"):
+            for key, value in event.facts.items():
+                facts.setdefault(key, value)
+        elif event.event == "connect_failed":
+            key = "hostname" if event.facts["kind"] == "host" else "address"
+            facts.setdefault(key, event.facts["where"])
+            facts.setdefault("port", event.facts["port"])
+    if "port" in facts:
+        facts["port"] = int(facts["port"])
+    return facts
+
+
+def _proxy_signal(t: Transcript, proxy: Event | None) -> _Signal | None:
+    """The hop failed: the pipe closed before the target's banner and the hop never worked."""
+    if proxy is None:
+        return None
+    closure = [e for e in t.of("proxy_unknown", "closed_early") if e.lineno > proxy.lineno]
+    if not closure:
+        return None
+    channel = t.first("channel_failed")
+    if channel is not None and "prohibited" not in channel.facts.get("reason", ""):
+        return None  # the hop works but cannot reach the target: see _channel_signal
+    hop_worked = any(
+        e.event == "authenticated" and proxy.lineno < e.lineno < closure[0].lineno for e in t.events
+    )
+    if hop_worked and channel is None:
+        return None  # the target itself closed: a protocol problem, not the hop's
+    inner = [
+        e
+        for e in t.events
+        if e.event in _HOP_ERRORS and proxy.lineno < e.lineno < closure[-1].lineno
+    ]
+    confidence: Confidence = "high" if inner or channel else "medium"
+    return _Signal("proxy.failed", [proxy, *inner[-3:], closure[-1]], confidence)
+
+
+def _channel_signal(t: Transcript) -> _Signal | None:
+    channel = t.first("channel_failed")
+    if channel is None or "prohibited" in channel.facts.get("reason", ""):
+        return None
+    reason = channel.facts.get("reason", "")
+    cause = _connect_cause(reason) or "proxy.failed"
+    return _Signal(cause, [channel], "high", f"the jump host cannot reach the target: {reason}")
+
+
+def _network_signal(t: Transcript) -> _Signal | None:
+    dns = t.first("dns_failed")
+    if dns is not None:
+        name = dns.facts.get("hostname", "")
+        note = None
+        if re.fullmatch(r"[^:\s]+:\d+", name):
+            note = f"the port is typed into the host name {name}: ssh wants -p PORT"
+        return _Signal("dns.unresolved", [dns], "high", note)
+    failures = t.of("connect_failed")
+    for event in reversed(failures):  # the final "ssh: connect to host" line sums them up
+        cause = _connect_cause(event.facts.get("error", ""))
+        if cause:
+            return _Signal(cause, failures[-3:], "high")
+    return None
+
+
+def _banner_signal(t: Transcript) -> _Signal | None:
+    if t.first("ssh1"):
+        return _Signal("proto.ssh1", t.of("ssh1"), "high")
+    pre = t.of("pre_banner")
+    closed = t.first("closed_early")
+    if pre and not t.first("remote_version"):
+        said = " ".join(e.facts.get("text", "") for e in pre)
+        if closed is not None and _REFUSAL.search(said):
+            return _Signal(
+                "proto.closed_early",
+                [*pre[:3], closed],
+                "high",
+                "the server refused the connection before its banner",
+            )
+        return _Signal("proto.not_ssh", [*pre[:3], *([closed] if closed else [])], "high")
+    if t.first("not_ssh"):
+        return _Signal("proto.not_ssh", t.of("not_ssh")[:3], "high")
+    if t.first("banner_timeout"):
+        return _Signal(
+            "proto.not_ssh",
+            t.of("banner_timeout"),
+            "medium",
+            "TCP connected but no SSH banner came within the time limit",
+        )
+    if closed is not None:
+        return _Signal("proto.closed_early", [closed], "high")
+    return None
+
+
+def _kex_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
+    event = t.first("kex_failed")
+    if event is None:
+        return None
+    what = event.facts.get("what", "").lower()
+    category, option = _KEX_CATEGORY.get(what, (what or "algorithm", "KexAlgorithms"))
+    # kex-strict-* and ext-info-* are markers, not algorithms one could enable.
+    offer = [
+        a
+        for a in event.facts.get("offer", "").split(",")
+        if a and not a.startswith(("kex-strict-", "ext-info-"))
+    ]
+    facts.update(category=category, option=option, server_offer=",".join(offer) or "(none)")
+    if offer:
+        facts["algorithm"] = offer[0]
+    return _Signal("kex.no_common_alg", [event], "high")
+
+
+def _hostkey_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
+    changed = t.of("hostkey_changed", "hostkey_offending", "hostkey_fingerprint")
+    failed = t.first("hostkey_failed")
+    if any(e.event == "hostkey_changed" for e in changed):
+        for event in changed:
+            facts.update(
+                {
+                    k: v
+                    for k, v in event.facts.items()
+                    if k in ("known_hosts", "known_hosts_line", "host_spec", "key_type")
+                }
+            )
+        warned = next((e for e in changed if e.event == "hostkey_fingerprint"), None)
+        printed = [e for e in t.of("fingerprint_line") if warned and e.lineno > warned.lineno]
+        if printed:
+            facts["fingerprint"] = printed[0].facts["fingerprint"]
+        return _Signal(
+            "hostkey.changed", [*changed[:6], *printed[:1], *([failed] if failed else [])], "high"
+        )
+    if failed is not None:
+        unknown = t.of("hostkey_unknown", "hostkey_ask")
+        for event in unknown:
+            facts.update({k: v for k, v in event.facts.items() if k in ("host_spec", "key_type")})
+        return _Signal("hostkey.unknown", [*unknown[:2], failed], "high" if unknown else "medium")
+    return None
+
+
+def _client_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
+    if t.first("authenticated"):
+        return None  # the login worked: trouble with other keys is not the cause
+    for name, cause in (
+        ("key_perms", "client.key_perms"),
+        ("key_invalid", "client.key_invalid"),
+        ("identity_missing", "client.identity_missing"),
+    ):
+        events = t.of(name)
+        if events:
+            for event in events:
+                for key in ("identity_file", "mode"):
+                    if key in event.facts:
+                        facts.setdefault(key, event.facts[key])
+            return _Signal(cause, events[:4], "high")
+    return None
+
+
+def _offered(t: Transcript) -> list[Event]:
+    """Keys really sent: "Trying private key" is logged for default files that do not exist."""
+    absent = {e.facts["identity_file"] for e in t.of("identity_absent")}
+    return [
+        e
+        for e in t.of("key_offered")
+        if "Offering" in e.text or e.facts["identity_file"] not in absent
+    ]
+
+
+def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
+    offered = _offered(t)
+    too_many = t.first("too_many")
+    if too_many is not None:
+        if offered:
+            facts["max_auth_tries"] = len(offered)  # each refused key counted as a failure
+        return _Signal("auth.too_many_failures", [*offered[-2:], too_many], "high")
+    denied = t.first("denied", "no_methods")
+    if denied is None:
+        return None
+    if "user" in denied.facts:
+        facts.setdefault("user", denied.facts["user"])
+    if t.first("sig_alg"):
+        return _Signal("auth.sig_alg", [*t.of("sig_alg")[:2], denied], "high")
+    retries = t.of("password_retry")
+    tried = [
+        e
+        for e in t.of("next_method")
+        if e.facts.get("method") in ("password", "keyboard-interactive")
+    ]
+    if retries or (tried and t.first("password_asked")):
+        return _Signal("auth.password_rejected", [*(retries or tried)[:2], denied], "high")
+    if offered:
+        facts.setdefault("identity_file", offered[-1].facts.get("identity_file", ""))
+        return _Signal("auth.key_rejected", [*offered[:3], denied], "medium")
+    if not t.debug:
+        return _Signal(
+            "auth.key_rejected",
+            [denied],
+            "low",
+            "without ssh -v the transcript does not show which keys were offered",
+        )
+    skipped = t.of("key_skipped")
+    if skipped:
+        return _Signal(
+            "auth.sig_alg",
+            [*skipped[:2], denied],
+            "medium",
+            "the client skipped its own keys: their algorithm is not accepted",
+        )
+    return _Signal(
+        "auth.no_method", [denied], "medium", "no key was offered and no password was tried"
+    )
+
+
+def _after_accept_signal(t: Transcript) -> _Signal | None:
+    accepted = t.first("key_accepted")
+    closed = [e for e in t.of("closed", "disconnect") if accepted and e.lineno > accepted.lineno]
+    if accepted and closed and not t.first("authenticated", "denied", "too_many", "sig_alg"):
+        return _Signal(
+            "account.expired",
+            [accepted, closed[-1]],
+            "low",
+            "the server hung up after accepting the key: its account stage (PAM) refused the "
+            "login, e.g. an expired account or pam_access; the server's log says which",
+        )
+    return None
+
+
+def _session_signal(t: Transcript) -> _Signal | None:
+    if t.first("nologin"):
+        return _Signal("account.nologin", t.of("nologin")[:2], "high")
+    if t.first("expired"):
+        return _Signal("account.expired", t.of("expired")[:2], "high")
+    return None
+
+
+def _login_worked(t: Transcript) -> bool:
+    done = [e for e in t.events if e.event == "authenticated"]
+    if not done:
+        return False
+    return not any(
+        e.event in _FAILURES
+        and e.lineno > done[-1].lineno
+        and e.event not in ("closed", "disconnect")
+        for e in t.events
+    )
+
+
+def classify(t: Transcript) -> Classification:
+    """The verdict and cause of one parsed transcript (see the module docstring)."""
+    facts = _base_facts(t)
+    proxy = t.first("proxy_jump", "proxy_command")
+    if proxy is not None:
+        facts["jump"] = _jump(proxy)
+    config = t.of("config_perms")
+    if config:
+        facts["ssh_config"] = config[0].facts["ssh_config"]
+    session = _session_signal(t)
+    if _login_worked(t) and session is None:
+        return Classification("ok", None, None, [], facts)
+    candidates = [
+        _Signal("client.config_perms", config, "high") if config else None,
+        _proxy_signal(t, proxy),
+        _channel_signal(t),
+        _network_signal(t),
+        _banner_signal(t),
+        _kex_signal(t, facts),
+        _hostkey_signal(t, facts),
+        _client_signal(t, facts),
+        _auth_signal(t, facts),
+        _after_accept_signal(t),
+        session,
+    ]
+    signals = [s for s in candidates if s is not None and s.events]
+    if not signals:
+        failed = any(e.event in _FAILURES for e in t.events)
+        return Classification("failed" if failed else "unknown", None, None, [], facts)
+    chosen = min(signals, key=lambda s: (catalog.phase_rank(s.cause), s.events[0].lineno))
+    if chosen.note:
+        facts["note"] = chosen.note
+    lines = sorted({(e.lineno, e.text) for e in chosen.events})
+    return Classification("failed", chosen.cause, chosen.confidence, lines, facts)
+
+
+def _jump(event: Event) -> str:
+    """The first hop as ``[user@]host[:port]`` (ProxyJump's syntax), or the proxy command."""
+    command = event.facts.get("command", "").strip()
+    if event.event == "proxy_command":
+        return command
+    words = command.split()
+    user = port = None
+    for flag, value in itertools.pairwise(words):
+        if flag == "-l":
+            user = value
+        elif flag == "-p":
+            port = value
+    host = words[-1] if words else ""
+    return f"{user + '@' if user else ''}{host}{':' + port if port else ''}"
+
+
+def explain(text: str) -> dict[str, Any]:
+    """The contract's ``explain --json`` object (without catalog text; see runbook.explain)."""
+    t = parse(text)
+    result = classify(t)
+    client = t.first("client_version")
+    servers = t.of("remote_version")
+    root = None
+    if result.cause_id:
+        evidence = [f"line {n}: {line}" for n, line in result.decisive_lines]
+        if "note" in result.facts:
+            evidence.append(result.facts["note"])
+        root = {"id": result.cause_id, "confidence": result.confidence, "evidence": evidence}
+    return {
+        "verdict": result.verdict,
+        "root_cause": root,
+        "client_version": client.facts["client_version"] if client else None,
+        "server_version": servers[-1].facts["server_version"] if servers else None,
+        "phases": _phases(t, result),
+        "facts": {k: v for k, v in result.facts.items() if k != "note"},
+    }
+
+
+def _phases(t: Transcript, result: Classification) -> list[dict[str, Any]]:
+    """Each phase the transcript shows, pass or fail, with its line numbers."""
+    failed = catalog.get(result.cause_id).phase if result.cause_id else None
+    phases = []
+    for phase in catalog.PHASES:
+        lines = [e.lineno for e in t.events if e.phase == phase]
+        if lines or phase == failed:
+            status = "fail" if phase == failed else "pass"
+            phases.append({"name": phase, "status": status, "lines": lines[:50]})
+    return phases

@@ -1,0 +1,100 @@
+"""The one place where findings become a verdict.
+
+Rules, in order:
+
+1. ``ok`` exactly when a login works: the real ``ssh`` logged in and ran a command (or,
+   when it did not run, the probe's session did). The real client decides because it
+   is what the user runs.
+2. Otherwise the earliest failing phase wins (see :data:`runbook.catalog.PHASES`): a later
+   failure is usually a consequence (an ignored key with bad permissions ends in
+   "Permission denied").
+3. Within a phase, the cause the real ``ssh`` showed is preferred; then the order the
+   checks ran in.
+4. Confidence is high when the real client and a probe agree, or the evidence is a direct
+   observation (an errno, a banner, a key); medium when one inference alone says so; low
+   when only a warning points at the cause.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from runbook import catalog
+from runbook.findings import Finding, RootCause
+
+__all__ = ["DIRECT_STEPS", "decide"]
+
+# Steps whose failure is observed directly (a socket error, a banner), not inferred.
+DIRECT_STEPS = frozenset({"dns", "tcp", "banner", "kex", "proxy", "hostkey", "client", "session"})
+
+
+def _facts(findings: list[Finding], base: dict[str, Any], chosen: Finding) -> dict[str, Any]:
+    facts = dict(base)
+    for finding in [*findings, chosen]:  # the chosen finding's facts win
+        facts.update(
+            {
+                k: v
+                for k, v in finding.data.items()
+                if isinstance(v, str | int) and k != "transcript"
+            }
+        )
+    return facts
+
+
+def _login_works(findings: list[Finding]) -> bool:
+    real = [f for f in findings if f.step == "ssh"]
+    if real:
+        return real[-1].status == "pass"
+    return any(f.step == "session" and f.status == "pass" for f in findings)
+
+
+def decide(
+    findings: list[Finding], *, lang: str = "en", facts: dict[str, Any] | None = None
+) -> tuple[Literal["ok", "failed"], RootCause | None]:
+    """The verdict and root cause for a list of findings (see the module docstring)."""
+    if _login_works(findings):
+        return "ok", None
+    failing = [f for f in findings if f.status == "fail" and f.cause_id]
+    low = not failing
+    if low:
+        failing = [f for f in findings if f.status == "warn" and f.cause_id]
+    if not failing:
+        return "failed", None
+    client_view = {f.cause_id for f in findings if f.step == "ssh" and f.cause_id}
+
+    def rank(item: tuple[int, Finding]) -> tuple[int, int, int]:
+        order, finding = item
+        cause = finding.cause_id or ""
+        return (catalog.phase_rank(cause), 0 if cause in client_view else 1, order)
+
+    _, chosen = min(enumerate(failing), key=rank)
+    cause = chosen.cause_id or ""
+    agreeing = [f for f in failing if f.cause_id == cause]
+    if low:
+        confidence = "low"
+    elif (cause in client_view and len(agreeing) > 1) or chosen.step in DIRECT_STEPS:
+        confidence = "high"
+    else:
+        confidence = "medium"
+    root = catalog.render(
+        cause, lang, confidence=confidence, **_facts(findings, facts or {}, chosen)
+    )
+    root.evidence = _chain(findings, chosen, cause, client_view)
+    return "failed", root
+
+
+def _chain(
+    findings: list[Finding], chosen: Finding, cause: str, client_view: set[str | None]
+) -> list[str]:
+    """The evidence: the deciding finding, who agrees, and where the real client differs."""
+    chain = [f"{chosen.step}: {chosen.summary}", *chosen.evidence]
+    for finding in findings:
+        if finding is chosen or finding.cause_id is None:
+            continue
+        if finding.cause_id == cause:
+            chain.append(f"{finding.step} agrees: {finding.summary}")
+        elif finding.step == "ssh" and finding.status == "fail":
+            chain.append(f"the real ssh stops later, at {finding.cause_id}: {finding.summary}")
+    if cause not in client_view and not any(f.step == "ssh" for f in findings):
+        chain.append("the real ssh did not run")
+    return chain

@@ -1,0 +1,120 @@
+"""`runbook diagnose --json` against every lab scenario, as that scenario's client."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from runbook.lab import SCENARIOS
+
+# Causes only server evidence can prove: here the client-side view is expected.
+CLIENT_SIDE = {s.name: s.cause_seen_by_client for s in SCENARIOS}
+
+
+def _diagnose(lab, name: str, *extra: str, timeout: int = 4) -> tuple[int, dict, str]:
+    target = lab.targets[name]
+    argv = [
+        sys.executable,
+        "-m",
+        "runbook",
+        "diagnose",
+        target.alias,
+        "--json",
+        "--no-report",
+        "--timeout",
+        str(timeout),
+        *extra,
+    ]
+    if target.password_env:
+        argv += ["--password-env", target.password_env]
+    proc = lab.run_client(name, argv, timeout=120)
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    return proc.returncode, json.loads(proc.stdout), proc.stderr
+
+
+def _digests(home: str) -> dict[str, str]:
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in Path(home).rglob("*")
+        if p.is_file()
+    }
+
+
+@pytest.mark.parametrize("name", [s.name for s in SCENARIOS])
+def test_diagnose_names_the_cause(lab, name: str) -> None:
+    target = lab.targets[name]
+    before = _digests(target.home)
+    code, result, _ = _diagnose(lab, name)
+    assert result["schema"] == "ssh-runbook/diagnosis/v1"
+    expected = CLIENT_SIDE[name]
+    if expected is None:
+        assert (code, result["verdict"], result["root_cause"]) == (0, "ok", None), result
+    else:
+        assert code == 1 and result["verdict"] == "failed"
+        assert result["root_cause"]["id"] == expected, json.dumps(result, indent=1)[:3000]
+        assert result["root_cause"]["fix"]
+    assert _digests(target.home) == before, "diagnose must not change any client file"
+
+
+def test_diagnose_japanese(lab) -> None:
+    _, result, _ = _diagnose(lab, "hostkey-changed", "--lang", "ja")
+    title = result["root_cause"]["title"]
+    assert any("\u3040" <= ch <= "\u30ff" or "\u4e00" <= ch <= "\u9fff" for ch in title)
+
+
+def test_password_never_in_output(lab) -> None:
+    target = lab.targets["password-rejected"]
+    password = lab.client_env("password-rejected")[target.password_env]
+    argv = [
+        sys.executable,
+        "-m",
+        "runbook",
+        "diagnose",
+        target.alias,
+        "--json",
+        "--no-report",
+        "--password-env",
+        target.password_env,
+    ]
+    proc = lab.run_client("password-rejected", argv, timeout=120)
+    assert password not in proc.stdout + proc.stderr
+    assert "PRIVATE KEY" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["bad host"], "malformed target"),
+        (["host:2222"], "-p 2222"),
+        (["localhost", "-p", "70000"], "out of range"),
+        (["localhost", "-F", "/nonexistent/ssh_config"], "does not exist"),
+        (["localhost", "--timeout", "-1"], "not positive"),
+        (["localhost", "--password-env", "RUNBOOK_NO_SUCH_VAR"], "is not set"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args: list[str], needle: str) -> None:
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "RUNBOOK_NO_SUCH_VAR"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "runbook", "diagnose", *args, "--no-report"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert needle in proc.stderr and proc.stderr.count("\n") == 1
+    assert "Traceback" not in proc.stderr
+
+
+def test_blackholed_host_is_bounded(lab) -> None:
+    """A black-holed host's verdict comes within the time-out plus a margin, not minutes."""
+    code, result, _ = _diagnose(lab, "timeout", timeout=2)
+    assert code == 1 and result["root_cause"]["id"] == "net.timeout"
+    assert result["duration_s"] < 2 + 2

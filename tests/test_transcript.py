@@ -1,0 +1,186 @@
+"""Reading real ``ssh -v``/``-vvv`` transcripts: the cause a user would be told.
+
+The transcripts are produced live, in the test, by the real ssh against every lab
+scenario; the other tests feed the same lines in the shapes users paste them (CRLF, colour,
+prompts, timestamps) and random garbage, which must never raise. Its speed is measured in
+bench/ (``make bench``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from runbook import transcript
+from runbook.lab import SCENARIOS
+
+CLIENT_SIDE = {s.name: s.cause_seen_by_client for s in SCENARIOS}
+
+
+def live(lab, name: str, level: str) -> str:
+    argv, extra = lab.ssh_symptom_argv(name)
+    argv = [level if a == "-vvv" else a for a in argv]
+    proc = lab.run_client(name, argv, env={**os.environ, **extra}, timeout=60)
+    return proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("name", [s.name for s in SCENARIOS])
+def test_live_transcript_names_the_cause_the_client_sees(lab, name: str) -> None:
+    for level in ("-v", "-vvv"):
+        text = live(lab, name, level)
+        result = transcript.explain(text)
+        expected = CLIENT_SIDE[name]
+        got = result["root_cause"]["id"] if result["root_cause"] else None
+        assert got == expected, f"{name} {level}: {result}\n{text[-3000:]}"
+        assert result["verdict"] == ("ok" if expected is None else "failed")
+        assert result["client_version"].startswith("OpenSSH_")
+        if expected:
+            lines = text.splitlines()
+            for quoted in result["root_cause"]["evidence"]:
+                if quoted.startswith("line "):
+                    number, _, said = quoted[5:].partition(": ")
+                    assert said in lines[int(number) - 1]  # quotes point at real lines
+
+
+def test_live_facts_feed_the_fix(lab) -> None:
+    text = live(lab, "hostkey-changed", "-v")
+    facts = transcript.explain(text)["facts"]
+    target = lab.targets["hostkey-changed"]
+    assert facts["fingerprint"].startswith("SHA256:")
+    assert facts["known_hosts"].endswith("known_hosts")
+    assert int(facts["known_hosts_line"]) >= 1
+    assert facts["host_spec"] == f"[127.0.0.1]:{target.port}"
+    kex = transcript.explain(live(lab, "kex-mismatch", "-v"))["facts"]
+    assert (kex["category"], kex["algorithm"]) == ("kex", "diffie-hellman-group1-sha1")
+    jump = transcript.explain(live(lab, "proxy-failed", "-v"))["facts"]["jump"]
+    assert jump.startswith("alice@127.0.0.1:")
+
+
+def test_pasted_shapes_read_the_same(lab) -> None:
+    """CRLF, colour codes, timestamps and a prompt around the same lines change nothing."""
+    text = live(lab, "key-perms", "-vvv")
+    messy = "$ ssh -vvv key-perms\r\n" + "".join(
+        f"2026-11-28 10:00:{i % 60:02d} \x1b[33m{line}\x1b[0m\r\n"
+        for i, line in enumerate(text.splitlines())
+    )
+    clean = transcript.explain(text)
+    pasted = transcript.explain(messy)
+    assert pasted["root_cause"]["id"] == clean["root_cause"]["id"] == "client.key_perms"
+    assert pasted["facts"]["identity_file"] == clean["facts"]["identity_file"]
+
+
+def test_first_error_wins_over_the_last() -> None:
+    """A changed key with StrictHostKeyChecking=no ends in "Permission denied"."""
+    text = "\n".join(
+        [
+            "OpenSSH_8.9p1 Ubuntu-3ubuntu0.6, OpenSSL 3.0.2 15 Mar 2022",
+            "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@",
+            "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @",
+            "The fingerprint for the ED25519 key sent by the remote host is",
+            "SHA256:Jb1nEX0y6e9aOeC5cFGs1eV6B0hF3xE2Ygk2M6Pp0aQ.",
+            "Offending ED25519 key in /home/u/.ssh/known_hosts:7",
+            "Password authentication is disabled to avoid man-in-the-middle attacks.",
+            "u@web: Permission denied (publickey,password).",
+        ]
+    )
+    result = transcript.explain(text)
+    assert result["root_cause"]["id"] == "hostkey.changed"
+    assert result["facts"]["known_hosts_line"] == "7"
+    assert result["facts"]["fingerprint"] == "SHA256:Jb1nEX0y6e9aOeC5cFGs1eV6B0hF3xE2Ygk2M6Pp0aQ"
+
+
+@pytest.mark.parametrize(
+    ("lines", "cause"),
+    [
+        (["ssh_exchange_identification: read: Connection reset by peer"], "proto.closed_early"),
+        (["ssh: connect to host 10.0.0.5 port 22: Operation timed out"], "net.timeout"),
+        (
+            [
+                "ssh: Could not resolve hostname web:2222: nodename nor servname provided, or not "
+                "known"
+            ],
+            "dns.unresolved",
+        ),
+        (
+            [
+                "Unable to negotiate with 10.1.1.1 port 22: no matching host key type found. "
+                "Their offer: ssh-rsa,ssh-dss"
+            ],
+            "kex.no_common_alg",
+        ),
+        (
+            [
+                "Warning: Identity file C:\\\\Users\\\\me/.ssh/id_rsa not accessible: "
+                "No such file or directory.",
+                "me@10.0.0.9: Permission denied (publickey).",
+            ],
+            "client.identity_missing",
+        ),
+        (
+            [
+                "Permission denied, please try again.",
+                "Permission denied, please try again.",
+                "u@h: Permission denied (publickey,password).",
+            ],
+            "auth.password_rejected",
+        ),
+        (
+            [
+                "debug1: Offering public key: /home/u/.ssh/id_rsa RSA SHA256:x explicit",
+                "debug1: send_pubkey_test: no mutual signature algorithm",
+                "u@old: Permission denied (publickey).",
+            ],
+            "auth.sig_alg",
+        ),
+        (
+            [
+                "debug1: Setting implicit ProxyCommand from ProxyJump: ssh -v -W '[%h]:%p' bastion",
+                'debug1: Authenticated to bastion ([10.0.0.1]:22) using "publickey".',
+                "channel 0: open failed: connect failed: Name or service not known",
+                "stdio forwarding failed",
+                "kex_exchange_identification: Connection closed by remote host",
+                "Connection closed by UNKNOWN port 65535",
+            ],
+            "dns.unresolved",
+        ),
+        (
+            [
+                "debug1: Setting implicit ProxyCommand from ProxyJump: ssh -v -W '[%h]:%p' bastion",
+                "ssh: Could not resolve hostname bastion: Name or service not known",
+                "kex_exchange_identification: Connection closed by remote host",
+                "Connection closed by UNKNOWN port 65535",
+            ],
+            "proxy.failed",
+        ),
+    ],
+)
+def test_messages_of_other_versions_and_platforms(lines: list[str], cause: str) -> None:
+    assert transcript.explain("\n".join(lines))["root_cause"]["id"] == cause
+
+
+def test_text_that_is_not_a_transcript_is_unknown() -> None:
+    result = transcript.explain("hello\nthis is a shopping list\n")
+    assert (result["verdict"], result["root_cause"]) == ("unknown", None)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=200),
+            st.sampled_from([r.needle for r in transcript.RULES]),
+            st.builds(
+                lambda r, t: f"debug1: {r.needle}{t}",
+                st.sampled_from(transcript.RULES),
+                st.text(max_size=60),
+            ),
+        ),
+        max_size=60,
+    )
+)
+def test_fuzz_never_raises(parts: list[str]) -> None:
+    result = transcript.explain("\n".join(parts))
+    assert result["verdict"] in ("ok", "failed", "unknown")
