@@ -127,6 +127,10 @@ def _facts(raw: dict[str, Any]) -> dict[str, str]:
         port = facts.get("port", "22")
         host_spec = facts["hostname"] if port == "22" else f"[{facts['hostname']}]:{port}"
         facts.setdefault("host_spec", host_spec)
+        address = facts.get("address")
+        if address and address != facts["hostname"]:
+            # CheckHostIP keeps a second known_hosts entry under the address.
+            facts.setdefault("ip_spec", address if port == "22" else f"[{address}]:{port}")
     return facts
 
 

@@ -146,7 +146,7 @@ def explain(source: str, lang: str, as_json: bool) -> None:
     """Read an `ssh -v/-vv/-vvv` transcript (FILE, or - for stdin) and name the cause.
 
     Exit status: 0 the transcript shows a working login, 1 a failure was explained or
-    nothing decisive was found, 2 unreadable input.
+    nothing decisive was found, 2 unreadable input or no ssh output in it.
     """
     import json
 
@@ -161,11 +161,14 @@ def explain(source: str, lang: str, as_json: bool) -> None:
 
 
 def _print_explanation(result: dict[str, Any]) -> None:
-    versions = [f"client {result['client_version'] or '?'}",
-                f"server {result['server_version'] or '?'}"]
+    versions = [
+        f"client {result['client_version'] or '?'}",
+        f"server {result['server_version'] or '?'}",
+    ]
     click.echo(", ".join(versions))
-    rows = [(p["name"], p["status"], ",".join(str(n) for n in p["lines"][:6]))
-            for p in result["phases"]]
+    rows = [
+        (p["name"], p["status"], ",".join(str(n) for n in p["lines"][:6])) for p in result["phases"]
+    ]
     if rows:
         click.echo(table(("phase", "status", "lines"), rows))
     rc = result["root_cause"]

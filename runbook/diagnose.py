@@ -115,7 +115,7 @@ def _facts(settings: sshconfig.Settings) -> dict[str, str | int]:
     if settings.ssh_config:
         facts["ssh_config"] = settings.ssh_config
     if settings.proxy_jump:
-        facts["jump"] = settings.proxy_jump
+        facts["jump"] = settings.proxy_jump.split(",")[0]  # the first hop is tried first
     return facts
 
 

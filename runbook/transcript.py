@@ -656,12 +656,16 @@ def explain(text: str) -> dict[str, Any]:
 
 
 def _phases(t: Transcript, result: Classification) -> list[dict[str, Any]]:
-    """Each phase the transcript shows, pass or fail, with its line numbers."""
+    """Each phase the transcript shows (pass, fail, or warn after the root cause), with lines."""
     failed = catalog.get(result.cause_id).phase if result.cause_id else None
     phases = []
     for phase in catalog.PHASES:
-        lines = [e.lineno for e in t.events if e.phase == phase]
+        events = [e for e in t.events if e.phase == phase]
+        lines = [e.lineno for e in events]
         if lines or phase == failed:
+            # A later phase that failed too is a consequence of the root cause: warn.
             status = "fail" if phase == failed else "pass"
+            if status == "pass" and any(e.event in _FAILURES for e in events):
+                status = "warn"
             phases.append({"name": phase, "status": status, "lines": lines[:50]})
     return phases

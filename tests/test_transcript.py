@@ -8,7 +8,10 @@ bench/ (``make bench``).
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -184,3 +187,43 @@ def test_text_that_is_not_a_transcript_is_unknown() -> None:
 def test_fuzz_never_raises(parts: list[str]) -> None:
     result = transcript.explain("\n".join(parts))
     assert result["verdict"] in ("ok", "failed", "unknown")
+
+
+def _explain_cli(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "runbook", "explain", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def test_explain_command_prints_the_contracts_json(lab, tmp_path) -> None:
+    saved = tmp_path / "ssh.txt"
+    saved.write_text(live(lab, "kex-mismatch", "-vvv"))
+    proc = _explain_cli(str(saved), "--json", "--lang", "ja")
+    assert proc.returncode == 1, proc.stderr
+    result = json.loads(proc.stdout)
+    assert set(result) >= {"verdict", "root_cause", "client_version", "server_version", "phases"}
+    root = result["root_cause"]
+    assert root["id"] == "kex.no_common_alg" and root["confidence"] == "high"
+    assert any("KexAlgorithms=+diffie-hellman-group1-sha1" in line for line in root["fix"])
+    assert "アルゴリズム" in root["title"]
+    healthy = _explain_cli("-", stdin=live(lab, "healthy", "-v").encode())
+    assert healthy.returncode == 0 and "verdict: ok" in healthy.stdout.decode()
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "says"),
+    [
+        (["/no/such/transcript.txt"], b"", "does not exist"),
+        (["-"], b"\x00\x01binary\x00" * 100, "binary"),
+        (["-"], b"just some notes\nnothing from ssh here\n", "no ssh output"),
+    ],
+)
+def test_explain_bad_input_is_one_line_and_exit_2(args, stdin, says) -> None:
+    proc = _explain_cli(*args, stdin=stdin)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and says in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert proc.stdout == b""
