@@ -130,8 +130,24 @@ def dev_overlay(sdir: Path) -> Path:
     return dev
 
 
-def sshd_config(scenario: Scenario, *, port: int, keys: list[Path], srv: Path) -> str:
-    """The scenario's sshd_config: lab defaults (keys only, no PAM) plus its own options."""
+def user_keys(srv: Path, keydir: Path) -> Path:
+    """authorized_keys for an unprivileged lab, whose sshd logs in only its own user."""
+    srv.mkdir(parents=True, mode=0o755, exist_ok=True)
+    path = srv / "authorized_keys"
+    keys = [_pubkey(keydir / "authorized"), _pubkey(keydir / "authorized-rsa")]
+    path.write_text("\n".join(keys) + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+def sshd_config(
+    scenario: Scenario, *, port: int, keys: list[Path], srv: Path, as_user: bool = False
+) -> str:
+    """The scenario's sshd_config: lab defaults (keys only, no PAM) plus its own options.
+
+    ``as_user``: sshd runs unprivileged, so the keys live in the lab (never in the user's
+    real ~/.ssh), and StrictModes is off because the lab sits under sticky /var/tmp.
+    """
     options = {
         "Port": str(port),
         "ListenAddress": "127.0.0.1",
@@ -149,6 +165,9 @@ def sshd_config(scenario: Scenario, *, port: int, keys: list[Path], srv: Path) -
     if scenario.user == "root":
         options["AuthorizedKeysCommand"] = f"/bin/cat {srv / 'root_keys'}"
         options["AuthorizedKeysCommandUser"] = "nobody"
+    if as_user:
+        options["AuthorizedKeysFile"] = str(srv / "authorized_keys")
+        options["StrictModes"] = "no"
     options.update(scenario.sshd_options)
     lines = [f"# ssh-runbook lab: {scenario.name}: {scenario.summary}"]
     lines += [f"HostKey {key}" for key in keys]
@@ -170,13 +189,15 @@ def client_home(
     keydir: Path,
     host_key_files: list[Path],
     jump: str | None,
+    user: str,
 ) -> dict[str, object]:
     """The client's home for one scenario; returns the material a user needs to connect."""
     ssh_dir = home / ".ssh"
     ssh_dir.mkdir(parents=True, mode=0o700)
     os.chmod(home, 0o755)
-    # Opaque in the client's home overlay: the caller's own ~/.ssh never shows through.
-    os.setxattr(ssh_dir, "trusted.overlay.opaque", b"y")
+    if os.geteuid() == 0:
+        # Opaque in the client's home overlay: the caller's own ~/.ssh never shows through.
+        os.setxattr(ssh_dir, "trusted.overlay.opaque", b"y")
     identities = []
     for key in scenario.client_keys:
         dest = ssh_dir / f"id_{key.replace('-', '_')}"
@@ -211,7 +232,7 @@ def client_home(
         f"Host {scenario.name}",
         f"    HostName {host}",
         f"    Port {port}",
-        f"    User {scenario.user}",
+        f"    User {user}",
         f"    UserKnownHostsFile {known}",
     ]
     if identities:

@@ -148,6 +148,9 @@ class Lab:
         env.pop("SSH_AUTH_SOCK", None)
         env["HOME"] = pwd.getpwuid(os.getuid()).pw_dir
         env["SSH_ASKPASS"] = str(self.dir / "bin" / "askpass")
+        if os.geteuid() != 0:
+            env["PATH"] = f"{self.dir / 'bin' / 'client'}:{env.get('PATH', os.defpath)}"
+            env["RUNBOOK_LAB_SSH_CONFIG"] = target.ssh_config
         if target.password_env:
             wrong = target.spec.password == "wrong"
             env[target.password_env] = build.WRONG_PASSWORD if wrong else build.LAB_PASSWORD
@@ -293,8 +296,14 @@ def up(names: Iterable[str] | None = None, lab_dir: Path | str | None = None) ->
             raise LabError(f"a lab is already up in {path}", hint="run `runbook lab down` first")
         down(path)
     _check_dir(path.parent)
-    path.mkdir(parents=True, mode=0o755, exist_ok=True)
-    os.chmod(path, 0o755)
+    try:
+        path.mkdir(parents=True, mode=0o755, exist_ok=True)
+        os.chmod(path, 0o755)
+    except OSError as err:
+        raise LabError(
+            f"cannot make the lab directory {path}: {err.strerror}",
+            hint="give --dir a directory you may create (e.g. under /var/tmp)",
+        ) from err
     lab = Lab(dir=path, id=secrets.token_hex(3))
     lab.save()
     try:
@@ -311,9 +320,9 @@ def _start(lab: Lab, scenarios: list[Scenario]) -> None:
     keydir.mkdir(mode=0o755)
     for key, args in build.CLIENT_KEYS.items():
         build.keygen(keydir / key, args, f"ssh-runbook-lab {key}")
-    runnable = [
-        s for s in scenarios if root or (s.server in ("http", "ssh1", "none") and not s.needs_netns)
-    ]
+    runnable = [s for s in scenarios if root or s.runs_without_root]
+    # Unprivileged, sshd can only log in the user it runs as: every target logs in as that.
+    login = None if root else pwd.getpwuid(os.getuid()).pw_name
     for s in scenarios:
         if s not in runnable:
             lab.targets[s.name] = LabTarget(
@@ -325,8 +334,11 @@ def _start(lab: Lab, scenarios: list[Scenario]) -> None:
     etc = None
     if needs_sshd:
         host_key_files = build.host_keys(lab.dir / "hostkeys")
-        etc = build.accounts(srv, keydir)
-        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
+        if root:
+            etc = build.accounts(srv, keydir)
+            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege-separation dir
+        else:
+            build.user_keys(srv, keydir)
     if any(s.needs_netns for s in runnable):
         lab.netns = NETNS_PREFIX + lab.id
         lab.save()
@@ -355,14 +367,18 @@ def _start(lab: Lab, scenarios: list[Scenario]) -> None:
         elif s.server == "ssh1":
             plan["ssh1"].append(port)
         elif s.server == "sshd":
-            dev = build.dev_overlay(sdir)
             log = sdir / "auth.log"
             log.touch()
-            plan["syslog"].append({"socket": str(dev / "log"), "log": str(log)})
+            dev = None
+            if root:
+                dev = build.dev_overlay(sdir)
+                plan["syslog"].append({"socket": str(dev / "log"), "log": str(log)})
             if "MaxStartups" in s.sshd_options:
                 plan["hog"].append(port)
             config = sdir / "sshd_config"
-            config.write_text(build.sshd_config(s, port=port, keys=host_key_files, srv=srv))
+            config.write_text(
+                build.sshd_config(s, port=port, keys=host_key_files, srv=srv, as_user=not root)
+            )
             sshd_jobs.append((s, sdir, dev, config, log))
 
     run_dir = lab.dir / "run"
@@ -380,20 +396,23 @@ def _start(lab: Lab, scenarios: list[Scenario]) -> None:
     _wait(lambda: (run_dir / "ready").exists(), "the lab supervisor", run_dir / "supervisor.log")
 
     for s, sdir, dev, config, log in sshd_jobs:
-        argv = [
-            "unshare",
-            "--mount",
-            "--propagation",
-            "private",
-            "--",
-            "/bin/sh",
-            "-c",
-            _SSHD_WRAPPER,
-            "sh",
-            str(etc),
-            str(dev),
-            str(config),
-        ]
+        # Unprivileged: no private accounts or /dev, so sshd logs straight to its file.
+        argv = ["/usr/sbin/sshd", "-D", "-f", str(config), "-E", str(log)]
+        if root:
+            argv = [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "/bin/sh",
+                "-c",
+                _SSHD_WRAPPER,
+                "sh",
+                str(etc),
+                str(dev),
+                str(config),
+            ]
         if s.net in ("firewall", "moved"):
             argv = ["ip", "netns", "exec", str(lab.netns), *argv]
         record = procs.spawn(f"sshd {s.name}", argv, log=sdir / "sshd.stderr")
@@ -417,9 +436,11 @@ def _start(lab: Lab, scenarios: list[Scenario]) -> None:
     askpass = bindir / "askpass"
     askpass.write_text(f'#!/bin/sh\nprintf "%s\\n" "${PASSWORD_ENV}"\n')
     os.chmod(askpass, 0o755)
+    if not root:
+        _user_ssh_wrapper(bindir / "client")
     for s in runnable:
         host, port = where[s.name]
-        jump = f"alice@127.0.0.1:{_free_port()}" if s.jump else None
+        jump = f"{login or 'alice'}@127.0.0.1:{_free_port()}" if s.jump else None
         material = build.client_home(
             s,
             lab.dir / "clients" / s.name / "home",
@@ -428,6 +449,7 @@ def _start(lab: Lab, scenarios: list[Scenario]) -> None:
             keydir=keydir,
             host_key_files=host_key_files,
             jump=jump,
+            user=login or s.user,
         )
         sdir = lab.dir / "scenarios" / s.name
         lab.targets[s.name] = LabTarget(
@@ -436,7 +458,7 @@ def _start(lab: Lab, scenarios: list[Scenario]) -> None:
             s.client_sees,
             s.summary,
             state="up",
-            user=s.user,
+            user=login or s.user,
             host=host,
             port=port,
             alias=s.name,
@@ -447,6 +469,18 @@ def _start(lab: Lab, scenarios: list[Scenario]) -> None:
             **material,  # type: ignore[arg-type]
         )
     lab.save()
+
+
+def _user_ssh_wrapper(bindir: Path) -> None:
+    """``ssh`` that reads the scenario's config: unprivileged, no home can be shown in place
+    of ~/.ssh, so clients find this first on PATH (a later ``-F`` still wins)."""
+    real = shutil.which("ssh")
+    if real is None:
+        raise LabError("ssh is not installed", hint="install openssh-client")
+    bindir.mkdir(mode=0o755)
+    wrapper = bindir / "ssh"
+    wrapper.write_text(f'#!/bin/sh\nexec {real} -F "$RUNBOOK_LAB_SSH_CONFIG" "$@"\n')
+    os.chmod(wrapper, 0o755)
 
 
 def _wait(ready, what: str, log: Path, record: procs.ProcRecord | None = None) -> None:

@@ -84,6 +84,26 @@ class Scenario:
         return self.net != "host"
 
     @property
+    def runs_without_root(self) -> bool:
+        """Whether an unprivileged user can run it: sshd as that user, logging in as itself.
+
+        Root is needed for the lab's own accounts (other users, locked, expired, nologin,
+        passwords in a private shadow), for network namespaces, and for a client home shown
+        in place of ~/.ssh (ssh checks the modes of ~/.ssh/config only there).
+        """
+        if self.needs_netns:
+            return False
+        if self.server != "sshd":
+            return True
+        return (
+            self.user == "alice"
+            and self.password == "none"
+            and self.config_mode == 0o600
+            # With no IdentityFile line ssh would offer the user's own default keys.
+            and bool(self.client_keys or self.identity_missing or self.key_invalid)
+        )
+
+    @property
     def cause_seen_by_client(self) -> str | None:
         return self.client_sees or self.expected
 
