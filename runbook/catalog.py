@@ -40,6 +40,17 @@ LANGS = ("en", "ja")
 # Facts that are file paths: quoted when they appear in a fix command.
 PATH_FACTS = frozenset({"identity_file", "known_hosts", "ssh_config", "bad_path"})
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+# Fact values that are words, not names: shown in the reader's language.
+_WORDS = {
+    "ja": {
+        "category": {
+            "key exchange": "鍵交換",
+            "host key": "ホスト鍵",
+            "cipher": "暗号",
+            "compression": "圧縮",
+        }
+    }
+}
 
 
 @dataclass(frozen=True)
@@ -150,6 +161,9 @@ def render(
         raise BadInput(f"unknown language {lang!r}", hint="use en or ja")
     text = get(cause_id).text[lang]
     known = _facts(facts)
+    for name, words in _WORDS.get(lang, {}).items():
+        if name in known:
+            known[name] = words.get(known[name], known[name])
     fix = []
     for line in text.fix:
         if line.startswith("?"):

@@ -7,6 +7,8 @@ the input safely (a missing file or binary garbage is a one-line error, not a tr
 
 from __future__ import annotations
 
+import html
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from typing import Any
 from runbook import catalog, transcript
 from runbook.errors import BadInput
 
-__all__ = ["MAX_BYTES", "explain_text", "read_source"]
+__all__ = ["MAX_BYTES", "explain_text", "highlight_html", "read_source"]
 
 MAX_BYTES = 64 * 1024 * 1024
 
@@ -67,3 +69,27 @@ def explain_text(text: str, *, lang: str = "en") -> dict[str, Any]:
         rendered.evidence = list(root.get("evidence", []))
         result["root_cause"] = rendered.to_dict()
     return result
+
+
+def highlight_html(text: str, result: dict[str, Any], *, context: int = 3) -> str:
+    """The transcript as HTML for a notebook: the decisive lines marked, with ``context``
+    lines around each and the rest folded, so the cause is seen without scrolling."""
+    lines = text.splitlines()
+    evidence = (result.get("root_cause") or {}).get("evidence", [])
+    marked = {int(m.group(1)) for e in evidence if (m := re.match(r"line (\d+): ", e))}
+    keep = {n for m in marked for n in range(m - context, m + context + 1)} or set(
+        range(1, min(len(lines), 40) + 1)
+    )
+    out, skipped = [], 0
+    for number, line in enumerate(lines, 1):
+        if number not in keep:
+            skipped += 1
+            continue
+        if skipped:
+            out.append(f'<span style="color:#888">… {skipped} lines …</span>')
+            skipped = 0
+        body = f"{number:>5}  {html.escape(line)}"
+        out.append(f'<mark style="background:#ffe08a">{body}</mark>' if number in marked else body)
+    if skipped:
+        out.append(f'<span style="color:#888">… {skipped} lines …</span>')
+    return '<pre style="font-size:12px;line-height:1.35">' + "\n".join(out) + "</pre>"

@@ -445,7 +445,7 @@ _SSHD_REFUSAL = re.compile(
 # -- KEX ------------------------------------------------------------------------------------
 _PSEUDO = ("ext-info-", "kex-strict-")
 _CATEGORIES = (
-    ("kex", "kex_algorithms", "kex", "KexAlgorithms", "key exchange method"),
+    ("key exchange", "kex_algorithms", "kex", "KexAlgorithms", "key exchange method"),
     ("host key", "host_key_algorithms", "hostkey", "HostKeyAlgorithms", "host key type"),
     ("cipher", "ciphers", "cipher_c2s", "Ciphers", "cipher"),
     ("MAC", "macs", "mac_c2s", "MACs", "MAC"),

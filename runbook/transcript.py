@@ -46,6 +46,10 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("remote_version", "Remote protocol version",
      r"Remote protocol version (?P<proto>[\d.]+), "
      r"remote software version (?P<server_version>.*)$", "protocol"),
+    ("config_applied", "Applying options for",
+     r"(?P<path>\S+) line (?P<line>\d+): Applying options for (?P<pattern>.+)$", "config"),
+    ("config_read", "Reading configuration data", r"Reading configuration data (?P<path>.+)$",
+     "config"),
     ("config_perms", "Bad owner or permissions on",
      r"Bad owner or permissions on (?P<ssh_config>.+?)\s*$", "config"),
     ("config_bad_option", "Bad configuration option",
@@ -67,6 +71,8 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
      r"connect to (?P<kind>host|address) (?P<where>\S+) port (?P<port>\d+): "
      r"(?P<error>.+?)\s*$", "network"),
     ("connected", "Connection established", r"Connection established", "network"),
+    ("local_version", "Local version string", r"Local version string (?P<local_version>\S+)",
+     "protocol"),
     # -- banner --
     ("pre_banner", "banner line", r"_identification: banner line \d+: (?P<text>.*)$", "protocol"),
     ("ssh1", "Protocol major versions differ", r"Protocol major versions differ", "protocol"),
@@ -84,6 +90,9 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
      r"Unable to negotiate with \S+ port \d+: no matching (?P<what>.+?) found\.?"
      r"(?: Their offer: (?P<offer>\S*))?", "kex"),
     ("kex_done", "SSH2_MSG_NEWKEYS received", r"SSH2_MSG_NEWKEYS received", "kex"),
+    ("kex_chosen", "kex: ",
+     r"kex: (?P<what>algorithm|host key algorithm|server->client cipher|client->server cipher):? "
+     r"(?P<value>.+)$", "kex"),
     # -- host key --
     ("server_host_key", "Server host key:",
      r"Server host key: (?P<key_type>\S+) (?P<fingerprint>SHA256:[A-Za-z0-9+/=]+|MD5:\S+)",
@@ -91,8 +100,8 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("hostkey_changed", "IDENTIFICATION HAS CHANGED", r"IDENTIFICATION HAS CHANGED", "hostkey"),
     ("hostkey_changed", "POSSIBLE DNS SPOOFING", r"POSSIBLE DNS SPOOFING", "hostkey"),
     ("hostkey_changed", "REVOKED HOST KEY", r"REVOKED HOST KEY", "hostkey"),
-    ("hostkey_changed", "has changed and you have requested",
-     r"Host key for (?P<host_spec>\S+) has changed", "hostkey"),
+    ("hostkey_changed", "ost key for ", r"[Hh]ost key for (?P<host_spec>\S+) has changed",
+     "hostkey"),
     ("hostkey_changed", "was revoked and you have requested", r"was revoked", "hostkey"),
     ("hostkey_changed", "to avoid man-in-the-middle",
      r"authentication is disabled to avoid man-in-the-middle", "hostkey"),
@@ -107,8 +116,11 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
      "hostkey"),
     ("hostkey_failed", "Host key verification failed", r"Host key verification failed", "hostkey"),
     ("hostkey_ok", "is known and matches", r"is known and matches", "hostkey"),
+    ("hostkey_found", "Found key in",
+     r"Found key in (?P<known_hosts>.+):(?P<known_hosts_line>\d+)\s*$", "hostkey"),
     # The changed-key warning prints the fingerprint alone, on the line after "... is".
-    ("fingerprint_line", "SHA256:", r"^(?P<fingerprint>SHA256:[A-Za-z0-9+/=]+)\.?$", "hostkey"),
+    ("fingerprint_line", "SHA256:", r"(?:^|[\s>])(?P<fingerprint>SHA256:[A-Za-z0-9+/=]+)\.?$",
+     "hostkey"),
     # -- client files --
     ("key_perms", "UNPROTECTED PRIVATE KEY FILE", r"UNPROTECTED PRIVATE KEY FILE", "client"),
     ("key_perms", "are too open",
@@ -132,8 +144,10 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
      r"Authentications that can continue: (?P<methods>\S*)", "auth"),
     ("next_method", "Next authentication method",
      r"Next authentication method: (?P<method>\S+)", "auth"),
-    ("key_offered", "Offering public key",
-     r"Offering public key: (?P<identity_file>\S+)(?: (?P<key_type>[A-Z0-9-]+))?", "auth"),
+    # 8.x+: "Offering public key: PATH TYPE SHA256:..."; 7.x: "Offering public key: TYPE
+    # SHA256:... PATH-or-comment"; before 7.x: "Offering RSA public key: PATH".
+    ("key_offered", "Offering ",
+     r"Offering (?:\S+ )?public key: (?:[A-Z0-9-]+ SHA256:\S+ )?(?P<identity_file>\S+)", "auth"),
     ("key_offered", "Trying private key", r"Trying private key: (?P<identity_file>\S+)", "auth"),
     ("key_accepted", "Server accepts key", r"Server accepts key: (?P<identity_file>\S+)", "auth"),
     ("key_skipped", "corresponding algorithm not in",
@@ -154,6 +168,7 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("expired", "has expired", r"(?:account|password) has expired", "account"),
     ("expired", "change your password", r"required to change your password", "account"),
     ("exit_status", "Exit status", r"Exit status (?P<status>-?\d+)", "session"),
+    ("session_open", "Entering interactive session", r"Entering interactive session", "session"),
     ("closed", "Connection closed by",
      r"Connection closed by (?P<address>\S+) port (?P<port>\d+)", "network"),
     ("closed", "Connection reset by",
@@ -273,11 +288,12 @@ _CONNECT_ERRORS = {
     "no address associated with hostname": "dns.unresolved",
     "nodename nor servname provided": "dns.unresolved",
 }
+# What "no matching X found" names, as the category word and the ssh_config option.
 _KEX_CATEGORY = {
-    "key exchange method": ("kex", "KexAlgorithms"),
-    "host key type": ("hostkey", "HostKeyAlgorithms"),
+    "key exchange method": ("key exchange", "KexAlgorithms"),
+    "host key type": ("host key", "HostKeyAlgorithms"),
     "cipher": ("cipher", "Ciphers"),
-    "mac": ("mac", "MACs"),
+    "mac": ("MAC", "MACs"),
     "compression method": ("compression", "Compression"),
 }
 # Words a refusing sshd (or a throttle in front of it) sends instead of a banner.
@@ -463,6 +479,7 @@ def _hostkey_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
         printed = [e for e in t.of("fingerprint_line") if warned and e.lineno > warned.lineno]
         if printed:
             facts["fingerprint"] = printed[0].facts["fingerprint"]
+        _target_from_spec(facts)
         return _Signal(
             "hostkey.changed", [*changed[:6], *printed[:1], *([failed] if failed else [])], "high"
         )
@@ -472,6 +489,16 @@ def _hostkey_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
             facts.update({k: v for k, v in event.facts.items() if k in ("host_spec", "key_type")})
         return _Signal("hostkey.unknown", [*unknown[:2], failed], "high" if unknown else "medium")
     return None
+
+
+def _target_from_spec(facts: dict[str, Any]) -> None:
+    """Host and port from known_hosts' ``[host]:port`` when the transcript names no other."""
+    spec = facts.get("host_spec", "")
+    match = re.fullmatch(r"\[([^\]]+)\]:(\d+)", spec)
+    host, port = (match.group(1), int(match.group(2))) if match else (spec, 22)
+    if host:
+        facts.setdefault("hostname", host)
+        facts.setdefault("port", port)
 
 
 def _client_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
@@ -611,6 +638,9 @@ def classify(t: Transcript) -> Classification:
         failed = any(e.event in _FAILURES for e in t.events)
         return Classification("failed" if failed else "unknown", None, None, [], facts)
     chosen = min(signals, key=lambda s: (catalog.phase_rank(s.cause), s.events[0].lineno))
+    for key in ("known_hosts", "identity_file", "ssh_config"):
+        if "\\\\" in facts.get(key, ""):  # Win32-OpenSSH prints C:\\Users\\me
+            facts[key] = facts[key].replace("\\\\", "\\")
     if chosen.note:
         facts["note"] = chosen.note
     lines = sorted({(e.lineno, e.text) for e in chosen.events})
@@ -651,7 +681,66 @@ def explain(text: str) -> dict[str, Any]:
         "client_version": client.facts["client_version"] if client else None,
         "server_version": servers[-1].facts["server_version"] if servers else None,
         "phases": _phases(t, result),
+        "details": details(t),
         "facts": {k: v for k, v in result.facts.items() if k != "note"},
+    }
+
+
+def _last(t: Transcript, name: str, key: str) -> str | None:
+    events = t.of(name)
+    return events[-1].facts.get(key) if events else None
+
+
+def details(t: Transcript) -> dict[str, Any]:
+    """What the transcript shows, step by step: config, connection, versions, key exchange,
+    host key, authentication (each key and its outcome), the final error and the session."""
+    sent = {id(e) for e in _offered(t)}
+    offered: list[dict[str, str]] = []
+    for event in t.events:
+        if event.event == "key_offered" and id(event) in sent:
+            offered.append({"key": event.facts["identity_file"], "outcome": "refused"})
+        elif event.event == "key_accepted" and offered:
+            offered[-1]["outcome"] = "accepted"
+        elif event.event == "sig_alg" and offered:
+            offered[-1]["outcome"] = "no mutual signature algorithm"
+    kex = {
+        e.facts["what"].replace(" ", "_").replace("->", "_to_"): e.facts["value"]
+        for e in t.of("kex_chosen")
+    }
+    server_key = t.first("server_host_key")
+    found = t.first("hostkey_found")
+    failures = [e for e in t.events if e.event in _FAILURES]
+    connect = t.of("connecting")
+    return {
+        "config_files": [e.facts["path"] for e in t.of("config_read")],
+        "config_applied": [
+            f"{e.facts['path']}:{e.facts['line']} {e.facts['pattern']}"
+            for e in t.of("config_applied")
+        ],
+        "connect": {
+            **(
+                {k: connect[-1].facts[k] for k in ("hostname", "address", "port")}
+                if connect
+                else {}
+            ),
+            "errors": [e.facts["error"] for e in t.of("connect_failed")],
+            "established": bool(t.first("connected")),
+        },
+        "local_version": _last(t, "local_version", "local_version"),
+        "remote_version": _last(t, "remote_version", "server_version"),
+        "kex": kex,
+        "host_key": {
+            "type": server_key.facts["key_type"] if server_key else None,
+            "fingerprint": server_key.facts["fingerprint"] if server_key else None,
+            "known_hosts": f"{found.facts['known_hosts']}:{found.facts['known_hosts_line']}"
+            if found
+            else None,
+        },
+        "auth_methods": _last(t, "methods", "methods"),
+        "keys": offered,
+        "authenticated": bool(t.first("authenticated")),
+        "exit_status": int(status) if (status := _last(t, "exit_status", "status")) else None,
+        "final_error": failures[-1].text if failures else None,
     }
 
 

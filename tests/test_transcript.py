@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -57,7 +58,7 @@ def test_live_facts_feed_the_fix(lab) -> None:
     assert int(facts["known_hosts_line"]) >= 1
     assert facts["host_spec"] == f"[127.0.0.1]:{target.port}"
     kex = transcript.explain(live(lab, "kex-mismatch", "-v"))["facts"]
-    assert (kex["category"], kex["algorithm"]) == ("kex", "diffie-hellman-group1-sha1")
+    assert (kex["category"], kex["algorithm"]) == ("key exchange", "diffie-hellman-group1-sha1")
     jump = transcript.explain(live(lab, "proxy-failed", "-v"))["facts"]["jump"]
     assert jump.startswith("alice@127.0.0.1:")
 
@@ -227,3 +228,78 @@ def test_explain_bad_input_is_one_line_and_exit_2(args, stdin, says) -> None:
     assert proc.returncode == 2 and says in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert proc.stdout == b""
+
+
+CORPUS = Path(__file__).parent / "data" / "transcripts"
+
+
+def _corpus() -> list[Path]:
+    return sorted(CORPUS.glob("*.txt"))
+
+
+def _header(path: Path) -> tuple[dict[str, str], str]:
+    header, body = {}, []
+    for line in path.read_text().splitlines(keepends=True):
+        key, sep, value = line[2:].partition(": ")
+        if not body and line.startswith("# ") and sep and key in HEADER_KEYS:
+            header[key] = value.strip()
+        else:
+            body.append(line)
+    return header, "".join(body)
+
+
+HEADER_KEYS = {"source", "platform", "expected", "confirmed"}
+
+
+def test_corpus_is_documented() -> None:
+    assert len(_corpus()) >= 12
+    for path in _corpus():
+        header, body = _header(path)
+        assert set(header) == HEADER_KEYS, path.name
+        assert header["source"].startswith("https://"), path.name
+        assert body.strip()
+
+
+@pytest.mark.parametrize("path", _corpus(), ids=lambda p: p.stem)
+def test_real_world_transcripts(path: Path) -> None:
+    header, body = _header(path)
+    result = transcript.explain(body)
+    expected = header["expected"]
+    if expected == "ok":
+        assert result["verdict"] == "ok"
+    else:
+        got = result["root_cause"]["id"] if result["root_cause"] else None
+        assert got == expected, json.dumps(result, indent=1)[:2000]
+
+
+def test_details_follow_the_connection_step_by_step(lab) -> None:
+    healthy = transcript.explain(live(lab, "healthy", "-vvv"))["details"]
+    target = lab.targets["healthy"]
+    assert healthy["connect"]["port"] == str(target.port) and healthy["connect"]["established"]
+    assert healthy["local_version"].startswith("SSH-2.0-OpenSSH_")
+    assert healthy["kex"]["algorithm"] and healthy["kex"]["host_key_algorithm"]
+    assert healthy["host_key"]["fingerprint"].startswith("SHA256:")
+    assert healthy["host_key"]["known_hosts"].startswith(target.known_hosts + ":")
+    assert healthy["keys"][-1]["outcome"] == "accepted"
+    assert (healthy["authenticated"], healthy["exit_status"], healthy["final_error"]) == (
+        True,
+        0,
+        None,
+    )
+    many = transcript.explain(live(lab, "too-many-failures", "-vvv"))["details"]
+    assert [k["outcome"] for k in many["keys"]] == ["refused"] * len(many["keys"])
+    assert len(many["keys"]) >= 2 and "Too many authentication failures" in many["final_error"]
+    bare = transcript.explain(live(lab, "no-method", "-vvv"))["details"]
+    assert bare["keys"] == [] and bare["auth_methods"] == "publickey"
+
+
+def test_notebook_view_marks_the_decisive_lines(lab) -> None:
+    from runbook.explain import explain_text, highlight_html
+
+    text = live(lab, "key-perms", "-vvv") + "<script>alert(1)</script>\n"
+    result = explain_text(text)
+    page = highlight_html(text, result)
+    marks = page.count("<mark")
+    assert marks == len([e for e in result["root_cause"]["evidence"] if e.startswith("line ")])
+    assert "UNPROTECTED PRIVATE KEY FILE" in page and "lines …" in page
+    assert "<script>" not in page  # the transcript is escaped, never markup
