@@ -197,6 +197,96 @@ _LAB_DIR = click.option(
 )
 
 
+# -- logs -------------------------------------------------------------------------------
+def _when(text: str | None) -> Any:
+    """--since/--until: ISO-8601, or "2h" / "30m" / "7d" ago."""
+    if text is None:
+        return None
+    from datetime import datetime, timedelta
+
+    ago = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    if text[:-1].isdigit() and text[-1] in ago:
+        return datetime.now().astimezone() - timedelta(**{ago[text[-1]]: int(text[:-1])})
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        raise RunbookError(
+            f"cannot read the time {text!r}", hint="give ISO-8601 (2026-11-28T10:00) or 2h, 30m, 7d"
+        ) from None
+    return stamp if stamp.tzinfo else stamp.astimezone()
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@click.option("--since", help="Only events at or after this time (ISO-8601, or 2h, 30m, 7d ago).")
+@click.option("--until", help="Only events at or before this time.")
+@click.option("--journal", is_flag=True, help="Read the live journal of the ssh unit.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "jsonl"]),
+    default="table",
+    show_default=True,
+)
+def logs(
+    paths: tuple[str, ...], since: str | None, until: str | None, journal: bool, fmt: str
+) -> None:
+    """sshd's events from auth.log / secure / journal files, .gz and directories of them."""
+    import json
+
+    from runbook import logs as logs_mod
+
+    if not paths and not journal:
+        raise RunbookError(
+            "no log given", hint="give a path such as /var/log/auth.log, or --journal"
+        )
+    start, end = _when(since), _when(until)
+    if journal:
+        frame = logs_mod.read_journal(since=start, until=end)
+        stats = frame.attrs["stats"]
+        events = [logs_mod.LogEvent(**row) for row in _rows(frame)]
+    else:
+        stats = logs_mod.LogStats()
+        events = list(logs_mod.iter_events(paths, since=start, until=end, stats=stats))
+    if fmt == "jsonl":
+        for event in events:
+            click.echo(json.dumps(event.to_dict(), ensure_ascii=False))
+    elif fmt == "csv":
+        import csv
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(logs_mod.COLUMNS))
+        writer.writeheader()
+        for event in events:
+            writer.writerow(event.to_dict())
+    else:
+        rows = [
+            (
+                e.time.strftime("%Y-%m-%d %H:%M:%S") if e.time else "-",
+                e.event,
+                e.outcome,
+                e.user or "-",
+                f"{e.ip}:{e.port}" if e.port else (e.ip or "-"),
+                (e.method or e.reason or "")[:60],
+            )
+            for e in events
+        ]
+        click.echo(table(("time", "event", "outcome", "user", "client", "method/reason"), rows))
+    click.echo(stats.summary(), err=True)
+
+
+def _rows(frame: Any) -> list[dict[str, Any]]:
+    import pandas as pd
+
+    return [
+        {
+            k: (None if v is pd.NA or (isinstance(v, float) and v != v) else v)
+            for k, v in row.items()
+        }
+        | {"time": row["time"].to_pydatetime() if not pd.isna(row["time"]) else None}
+        for row in frame.to_dict("records")
+    ]
+
+
 @cli.group(cls=_Group)
 def lab() -> None:
     """The built-in lab: real OpenSSH servers with injected faults, on loopback."""

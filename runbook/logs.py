@@ -1,0 +1,722 @@
+"""sshd's side of the story: auth.log, secure, the journal, into events and DataFrames.
+
+The seed's second advice is ``less /var/log/auth.log``. This module reads what sshd (and
+sshd-session / sshd-auth since OpenSSH 9.8, and PAM under sshd's name) wrote, in every
+framing found in the wild: classic syslog (``Nov 23 10:00:00 host sshd[123]: ...``, the
+year inferred so it never lies in the future), rsyslog's high-precision ISO timestamps,
+RFC 5424, ``journalctl -o json``, bare ``sshd -E`` files, gzip-rotated files and
+directories of them. Each recognised line becomes one :class:`LogEvent` in the contract's
+jsonl shape; the messages are a table (:data:`MESSAGES`), not code.
+
+An event's outcome is "failure" when the line shows a refused or failed attempt: a failed
+method, an invalid or refused user, a locked or expired account, bad modes, too many
+failures, a PAM failure, a connection that ended before authentication ("[preauth]", or
+a client giving up in the middle of authenticating), a connection refused before
+authentication (banner, key exchange, MaxStartups, TCP
+wrappers, time-out), and the end of a connection that failed so. Lines without the
+client's address get it from the earlier lines of the same sshd process.
+
+Every line is accounted for in :class:`LogStats`: recognised, from sshd but not
+recognised, from other programs, or unreadable (binary, truncated). Nothing is dropped
+silently, and nothing stops a run.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from runbook.errors import BadInput, MissingTool
+
+__all__ = [
+    "MESSAGES",
+    "LogEvent",
+    "LogStats",
+    "Message",
+    "accepted_after_failures",
+    "brute_force_sources",
+    "failures_by",
+    "iter_events",
+    "parse_line",
+    "read_journal",
+    "read_sshd_log",
+    "timeseries",
+]
+
+Outcome = Literal["success", "failure", "info"]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One sshd message: its event name, outcome and the pattern that reads its fields.
+
+    ``needle`` is a literal every matching message contains (a cheap first test).
+    """
+
+    event: str
+    outcome: Outcome
+    needle: str
+    pattern: str
+
+
+# The client's address: IPv4, IPv6 (also v4-mapped) or a host name (UseDNS yes).
+# An address is dotted IPv4, IPv6 (it has a colon) or a dotted host name, never a bare word:
+# "port" or a number cannot be taken for it, which keeps injected user names apart.
+_IP = (
+    r"(?P<ip>(?:::ffff:)?\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]*:[0-9A-Fa-f:.]*[0-9A-Fa-f]"
+    r"|(?=[\w.-]*[A-Za-z])[\w-]+(?:\.[\w-]+)+)"
+)
+_PORT = r"(?: port (?P<port>\d+))?"
+_TAIL = r"(?: ssh\d?)?(?:: (?P<detail>.*?))?(?P<preauth> \[(?:preauth|postauth)\])?\s*$"
+# "authenticating user U" / "invalid user U" before the address (OpenSSH 7.5+): the user
+# may hold spaces, so the address is the last one, always followed by its port.
+_WHO = r"(?:(?:authenticating|invalid) user (?P<user>.*) )?"
+# The user of "Failed/Accepted ... for USER from": the first " from " ends it.
+_FOR = r"(?P<user>(?:(?! from ).)*?)"
+
+# fmt: off
+MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
+    ("accepted", "success", "Accepted ",
+     rf"^Accepted (?P<method>\S+) for {_FOR} from {_IP}{_PORT}{_TAIL}"),
+    ("partial", "info", " for ",
+     rf"^(?:Partial|Postponed) (?P<method>\S+) for {_FOR} from {_IP}{_PORT}{_TAIL}"),
+    # An invalid user's name is whatever the client sent, " from 1.2.3.4 port 22" included:
+    # the address is then the last one, with nothing after it that names another.
+    ("failed", "failure", "Failed ",
+     rf"^Failed (?P<method>\S+) for invalid user (?P<user>.*?)(?<!:) from {_IP}{_PORT}(?: ssh\d?)?"
+     r"(?:: (?P<detail>(?:(?! from ).)*?))?(?P<preauth> \[preauth\])?\s*$"),
+    ("failed", "failure", "Failed ",
+     rf"^Failed (?P<method>\S+) for {_FOR} from {_IP}{_PORT}{_TAIL}"),
+    ("invalid_user", "failure", "nvalid user ",
+     rf"^[Ii]nvalid user (?P<user>.*) from {_IP}{_PORT}{_TAIL}"),
+    ("invalid_user", "failure", "input_userauth_request: invalid user ",
+     r"^input_userauth_request: invalid user (?P<user>.*?)(?P<preauth> \[preauth\])?$"),
+    ("not_allowed", "failure", " not allowed because ",
+     rf"^User (?P<user>.*) from {_IP} not allowed because (?P<reason>.+?)(?: \[preauth\])?$"),
+    ("account_locked", "failure", "account is locked",
+     r"^User (?P<user>.*) not allowed because account is locked"),
+    ("shell_refused", "failure", " not allowed because shell ",
+     r"^User (?P<user>.*) not allowed because (?P<reason>shell .*)$"),
+    ("root_refused", "failure", "ROOT LOGIN REFUSED",
+     rf"^ROOT LOGIN REFUSED FROM (?:::ffff:)?{_IP}{_PORT}{_TAIL}"),
+    ("bad_modes", "failure", "bad ownership or modes",
+     r"^Authentication refused: bad ownership or modes for (?:directory|file) (?P<reason>.+)$"),
+    ("bad_modes", "failure", "Authentication refused:",
+     r"^Authentication refused: (?P<reason>.+)$"),
+    ("account_expired", "failure", "has expired",
+     r"^Account (?P<user>\S+) has expired"),
+    ("password_expired", "failure", "password has expired",
+     r"^User (?P<user>\S+) password has expired(?: \((?P<reason>[^)]*)\))?"),
+    ("max_auth_tries", "failure", "maximum authentication attempts exceeded",
+     rf"maximum authentication attempts exceeded for (?:invalid user )?(?P<user>.*) "
+     rf"from {_IP}{_PORT}{_TAIL}"),
+    ("too_many_failures", "failure", "Too many authentication failures",
+     rf"^Disconnecting(?: {_WHO}{_IP} port (?P<port>\d+))?: Too many authentication failures"
+     r"(?: for (?:invalid user )?(?P<user2>.+?))?(?: \[preauth\])?$"),
+    ("pam_failure", "failure", "PAM: ",
+     rf"^(?:error: )?PAM: (?P<reason>[Aa]uthentication (?:failure|error)|User not known to the "
+     rf"underlying authentication module) for (?:illegal user )?(?P<user>.*) from {_IP}"
+     r"(?: via \S+)?\s*$"),
+    ("pam_failure", "failure", "pam_unix(sshd:auth): authentication failure",
+     r"^pam_unix\(sshd:auth\): authentication failure;.*? rhost=(?P<ip>\S*)"
+     r"(?:\s+user=(?P<user>\S*))?\s*$"),
+    ("account_locked", "failure", "pam_faillock",
+     r"^pam_faillock\(sshd:\w+\): (?P<reason>Consecutive login failures for user (?P<user>\S+)"
+     r".*)$"),
+    ("account_locked", "failure", "pam_tally",
+     r"^pam_tally2?\(sshd:\w+\): (?P<reason>user (?P<user>\S+) \(\d+\) tally .*)$"),
+    ("pam_account", "failure", "by PAM account configuration",
+     r"Access denied for user (?P<user>\S+) by PAM account configuration"),
+    ("session_opened", "success", "session opened for user",
+     r"^pam_unix\(sshd:session\): session opened for user (?P<user>[^\s(]+)"),
+    ("sig_alg_refused", "failure", " not in Pubkey",
+     r"userauth_pubkey: (?:signature algorithm|key type) (?P<method>\S+) not in "
+     r"(?P<reason>PubkeyAccepted\w+)"),
+    ("keys_unreadable", "failure", "authorized keys",
+     r"^Could not open (?:user '(?P<user>[^']*)' )?authorized keys '(?P<reason>[^']*)'"),
+    ("connection", "info", "Connection from ",
+     rf"^Connection from {_IP} port (?P<port>\d+)(?: on (?P<reason>\S+ port \d+))?"),
+    # Some distributions' sshd log each phase this way (Ltype: Version, Kex, Authname).
+    ("connection", "info", "Ltype: ",
+     r"^SSH: Server;Ltype: (?P<reason>\w+);Remote: (?P<ip>[^;]+?)-(?P<port>\d+);"),
+    ("closed", "info", "Connection closed by ",
+     rf"^Connection closed by {_WHO}{_IP} port (?P<port>\d+){_TAIL}"),
+    ("closed", "info", "Connection closed by ", rf"^Connection closed by {_IP}{_TAIL}"),
+    ("reset", "info", "Connection reset by ",
+     rf"^Connection reset by {_WHO}{_IP} port (?P<port>\d+){_TAIL}"),
+    ("reset", "info", "Connection reset by ", rf"^Connection reset by {_IP}{_TAIL}"),
+    ("disconnect", "info", "Received disconnect from ",
+     rf"^(?:error: )?Received disconnect from {_IP}{_PORT}: ?(?P<code>\d+): "
+     r"(?P<reason>.*?)(?P<preauth> \[preauth\])?$"),
+    ("disconnected", "info", "Disconnected from ",
+     rf"^Disconnected from {_WHO}{_IP} port (?P<port>\d+){_TAIL}"),
+    ("disconnected", "info", "Disconnected from ", rf"^Disconnected from {_IP}{_TAIL}"),
+    ("banner_error", "failure", "exchange_identification: ",
+     r"^(?:error: )?(?:kex|ssh)_exchange_identification: (?P<reason>.*)$"),
+    ("banner_error", "failure", "Did not receive identification string",
+     rf"^Did not receive identification string from {_IP}{_PORT}"),
+    ("banner_error", "failure", "Bad protocol version identification",
+     rf"^Bad protocol version identification '(?P<reason>.*)' from {_IP}{_PORT}"),
+    ("banner_error", "failure", "banner exchange: ",
+     rf"^banner exchange: Connection from {_IP}{_PORT}: (?P<reason>.*?)(?: \[preauth\])?$"),
+    ("kex_failed", "failure", "Unable to negotiate",
+     rf"Unable to negotiate with {_IP}{_PORT}: (?P<reason>.*?)(?: \[preauth\])?$"),
+    ("kex_failed", "failure", "Unable to negotiate",
+     r"Unable to negotiate (?P<reason>a key exchange method)"),
+    ("kex_failed", "failure", "no matching",
+     r"^fatal: (?P<reason>no matching \S+ found.*?)(?: \[preauth\])?$"),
+    ("protocol_error", "failure", "ssh_dispatch_run_fatal",
+     rf"ssh_dispatch_run_fatal: Connection from {_IP}{_PORT}: (?P<reason>.*?)(?: \[preauth\])?$"),
+    ("protocol_error", "failure", "Read from socket failed",
+     r"Read from socket failed: (?P<reason>.*?)(?: \[preauth\])?$"),
+    ("timeout", "failure", "Timeout before authentication",
+     rf"Timeout before authentication for (?:connection from )?{_IP}{_PORT}"),
+    ("maxstartups", "failure", "drop connection",
+     r"drop connection #\d+ from \[(?P<ip>[^\]]+)\]:(?P<port>\d+) on \S+ (?P<reason>.+)$"),
+    ("penalty", "info", "srclimit_penalise",
+     r"srclimit_penalise: .*?new (?P<ip>[0-9A-Fa-f:.]+)/\d+ (?P<reason>.+)$"),
+    ("tcp_wrappers", "failure", "refused connect from ",
+     r"^refused connect from (?P<reason>.*) \((?:::ffff:)?(?P<ip>[^)]+)\)$"),
+    ("user_change", "failure", "Change of username or service not allowed",
+     rf"^Disconnecting(?: {_WHO}{_IP} port (?P<port>\d+))?: (?P<reason>Change of username or "
+     r"service not allowed.*?)(?: \[preauth\])?$"),
+    ("reverse_dns", "info", "POSSIBLE BREAK-IN ATTEMPT",
+     rf"^Address {_IP} maps to (?P<reason>.*)$"),
+    ("listening", "info", "Server listening on ",
+     r"^Server listening on (?P<ip>\S+) port (?P<port>\d+)"),
+    ("stopped", "info", "Received signal", r"^Received signal (?P<reason>\d+); terminating"),
+))
+# fmt: on
+
+# Preauth terminations: a connection that ended before anyone logged in.
+_PREAUTH_FAILURES = frozenset({"closed", "reset", "disconnected", "disconnect"})
+# Disconnect reasons that end an authentication: 3 (JSch's "Auth fail"), 14 (no methods).
+_AUTH_DISCONNECTS = frozenset({"3", "14"})
+# Noise some kernels and relays put before sshd's message ("kernel:[ 970.69]: ").
+_PREFIX = re.compile(r"^kernel: ?\[ *[\d.]+\]:? ?")
+_COMPILED = [(m, re.compile(m.pattern)) for m in MESSAGES]
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
+_BSD_TIME = re.compile(
+    r"^(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +(?P<day>\d{1,2}) "
+    r"(?P<hms>\d\d:\d\d:\d\d)(?:\.\d+)?(?: (?P<year>\d{4}))? +"
+)
+_ISO_TIME = re.compile(
+    r"^(?P<iso>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?) +"
+)
+_RFC5424 = re.compile(
+    r"^<\d{1,3}>1 (?P<iso>\S+) (?P<host>\S+) (?P<app>\S+) (?P<pid>\S+) \S+ "
+    r'(?:-|(?:\[(?:[^\]"]|"(?:[^"\\]|\\.)*")*\])+) ?(?P<msg>.*)$'
+)
+_TAG = re.compile(
+    r"^(?:(?P<host>[^\s\[\]]+) +)?\[?(?P<proc>[\w./-]+?)\]?(?:\[(?P<pid>\d+)\])?:? +"
+    r"(?:\[ID \d+ [\w.]+\] +)?(?P<msg>.*)$"
+)
+_SSHD = re.compile(r"(?:^|[./])sshd(?:-session|-auth)?$")
+MAX_LINE = 8192
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    """One recognised sshd line, in the contract's ``runbook logs --format jsonl`` shape."""
+
+    time: datetime | None
+    host: str | None
+    process: str
+    pid: int | None
+    event: str
+    outcome: Outcome
+    user: str | None
+    ip: str | None
+    port: int | None
+    method: str | None
+    reason: str | None
+    raw: str
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["time"] = self.time.isoformat() if self.time else None
+        return data
+
+
+@dataclass
+class LogStats:
+    """What happened to every line read: nothing is dropped without being counted."""
+
+    lines: int = 0
+    events: int = 0
+    sshd_unrecognised: int = 0
+    other: int = 0
+    unreadable: int = 0
+    files: list[str] = field(default_factory=list)
+    examples: list[str] = field(default_factory=list)  # a few unrecognised sshd lines
+
+    def summary(self) -> str:
+        return (
+            f"{self.lines} lines in {len(self.files)} file(s): {self.events} sshd events, "
+            f"{self.sshd_unrecognised} sshd lines not recognised, {self.other} from other "
+            f"programs, {self.unreadable} unreadable"
+        )
+
+
+def _message(msg: str) -> tuple[Message, dict[str, str]] | None:
+    for message, pattern in _COMPILED:
+        if message.needle in msg:
+            match = pattern.search(msg)
+            if match:
+                return message, {k: v for k, v in match.groupdict().items() if v is not None}
+    return None
+
+
+def _bsd_time(match: re.Match[str], now: datetime, tz: tzinfo) -> datetime:
+    hour, minute, second = (int(x) for x in match.group("hms").split(":"))
+    month, day = _MONTHS[match.group("mon")], int(match.group("day"))
+    year = int(match.group("year") or now.year)
+
+    def build(y: int) -> datetime | None:
+        try:
+            return datetime(y, month, day, hour, minute, second, tzinfo=tz)
+        except ValueError:  # Feb 29 in a year without one
+            return None
+
+    stamp = build(year)
+    if not match.group("year") and (stamp is None or stamp > now + timedelta(days=1)):
+        # Syslog has no year: the newest year that does not put the line in the future.
+        stamp = build(year - 1) or build(year - 4)
+    return stamp or datetime(year, 1, 1, tzinfo=tz)
+
+
+def _iso_time(text: str, tz: tzinfo) -> datetime | None:
+    try:
+        stamp = datetime.fromisoformat(text.replace(",", ".").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=tz)
+
+
+def _normalise_ip(ip: str | None) -> str | None:
+    if ip and ip.lower().startswith("::ffff:") and "." in ip:
+        return ip[7:]
+    return ip or None
+
+
+def parse_line(
+    line: str, *, now: datetime | None = None, tz: tzinfo | None = None
+) -> LogEvent | Literal[False] | None:
+    """One log line: a :class:`LogEvent`, ``None`` when it is not from sshd, ``False`` when
+    it is from sshd but not a message this reader knows.
+
+    ``now`` anchors the year of syslog timestamps (default: the current time); ``tz`` is
+    the zone of timestamps that carry none (default: this machine's).
+    """
+    zone = tz or datetime.now().astimezone().tzinfo or UTC
+    anchor = now or datetime.now(zone)
+    text = line[:MAX_LINE].rstrip("\r\n")
+    time = host = None
+    process, pid, msg = "", None, ""
+    rfc = _RFC5424.match(text)
+    if rfc:
+        time = _iso_time(rfc.group("iso"), zone)
+        host, process, msg = rfc.group("host"), rfc.group("app"), rfc.group("msg")
+        pid = int(rfc.group("pid")) if rfc.group("pid").isdigit() else None
+    else:
+        rest = text
+        bsd = _BSD_TIME.match(text)
+        iso = None if bsd else _ISO_TIME.match(text)
+        if bsd:
+            time, rest = _bsd_time(bsd, anchor, zone), text[bsd.end() :]
+        elif iso:
+            time, rest = _iso_time(iso.group("iso"), zone), text[iso.end() :]
+        tag = _TAG.match(rest)
+        if tag and _SSHD.search(tag.group("proc") or ""):
+            host, process, msg = tag.group("host"), tag.group("proc"), tag.group("msg")
+            pid = int(tag.group("pid")) if tag.group("pid") else None
+        elif bsd or iso or (tag and tag.group("pid")):
+            return None  # another program's line
+        else:  # a bare message, as `sshd -E FILE` or `sshd -d` writes them
+            found = _message(text)
+            if found is None:
+                return None
+            process, msg = "sshd", text
+    found = _message(_PREFIX.sub("", msg))
+    if found is None:
+        return False
+    message, fields = found
+    user = fields["user"] if "user" in fields else fields.get("user2")
+    outcome = message.outcome
+    if message.event in _PREAUTH_FAILURES and (fields.get("preauth") or user is not None):
+        outcome = "failure"  # the connection ended before anyone logged in
+    if message.event == "disconnect" and fields.get("code") in _AUTH_DISCONNECTS:
+        outcome = "failure"
+    port = fields.get("port")
+    return LogEvent(
+        time=time,
+        host=host,
+        process=process,
+        pid=pid,
+        event=message.event,
+        outcome=outcome,
+        user=user if user is not None else None,
+        ip=_normalise_ip(fields.get("ip")),
+        port=int(port) if port else None,
+        method=fields.get("method"),
+        reason=fields.get("reason") or fields.get("detail") or None,
+        raw=text,
+    )
+
+
+# -- files ----------------------------------------------------------------------------------
+
+
+def _files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    found: list[Path] = []
+    for item in paths:
+        path = Path(item)
+        if path.is_dir():
+            # auth.log.2.gz is older than auth.log.1, which is older than auth.log.
+            def age(p: Path) -> tuple[str, int]:
+                match = re.search(r"\.(\d+)(?:\.gz)?$", p.name)
+                return (
+                    re.sub(r"\.\d+(?:\.gz)?$", "", p.name),
+                    -int(match.group(1)) if match else 0,
+                )
+
+            found += sorted((p for p in path.iterdir() if p.is_file()), key=age)
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise BadInput(
+                f"log {item} does not exist",
+                hint="give a file or directory such as /var/log/auth.log",
+            )
+    return found
+
+
+def _lines(path: Path, stats: LogStats) -> Iterator[str]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:  # type: ignore[operator]
+            for raw in handle:
+                stats.lines += 1
+                if b"\0" in raw:
+                    stats.unreadable += 1
+                    continue
+                yield raw.decode("utf-8", errors="replace")
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        # A truncated gzip or a vanished file ends that file, not the run.
+        stats.unreadable += 1
+        stats.examples.append(f"{path}: {err}")
+
+
+def _journal_line(line: str, zone: tzinfo) -> str | None:
+    """A ``journalctl -o json`` record as a syslog-style line (or None if not JSON)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    msg = record.get("MESSAGE")
+    if isinstance(msg, list):  # non-UTF-8 messages come as byte arrays
+        msg = bytes(b for b in msg if isinstance(b, int) and 0 <= b < 256).decode(errors="replace")
+    micros = record.get("__REALTIME_TIMESTAMP")
+    stamp = (
+        datetime.fromtimestamp(int(micros) / 1e6, zone).isoformat()
+        if str(micros or "").isdigit()
+        else ""
+    )
+    ident = record.get("SYSLOG_IDENTIFIER") or record.get("_COMM") or "?"
+    pid = record.get("SYSLOG_PID") or record.get("_PID")
+    host = record.get("_HOSTNAME") or "-"
+    tag = f"{ident}[{pid}]" if pid else ident
+    return f"{stamp} {host} {tag}: {msg}" if stamp else f"{host} {tag}: {msg}"
+
+
+class _Connections:
+    """What earlier lines of the same sshd process said: its client's address and user.
+
+    Many refusals (bad modes, locked accounts, "Too many authentication failures") name
+    no address; the connection's other lines do, and they share the process id.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[str | None, int], tuple[str | None, int | None, str | None]] = {}
+        self._failed: set[tuple[str | None, int]] = set()
+
+    def complete(self, event: LogEvent) -> LogEvent:
+        if event.pid is None:
+            return event
+        key = (event.host, event.pid)
+        if event.ip is not None:
+            known = self._known.get(key)
+            user = event.user if event.user is not None else (known[2] if known else None)
+            self._known[key] = (event.ip, event.port, user)
+        elif key in self._known:
+            ip, port, user = self._known[key]
+            event = _replace(
+                event,
+                ip=ip,
+                port=event.port or port,
+                user=event.user if event.user is not None else user,
+            )
+        if event.event == "connection" or event.outcome == "success":
+            self._failed.discard(key)
+        if event.outcome == "failure":
+            self._failed.add(key)
+        elif event.event in _PREAUTH_FAILURES and key in self._failed:
+            # The end of a connection that failed before anyone logged in concludes a
+            # failed attempt (fail2ban counts these lines too).
+            event = _replace(event, outcome="failure")
+        return event
+
+
+def _replace(event: LogEvent, **changes: Any) -> LogEvent:
+    from dataclasses import replace
+
+    return replace(event, **changes)
+
+
+def iter_events(
+    paths: Sequence[str | os.PathLike[str]] = (),
+    *,
+    lines: Iterable[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    now: datetime | None = None,
+    tz: tzinfo | None = None,
+    stats: LogStats | None = None,
+) -> Iterator[LogEvent]:
+    """Every sshd event in ``paths`` (files, directories, .gz) or ``lines``, in order.
+
+    Without ``now``, a file's syslog timestamps take their year from the file's own
+    modification time, so last December's lines in a rotated file stay last December's.
+    """
+    zone = tz or datetime.now().astimezone().tzinfo or UTC
+    counted = stats if stats is not None else LogStats()
+    sources: list[tuple[str, Iterable[str], datetime]] = []
+    if lines is not None:
+        sources.append(("<lines>", lines, now or datetime.now(zone)))
+    for path in _files(paths):
+        counted.files.append(str(path))
+        anchor = now or datetime.fromtimestamp(path.stat().st_mtime, zone)
+        sources.append((str(path), _lines(path, counted), anchor))
+    connections = _Connections()
+    for name, source, anchor in sources:
+        journal: bool | None = None
+        for line in source:
+            if name == "<lines>":
+                counted.lines += 1
+            if journal is None:
+                journal = line.lstrip().startswith("{")
+            text = _journal_line(line, zone) if journal else line
+            if text is None:
+                counted.unreadable += 1
+                continue
+            event = parse_line(text, now=anchor, tz=zone)
+            if event is None:
+                counted.other += 1
+                continue
+            if event is False:
+                counted.sshd_unrecognised += 1
+                if len(counted.examples) < 5:
+                    counted.examples.append(text.strip()[:200])
+                continue
+            event = connections.complete(event)
+            if event.time is not None and (
+                (since is not None and event.time < since)
+                or (until is not None and event.time > until)
+            ):
+                continue
+            counted.events += 1
+            yield event
+
+
+# -- DataFrames -----------------------------------------------------------------------------
+
+COLUMNS = (
+    "time",
+    "host",
+    "process",
+    "pid",
+    "event",
+    "outcome",
+    "user",
+    "ip",
+    "port",
+    "method",
+    "reason",
+    "raw",
+)
+
+
+def _frame(rows: list[LogEvent], zone: tzinfo):  # -> pd.DataFrame
+    import pandas as pd
+
+    data = {c: [getattr(r, c) for r in rows] for c in COLUMNS}
+    frame = pd.DataFrame(data, columns=list(COLUMNS))
+    frame["time"] = pd.to_datetime(
+        [t.astimezone(zone) if t else None for t in data["time"]], utc=False
+    )
+    if frame["time"].dt.tz is None:
+        frame["time"] = frame["time"].dt.tz_localize(zone)
+    for column in ("pid", "port"):
+        frame[column] = pd.array(frame[column], dtype="Int64")
+    for column in ("process", "event", "outcome", "method"):
+        frame[column] = frame[column].astype("category")
+    for column in ("host", "user", "ip", "reason", "raw"):
+        frame[column] = frame[column].astype("string")
+    return frame
+
+
+def read_sshd_log(
+    paths: Sequence[str | os.PathLike[str]] = (),
+    *,
+    lines: Iterable[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    tz: tzinfo | str | None = None,
+    now: datetime | None = None,
+    chunksize: int = 200_000,
+):  # -> pd.DataFrame
+    """sshd's events as a DataFrame (the contract's columns, proper dtypes).
+
+    Events are read in chunks of ``chunksize``, so memory follows the events kept, not the
+    size of the logs. ``frame.attrs["stats"]`` holds the :class:`LogStats` of the read.
+    """
+    import pandas as pd
+
+    zone = ZoneInfo(tz) if isinstance(tz, str) else (tz or datetime.now().astimezone().tzinfo)
+    stats = LogStats()
+    chunks, rows = [], []
+    for event in iter_events(
+        paths, lines=lines, since=since, until=until, now=now, tz=zone, stats=stats
+    ):
+        rows.append(event)
+        if len(rows) >= chunksize:
+            chunks.append(_frame(rows, zone))
+            rows = []
+    if rows or not chunks:
+        chunks.append(_frame(rows, zone))
+    frame = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+    for column in ("process", "event", "outcome", "method"):
+        frame[column] = frame[column].astype("category")
+    frame.attrs["stats"] = stats
+    return frame
+
+
+def read_journal(
+    unit: str = "ssh",
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    timeout: float = 60,
+):  # -> pd.DataFrame
+    """The live journal of the ssh unit (``ssh`` on Debian, ``sshd`` elsewhere)."""
+    argv = [
+        "journalctl",
+        "-o",
+        "json",
+        "--no-pager",
+        "-u",
+        unit,
+        "-u",
+        "sshd",
+        "-t",
+        "sshd",
+        "-t",
+        "sshd-session",
+        "-t",
+        "sshd-auth",
+    ]
+    if since:
+        argv += ["--since", since.strftime("%Y-%m-%d %H:%M:%S")]
+    if until:
+        argv += ["--until", until.strftime("%Y-%m-%d %H:%M:%S")]
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError as err:
+        raise MissingTool(
+            "journalctl is not installed",
+            hint="read the log files instead: runbook logs /var/log/auth.log",
+        ) from err
+    except subprocess.TimeoutExpired as err:
+        raise BadInput(
+            f"journalctl did not answer within {timeout:.0f}s", hint="narrow it with --since"
+        ) from err
+    if out.returncode != 0 and not out.stdout:
+        raise BadInput(
+            f"journalctl failed: {out.stderr.strip()[:200]}",
+            hint="run as root or a member of systemd-journal / adm",
+        )
+    return read_sshd_log(lines=out.stdout.splitlines(), since=since, until=until)
+
+
+# -- summaries for the notebooks -------------------------------------------------------------
+
+
+def failures_by(frame, by: str = "reason"):  # -> pd.Series
+    """Failures counted by ``event``, ``user``, ``ip`` or ``reason`` (event when no reason)."""
+    failed = frame[frame["outcome"] == "failure"]
+    if by == "reason":
+        key = failed["reason"].fillna(failed["event"].astype("string"))
+        return key.value_counts()
+    return failed[by].value_counts()
+
+
+def brute_force_sources(frame, *, min_failures: int = 10):  # -> pd.DataFrame
+    """Addresses with many failures: how many, over how many users, first and last seen."""
+    failed = frame[(frame["outcome"] == "failure") & frame["ip"].notna()]
+    grouped = failed.groupby("ip", observed=True).agg(
+        failures=("event", "size"),
+        users=("user", "nunique"),
+        first=("time", "min"),
+        last=("time", "max"),
+    )
+    return grouped[grouped["failures"] >= min_failures].sort_values("failures", ascending=False)
+
+
+def accepted_after_failures(frame, *, min_failures: int = 5):  # -> pd.DataFrame
+    """Logins accepted from an address that failed many times before: possible compromise."""
+    import pandas as pd
+
+    rows = []
+    failures: dict[str, int] = {}
+    for event in frame.sort_values("time", kind="stable").itertuples(index=False):
+        if pd.isna(event.ip):
+            continue
+        if event.outcome == "failure":
+            failures[event.ip] = failures.get(event.ip, 0) + 1
+        elif event.event == "accepted" and failures.get(event.ip, 0) >= min_failures:
+            rows.append(
+                {
+                    "time": event.time,
+                    "ip": event.ip,
+                    "user": event.user,
+                    "method": event.method,
+                    "failures_before": failures[event.ip],
+                }
+            )
+    return pd.DataFrame(rows, columns=["time", "ip", "user", "method", "failures_before"])
+
+
+def timeseries(frame, freq: str = "1h"):  # -> pd.DataFrame
+    """Events per ``freq`` and outcome, ready for ``.plot()``."""
+    timed = frame[frame["time"].notna()]
+    return (
+        timed.groupby([timed["time"].dt.floor(freq), "outcome"], observed=True)
+        .size()
+        .unstack(fill_value=0)
+    )
