@@ -67,6 +67,7 @@ class Cause:
     id: str
     phase: str
     text: dict[str, Text]
+    refines: tuple[str, ...] = ()
 
 
 @cache
@@ -84,7 +85,9 @@ def _load() -> dict[str, Cause]:
                 )
                 for lang in LANGS
             }
-            causes[cause_id] = Cause(cause_id, entry["phase"], text)
+            causes[cause_id] = Cause(
+                cause_id, entry["phase"], text, tuple(entry.get("refines", ()))
+            )
     order = list(causes)
     return dict(
         sorted(causes.items(), key=lambda kv: (PHASES.index(kv[1].phase), order.index(kv[0])))

@@ -58,6 +58,12 @@ _STATUS_MARK = {"pass": "ok", "fail": "FAIL", "warn": "warn", "skip": "skip", "i
 @click.option("--known-hosts", help="known_hosts file to check against.")
 @click.option("--password-env", help="Name of an environment variable holding the password.")
 @click.option(
+    "--auth-log",
+    "auth_logs",
+    multiple=True,
+    help="The server's sshd log (auth.log, secure, journal JSON, .gz); repeatable.",
+)
+@click.option(
     "--timeout", type=float, default=10.0, show_default=True, help="Seconds for each network step."
 )
 @click.option("--lang", type=click.Choice(["en", "ja"]), default="en", show_default=True)
@@ -79,6 +85,7 @@ def diagnose(
     jump: str | None,
     known_hosts: str | None,
     password_env: str | None,
+    auth_logs: tuple[str, ...],
     timeout: float,
     lang: str,
     out: Path,
@@ -103,6 +110,7 @@ def diagnose(
         jump=jump,
         known_hosts=known_hosts,
         password_env=password_env,
+        auth_logs=auth_logs,
         timeout=timeout,
         lang=lang,
     )

@@ -15,7 +15,15 @@ from datetime import UTC, datetime
 
 import paramiko
 
-from runbook import authcheck, clientcheck, hostkeycheck, netcheck, sshconfig, verdict
+from runbook import (
+    authcheck,
+    clientcheck,
+    hostkeycheck,
+    netcheck,
+    serverlog,
+    sshconfig,
+    verdict,
+)
 from runbook.errors import BadInput
 from runbook.findings import Diagnosis, Finding, Target
 from runbook.sshrun import SshRun
@@ -37,6 +45,7 @@ def diagnose(
     jump: str | None = None,
     known_hosts: str | None = None,
     password_env: str | None = None,
+    auth_logs: Sequence[str] = (),
     timeout: float = 10.0,
     lang: str = "en",
     run_real_ssh: bool = True,
@@ -45,7 +54,8 @@ def diagnose(
 
     ``password_env`` names an environment variable holding the password; the password
     itself is never a parameter and never reaches any output. The real ``ssh -vvv`` runs
-    alongside the probes, and the verdict weighs both.
+    alongside the probes, and the verdict weighs both. ``auth_logs``: the server's sshd
+    log, whose lines of this very attempt refine the client's view (runbook.serverlog).
     """
     if timeout <= 0:
         raise BadInput(f"timeout {timeout} is not positive", hint="give --timeout seconds > 0")
@@ -59,6 +69,17 @@ def diagnose(
                 hint=f"export {password_env} with the password, or drop --password-env",
             )
         password = os.environ[password_env]
+    for log in auth_logs:
+        if not os.path.exists(log):
+            raise BadInput(
+                f"auth log {log} does not exist",
+                hint="copy the server's /var/log/auth.log (or secure) here, or drop --auth-log",
+            )
+        if not os.access(log, os.R_OK):
+            raise BadInput(
+                f"auth log {log} is not readable",
+                hint="run as root or a member of adm, or copy it somewhere readable",
+            )
     for identity in identities:
         if os.path.exists(identity) and not os.access(identity, os.R_OK):
             raise BadInput(
@@ -89,6 +110,14 @@ def diagnose(
         raise
     if real is not None:
         findings.append(real.finish())
+    if auth_logs:
+        findings += serverlog.check_auth_log(
+            auth_logs,
+            user=settings.user,
+            client=_client_address(findings, settings),
+            since=datetime.fromisoformat(started_at),
+            until=datetime.now(UTC),
+        )
     outcome, root = verdict.decide(findings, lang=lang, facts=_facts(settings))
     return Diagnosis(
         target=Target(settings.alias, settings.hostname, settings.port, settings.user),
@@ -98,6 +127,16 @@ def diagnose(
         started_at=started_at,
         duration_s=time.monotonic() - t0,
     )
+
+
+def _client_address(findings: list[Finding], settings: sshconfig.Settings) -> str | None:
+    """The address sshd sees this client come from (None through a jump host: unknown)."""
+    if settings.proxy_jump or settings.proxy_command:
+        return None
+    reached = next(
+        (f.data["address"] for f in findings if f.step == "tcp" and "address" in f.data), None
+    )
+    return serverlog.source_address(reached, settings.port) if reached else None
 
 
 def _facts(settings: sshconfig.Settings) -> dict[str, str | int]:

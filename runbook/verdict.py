@@ -10,7 +10,10 @@ Rules, in order:
    "Permission denied").
 3. Within a phase, the cause the real ``ssh`` showed is preferred; then the order the
    checks ran in.
-4. Confidence is high when the real client and a probe agree, or the evidence is a direct
+4. Server evidence refines: when the server's log (or checks) shows a cause that explains
+   the chosen client-side one (``refines`` in causes.toml: bad modes behind a refused
+   key), the server-side cause is named, with what the client saw in its evidence.
+5. Confidence is high when the real client and a probe agree, or the evidence is a direct
    observation (an errno, a banner, a key); medium when one inference alone says so; low
    when only a warning points at the cause.
 """
@@ -25,7 +28,11 @@ from runbook.findings import Finding, RootCause
 __all__ = ["DIRECT_STEPS", "decide"]
 
 # Steps whose failure is observed directly (a socket error, a banner), not inferred.
-DIRECT_STEPS = frozenset({"dns", "tcp", "banner", "kex", "proxy", "hostkey", "client", "session"})
+DIRECT_STEPS = frozenset(
+    {"dns", "tcp", "banner", "kex", "proxy", "hostkey", "client", "session", "server-log", "server"}
+)
+# Steps that see the server's side.
+SERVER_STEPS = frozenset({"server-log", "server"})
 
 
 def _facts(findings: list[Finding], base: dict[str, Any], chosen: Finding) -> dict[str, Any]:
@@ -67,7 +74,17 @@ def decide(
         cause = finding.cause_id or ""
         return (catalog.phase_rank(cause), 0 if cause in client_view else 1, order)
 
-    _, chosen = min(enumerate(failing), key=rank)
+    # Server evidence refines what the client sees; it does not compete with it.
+    client_side = [f for f in failing if f.step not in SERVER_STEPS] or failing
+    _, chosen = min(enumerate(client_side), key=rank)
+    seen_by_client = chosen
+    explains = [
+        f
+        for f in failing
+        if f.step in SERVER_STEPS and chosen.cause_id in catalog.get(f.cause_id or "").refines
+    ]
+    if explains:
+        chosen = explains[0]
     cause = chosen.cause_id or ""
     agreeing = [f for f in failing if f.cause_id == cause]
     if low:
@@ -80,6 +97,10 @@ def decide(
         cause, lang, confidence=confidence, **_facts(findings, facts or {}, chosen)
     )
     root.evidence = _chain(findings, chosen, cause, client_view)
+    if chosen is not seen_by_client:
+        root.evidence.append(
+            f"the client alone sees {seen_by_client.cause_id}: {seen_by_client.summary}"
+        )
     return "failed", root
 
 
@@ -94,7 +115,7 @@ def _chain(
         if finding.cause_id == cause:
             chain.append(f"{finding.step} agrees: {finding.summary}")
         elif finding.step == "ssh" and finding.status == "fail":
-            chain.append(f"the real ssh stops later, at {finding.cause_id}: {finding.summary}")
+            chain.append(f"the real ssh shows {finding.cause_id}: {finding.summary}")
     if cause not in client_view and not any(f.step == "ssh" for f in findings):
         chain.append("the real ssh did not run")
     return chain

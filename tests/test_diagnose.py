@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -118,3 +119,48 @@ def test_blackholed_host_is_bounded(lab) -> None:
     code, result, _ = _diagnose(lab, "timeout", timeout=2)
     assert code == 1 and result["root_cause"]["id"] == "net.timeout"
     assert result["duration_s"] < 2 + 2
+
+
+# With the server's log, the causes only sshd can see are named (firewall-reject needs
+# the server checks, not the log).
+WITH_LOG = [s for s in SCENARIOS if s.server == "sshd" and s.net in ("host", "moved")]
+
+
+@pytest.mark.parametrize("name", [s.name for s in WITH_LOG])
+def test_auth_log_refines_to_the_server_side_cause(lab, name: str) -> None:
+    spec = next(s for s in SCENARIOS if s.name == name)
+    target = lab.targets[name]
+    _, result, _ = _diagnose(lab, name, "--auth-log", target.auth_log)
+    expected = spec.expected if spec.server_log else spec.cause_seen_by_client
+    if expected is None:
+        assert result["verdict"] == "ok", result
+        return
+    root = result["root_cause"]
+    assert root["id"] == expected, json.dumps(result, indent=1)[:3000]
+    server = [f for f in result["findings"] if f["step"] == "server-log"]
+    # The lines of this attempt are found, unless the jump host never reached the target.
+    assert server and server[0]["status"] == ("warn" if spec.jump else "info"), server
+    if expected != spec.cause_seen_by_client:
+        assert root["confidence"] == "high"
+        assert any(spec.cause_seen_by_client in line for line in root["evidence"])
+        proof = [f for f in server if f["cause_id"] == expected]
+        assert proof and re.search(spec.server_log, proof[0]["evidence"][0])
+
+
+def test_bad_modes_fix_names_the_path(lab) -> None:
+    target = lab.targets["bad-modes"]
+    _, result, _ = _diagnose(lab, "bad-modes", "--auth-log", target.auth_log)
+    bad = next(f for f in result["findings"] if f["cause_id"] == "server.bad_modes")
+    path = bad["summary"].rsplit(" ", 1)[-1]
+    assert path.endswith("/bob")
+    assert f"sudo chmod go-w {path}" in result["root_cause"]["fix"]
+
+
+def test_missing_auth_log_is_bad_input(lab) -> None:
+    proc = lab.run_client(
+        "healthy",
+        [sys.executable, "-m", "runbook", "diagnose", "healthy", "--auth-log", "/nope/auth.log"],
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "auth log /nope/auth.log does not exist" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

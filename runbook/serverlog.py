@@ -1,0 +1,167 @@
+"""The server's log of this very attempt: the refusals only sshd can see.
+
+A client sees "Permission denied (publickey)" for a missing key, bad modes under
+StrictModes, a locked or expired account, AllowUsers, an unknown user... sshd's log says
+which. Given the log (``--auth-log``), this step finds the lines of the diagnosis' own
+connections (by the client's address and the time of the run, then every line of the
+same sshd processes) and turns the refusals into findings with server-side causes; the
+verdict lets them refine the client's view (see ``refines`` in causes.toml).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from runbook import logs
+from runbook.findings import Finding
+
+__all__ = ["SERVER_CAUSES", "check_auth_log", "source_address"]
+
+# sshd's event -> the cause it proves, and the fact its reason names (if any).
+SERVER_CAUSES: dict[str, tuple[str, str | None]] = {
+    "bad_modes": ("server.bad_modes", "bad_path"),
+    "keys_unreadable": ("server.bad_modes", "bad_path"),
+    "invalid_user": ("account.invalid_user", None),
+    "account_locked": ("account.locked", None),
+    "account_expired": ("account.expired", None),
+    "password_expired": ("account.expired", None),
+    "pam_account": ("account.not_allowed", None),
+    "not_allowed": ("account.not_allowed", None),
+    "root_refused": ("account.root_denied", None),
+    "shell_refused": ("account.nologin", None),
+    "max_auth_tries": ("auth.too_many_failures", None),
+    "too_many_failures": ("auth.too_many_failures", None),
+    "sig_alg_refused": ("auth.sig_alg", "algorithm"),
+    "pam_failure": ("auth.password_rejected", None),
+    "maxstartups": ("proto.closed_early", None),
+    "tcp_wrappers": ("proto.closed_early", None),
+    "kex_failed": ("kex.no_common_alg", None),
+}
+# A failed password names the cause only when nothing more specific was logged.
+_WEAK = {"failed": "auth.password_rejected"}
+SLACK = timedelta(seconds=2)
+
+
+def source_address(address: str, port: int) -> str | None:
+    """The local address the kernel would use to reach ``address`` (what sshd logs)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((address, port))  # UDP: no packet leaves, only a route lookup
+            return probe.getsockname()[0]
+    except OSError:
+        return None
+
+
+def _ours(events: list[logs.LogEvent], user: str, client: str | None) -> list[logs.LogEvent]:
+    """The lines of our connections: by address (and user), then whole sshd processes."""
+    pids = {
+        (e.host, e.pid)
+        for e in events
+        if e.pid is not None
+        and (client is None or e.ip == client)
+        and (e.user in (None, user) or e.event == "invalid_user")
+    }
+    by_pid = [e for e in events if (e.host, e.pid) in pids]
+    # A process some other user's lines belong to is not ours.
+    foreign = {(e.host, e.pid) for e in by_pid if e.user not in (None, user)}
+    mine = [e for e in by_pid if (e.host, e.pid) not in foreign]
+    without_pid = [e for e in events if e.pid is None and (client is None or e.ip == client)]
+    return mine + without_pid
+
+
+def check_auth_log(
+    paths: Sequence[str],
+    *,
+    user: str,
+    client: str | None,
+    since: datetime,
+    until: datetime,
+    settle: float = 0.5,
+) -> list[Finding]:
+    """Findings from sshd's log lines of this diagnosis' own connections.
+
+    ``settle``: syslog writes asynchronously; if none of our lines are there yet, look
+    again once after this many seconds.
+    """
+    label = ", ".join(paths)
+    for attempt in (0, 1):
+        stats = logs.LogStats()
+        events = list(
+            logs.iter_events(paths, since=since - SLACK, until=until + SLACK, stats=stats)
+        )
+        ours = _ours(events, user, client)
+        if ours or attempt:
+            break
+        time.sleep(settle)
+    if not ours:
+        return [
+            Finding(
+                "server-log",
+                "auth.log",
+                "warn",
+                f"no line of this attempt in {label} ({stats.summary()})",
+                evidence=[
+                    "is it the log of this server, with LogLevel VERBOSE or INFO, and are "
+                    "the clocks close?"
+                ],
+            )
+        ]
+    findings = []
+    for event in ours:
+        cause, fact = SERVER_CAUSES.get(event.event, (None, None))
+        if cause is None:
+            continue
+        data: dict[str, str | int] = {"user": event.user or user}
+        if fact and event.reason:
+            data[fact] = event.reason
+        if fact == "algorithm" and event.method:
+            data["algorithm"] = event.method
+        findings.append(
+            Finding(
+                "server-log",
+                "auth.log",
+                "fail",
+                f"sshd: {_message(event)}",
+                cause_id=cause,
+                evidence=[event.raw],
+                data=data,
+            )
+        )
+    if not findings:
+        weak = [
+            e for e in ours if e.event in _WEAK and e.method in ("password", "keyboard-interactive")
+        ]
+        findings += [
+            Finding(
+                "server-log",
+                "auth.log",
+                "fail",
+                f"sshd: {_message(e)}",
+                cause_id=_WEAK[e.event],
+                evidence=[e.raw],
+                data={"user": e.user or user},
+            )
+            for e in weak[:1]
+        ]
+    seen = [
+        Finding(
+            "server-log",
+            "auth.log",
+            "info",
+            f"{len(ours)} sshd line(s) of this attempt in {label}",
+            evidence=[e.raw for e in ours[:12]],
+        )
+    ]
+    return seen + findings
+
+
+def _message(event: logs.LogEvent) -> str:
+    raw = event.raw
+    for marker in ("]: ", "sshd: "):
+        if marker in raw:
+            return raw.split(marker, 1)[1]
+    return raw
