@@ -108,7 +108,7 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"^User (?P<user>.*) not allowed because (?P<reason>shell .*)$"),
     ("root_refused", "failure", "ROOT LOGIN REFUSED",
      rf"^ROOT LOGIN REFUSED FROM (?:::ffff:)?{_IP}{_PORT}{_TAIL}"),
-    ("bad_modes", "failure", "bad ownership or modes",
+    ("bad_modes", "failure", "Authentication refused:",
      r"^Authentication refused: bad ownership or modes for (?:directory|file) (?P<reason>.+)$"),
     ("bad_modes", "failure", "Authentication refused:",
      r"^Authentication refused: (?P<reason>.+)$"),
@@ -203,7 +203,20 @@ _PREAUTH_FAILURES = frozenset({"closed", "reset", "disconnected", "disconnect"})
 _AUTH_DISCONNECTS = frozenset({"3", "14"})
 # Noise some kernels and relays put before sshd's message ("kernel:[ 970.69]: ").
 _PREFIX = re.compile(r"^kernel: ?\[ *[\d.]+\]:? ?")
-_COMPILED = [(m, re.compile(m.pattern)) for m in MESSAGES]
+_BY_NEEDLE: dict[str, list[tuple[Message, re.Pattern[str]]]] = {}
+for _m in MESSAGES:
+    _BY_NEEDLE.setdefault(_m.needle, []).append((_m, re.compile(_m.pattern)))
+# Messages anchored at a literal first word, indexed by it (the fast path of _message).
+_FIRST_WORD = re.compile(r"^\^(?:\(\?:(?:error|fatal): \)\?)?((?:[\w:]|\\[()])+) ")
+_BY_FIRST: dict[str, list[tuple[Message, re.Pattern[str]]]] = {}
+for _m in MESSAGES:
+    _first = _FIRST_WORD.match(_m.pattern)
+    if _first:
+        _BY_FIRST.setdefault(_first.group(1).replace("\\", ""), []).append(
+            (_m, re.compile(_m.pattern))
+        )
+# Longest first, so that at one position the more specific needle is the one found.
+_NEEDLES = re.compile("|".join(re.escape(n) for n in sorted(_BY_NEEDLE, key=len, reverse=True)))
 _MONTHS = {
     m: i
     for i, m in enumerate(
@@ -225,11 +238,12 @@ _TAG = re.compile(
     r"^(?:(?P<host>[^\s\[\]]+) +)?\[?(?P<proc>[\w./-]+?)\]?(?:\[(?P<pid>\d+)\])?:? +"
     r"(?:\[ID \d+ [\w.]+\] +)?(?P<msg>.*)$"
 )
+_SYSLOG = re.compile(_BSD_TIME.pattern + _TAG.pattern[1:])
 _SSHD = re.compile(r"(?:^|[./])sshd(?:-session|-auth)?$")
 MAX_LINE = 8192
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class LogEvent:
     """One recognised sshd line, in the contract's ``runbook logs --format jsonl`` shape."""
 
@@ -273,8 +287,16 @@ class LogStats:
 
 
 def _message(msg: str) -> tuple[Message, dict[str, str]] | None:
-    for message, pattern in _COMPILED:
-        if message.needle in msg:
+    # Most messages are known by their first word; the rest by a needle anywhere.
+    head = msg[7:] if msg[:7] in ("error: ", "fatal: ") else msg
+    candidates = _BY_FIRST.get(head.split(" ", 1)[0])
+    if candidates:
+        for message, pattern in candidates:
+            match = pattern.search(msg)
+            if match:
+                return message, {k: v for k, v in match.groupdict().items() if v is not None}
+    for hit in _NEEDLES.finditer(msg):
+        for message, pattern in _BY_NEEDLE[hit.group()]:
             match = pattern.search(msg)
             if match:
                 return message, {k: v for k, v in match.groupdict().items() if v is not None}
@@ -282,6 +304,19 @@ def _message(msg: str) -> tuple[Message, dict[str, str]] | None:
 
 
 def _bsd_time(match: re.Match[str], now: datetime, tz: tzinfo) -> datetime:
+    key = (match.group("mon", "day", "hms", "year"), now.year, now.month, now.day, tz)
+    stamp = _BSD_CACHE.get(key)
+    if stamp is None:
+        if len(_BSD_CACHE) > 65536:
+            _BSD_CACHE.clear()
+        stamp = _BSD_CACHE[key] = _bsd_time_uncached(match, now, tz)
+    return stamp
+
+
+_BSD_CACHE: dict[tuple[Any, ...], datetime] = {}
+
+
+def _bsd_time_uncached(match: re.Match[str], now: datetime, tz: tzinfo) -> datetime:
     hour, minute, second = (int(x) for x in match.group("hms").split(":"))
     month, day = _MONTHS[match.group("mon")], int(match.group("day"))
     year = int(match.group("year") or now.year)
@@ -327,8 +362,18 @@ def parse_line(
     text = line[:MAX_LINE].rstrip("\r\n")
     time = host = None
     process, pid, msg = "", None, ""
-    rfc = _RFC5424.match(text)
-    if rfc:
+    fast = _SYSLOG.match(text)
+    if fast and _SSHD.search(fast.group("proc")):
+        # The common case, in one match: "Mon DD HH:MM:SS host sshd[pid]: message".
+        time = _bsd_time(fast, anchor, zone)
+        host, process, msg = fast.group("host"), fast.group("proc"), fast.group("msg")
+        pid = int(fast.group("pid")) if fast.group("pid") else None
+        rfc = None
+    else:
+        rfc = _RFC5424.match(text) if text[:1] == "<" else None
+    if fast and msg:
+        pass
+    elif rfc:
         time = _iso_time(rfc.group("iso"), zone)
         host, process, msg = rfc.group("host"), rfc.group("app"), rfc.group("msg")
         pid = int(rfc.group("pid")) if rfc.group("pid").isdigit() else None
@@ -351,7 +396,7 @@ def parse_line(
             if found is None:
                 return None
             process, msg = "sshd", text
-    found = _message(_PREFIX.sub("", msg))
+    found = _message(_PREFIX.sub("", msg) if msg[:6] == "kernel" else msg)
     if found is None:
         return False
     message, fields = found
@@ -484,9 +529,9 @@ class _Connections:
 
 
 def _replace(event: LogEvent, **changes: Any) -> LogEvent:
-    from dataclasses import replace
-
-    return replace(event, **changes)
+    for name, value in changes.items():
+        setattr(event, name, value)
+    return event
 
 
 def iter_events(
@@ -565,13 +610,37 @@ COLUMNS = (
 def _frame(rows: list[LogEvent], zone: tzinfo):  # -> pd.DataFrame
     import pandas as pd
 
-    data = {c: [getattr(r, c) for r in rows] for c in COLUMNS}
-    frame = pd.DataFrame(data, columns=list(COLUMNS))
-    frame["time"] = pd.to_datetime(
-        [t.astimezone(zone) if t else None for t in data["time"]], utc=False
+    names = COLUMNS[1:]
+    columns = list(
+        zip(
+            *[
+                (
+                    r.host,
+                    r.process,
+                    r.pid,
+                    r.event,
+                    r.outcome,
+                    r.user,
+                    r.ip,
+                    r.port,
+                    r.method,
+                    r.reason,
+                    r.raw,
+                )
+                for r in rows
+            ],
+            strict=True,
+        )
+    ) or [() for _ in names]
+    stamps = [r.time.timestamp() if r.time is not None else float("nan") for r in rows]
+    time = pd.to_datetime(pd.Series(stamps, dtype="float64"), unit="s", utc=True)
+    frame = pd.DataFrame(
+        {
+            "time": time.dt.tz_convert(zone),
+            **{n: pd.Series(c, dtype=object) for n, c in zip(names, columns, strict=True)},
+        },
+        columns=list(COLUMNS),
     )
-    if frame["time"].dt.tz is None:
-        frame["time"] = frame["time"].dt.tz_localize(zone)
     for column in ("pid", "port"):
         frame[column] = pd.array(frame[column], dtype="Int64")
     for column in ("process", "event", "outcome", "method"):
