@@ -64,6 +64,11 @@ _STATUS_MARK = {"pass": "ok", "fail": "FAIL", "warn": "warn", "skip": "skip", "i
     help="The server's sshd log (auth.log, secure, journal JSON, .gz); repeatable.",
 )
 @click.option(
+    "--server",
+    help="Read-only checks on the server: local, nsenter:PID (a container's or the lab's "
+    "sshd) or USER@HOST[:PORT] (an account that still logs in).",
+)
+@click.option(
     "--timeout", type=float, default=10.0, show_default=True, help="Seconds for each network step."
 )
 @click.option("--lang", type=click.Choice(["en", "ja"]), default="en", show_default=True)
@@ -86,6 +91,7 @@ def diagnose(
     known_hosts: str | None,
     password_env: str | None,
     auth_logs: tuple[str, ...],
+    server: str | None,
     timeout: float,
     lang: str,
     out: Path,
@@ -111,6 +117,7 @@ def diagnose(
         known_hosts=known_hosts,
         password_env=password_env,
         auth_logs=auth_logs,
+        server=server,
         timeout=timeout,
         lang=lang,
     )

@@ -19,7 +19,9 @@ from runbook import (
     authcheck,
     clientcheck,
     hostkeycheck,
+    hosts,
     netcheck,
+    servercheck,
     serverlog,
     sshconfig,
     verdict,
@@ -46,6 +48,7 @@ def diagnose(
     known_hosts: str | None = None,
     password_env: str | None = None,
     auth_logs: Sequence[str] = (),
+    server: str | None = None,
     timeout: float = 10.0,
     lang: str = "en",
     run_real_ssh: bool = True,
@@ -56,6 +59,8 @@ def diagnose(
     itself is never a parameter and never reaches any output. The real ``ssh -vvv`` runs
     alongside the probes, and the verdict weighs both. ``auth_logs``: the server's sshd
     log, whose lines of this very attempt refine the client's view (runbook.serverlog).
+    ``server``: ``local``, ``nsenter:PID`` or ``USER@HOST[:PORT]``, where read-only checks
+    run on the server itself (runbook.servercheck).
     """
     if timeout <= 0:
         raise BadInput(f"timeout {timeout} is not positive", hint="give --timeout seconds > 0")
@@ -69,6 +74,7 @@ def diagnose(
                 hint=f"export {password_env} with the password, or drop --password-env",
             )
         password = os.environ[password_env]
+    server_host = hosts.host_for(server, timeout=timeout) if server else None
     for log in auth_logs:
         if not os.path.exists(log):
             raise BadInput(
@@ -103,7 +109,7 @@ def diagnose(
         flags = _ssh_flags(port, user, identities, ssh_config, jump)
         real = SshRun(settings, flags, target, timeout, password_env)
     try:
-        findings = _run_chain(settings, password, timeout)
+        findings, identities_seen = _run_chain(settings, password, timeout)
     except BaseException:
         if real is not None:
             real.cancel()
@@ -118,6 +124,19 @@ def diagnose(
             since=datetime.fromisoformat(started_at),
             until=datetime.now(UTC),
         )
+    if server_host is not None:
+        context = servercheck.Context(
+            user=settings.user,
+            port=settings.port,
+            client_ip=_client_address(findings, settings),
+            server_address=next(
+                (f.data["address"] for f in findings if f.step == "tcp" and "address" in f.data),
+                None,
+            ),
+            client_keys=[i.fingerprint for i in identities_seen if i.fingerprint],
+            client_algorithms=_signature_algorithms(identities_seen, settings),
+        )
+        findings += servercheck.check_server(server_host, context)
     outcome, root = verdict.decide(findings, lang=lang, facts=_facts(settings))
     return Diagnosis(
         target=Target(settings.alias, settings.hostname, settings.port, settings.user),
@@ -127,6 +146,18 @@ def diagnose(
         started_at=started_at,
         duration_s=time.monotonic() - t0,
     )
+
+
+def _signature_algorithms(
+    identities: list[clientcheck.Identity], settings: sshconfig.Settings
+) -> dict[str, list[str]]:
+    """Per key type the client holds, the signature algorithms it is willing to use."""
+    allowed = set(settings.pubkey_accepted_algorithms)
+    kinds = {i.key.get_name() for i in identities if i.key is not None}
+    return {
+        kind: [a for a in servercheck.SIGNATURES.get(kind, (kind,)) if not allowed or a in allowed]
+        for kind in kinds
+    }
 
 
 def _client_address(findings: list[Finding], settings: sshconfig.Settings) -> str | None:
@@ -180,7 +211,22 @@ def _ssh_flags(
     return flags
 
 
-def _run_chain(settings: sshconfig.Settings, password: str | None, timeout: float) -> list[Finding]:
+def _run_chain(
+    settings: sshconfig.Settings, password: str | None, timeout: float
+) -> tuple[list[Finding], list[clientcheck.Identity]]:
+    """The probe chain's findings, and the client's identities (the server checks look
+    for their fingerprints in authorized_keys)."""
+    client, identities = clientcheck.check_client_files(settings)
+    return _probe(settings, password, timeout, client, identities), identities
+
+
+def _probe(
+    settings: sshconfig.Settings,
+    password: str | None,
+    timeout: float,
+    client: list[Finding],
+    identities: list[clientcheck.Identity],
+) -> list[Finding]:
     findings = [
         Finding(
             step="target",
@@ -192,7 +238,6 @@ def _run_chain(settings: sshconfig.Settings, password: str | None, timeout: floa
             + [f"userknownhostsfile {p}" for p in settings.user_known_hosts_files],
         )
     ]
-    client, identities = clientcheck.check_client_files(settings)
     findings += client
     if settings.proxy_jump or settings.proxy_command:
         proxy = netcheck.check_proxy(settings, timeout)

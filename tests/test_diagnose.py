@@ -164,3 +164,41 @@ def test_missing_auth_log_is_bad_input(lab) -> None:
     )
     assert proc.returncode == 2 and "auth log /nope/auth.log does not exist" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def _sshd_pid(lab, name: str) -> int:
+    return next(p.pid for p in lab.processes if p.what == f"sshd {name}")
+
+
+@pytest.mark.parametrize("name", [s.name for s in SCENARIOS if s.server == "sshd"])
+def test_server_checks_name_the_server_side_cause(lab, name: str) -> None:
+    """--server nsenter:PID reads the lab sshd's own view: its config, accounts, firewall."""
+    spec = next(s for s in SCENARIOS if s.name == name)
+    _, result, _ = _diagnose(lab, name, "--server", f"nsenter:{_sshd_pid(lab, name)}")
+    server = [f for f in result["findings"] if f["step"] == "server"]
+    assert server[-1]["check"] == "commands" and server[-1]["evidence"]  # what was run
+    if spec.expected is None:
+        assert result["verdict"] == "ok", result
+        assert not [f for f in server if f["status"] == "fail"], server
+        return
+    assert result["root_cause"]["id"] == spec.expected, json.dumps(server, indent=1)[:3000]
+
+
+def test_server_checks_change_nothing(lab, machine_digests) -> None:
+    """Read-only: the lab server's files and the machine's accounts are untouched."""
+    srv = Path(lab.dir) / "srv"
+    before = _digests(str(srv))
+    _diagnose(lab, "bad-modes", "--server", f"nsenter:{_sshd_pid(lab, 'bad-modes')}")
+    assert _digests(str(srv)) == before
+    from tests.conftest import file_digests
+
+    assert file_digests() == machine_digests
+
+
+def test_bad_server_spec_is_bad_input(lab) -> None:
+    proc = lab.run_client(
+        "healthy",
+        [sys.executable, "-m", "runbook", "diagnose", "healthy", "--server", "nsenter:abc"],
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "nsenter:1234" in proc.stderr

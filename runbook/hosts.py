@@ -1,0 +1,153 @@
+"""Where server checks run: this machine, another process's namespaces, or over SSH.
+
+Shaped like pytest-testinfra's backends: a :class:`Host` whose ``run(cmd, *args)``
+shell-quotes its arguments and returns a :class:`CommandResult`. Every command a check
+runs is recorded (``host.history``) so the report can show exactly what was run; the
+checks only read, never write.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from dataclasses import dataclass, field
+
+from runbook.errors import BadInput
+
+__all__ = ["CommandResult", "Host", "LocalHost", "NsenterHost", "SshHost", "host_for"]
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """One command and what it returned."""
+
+    command: str
+    rc: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+
+@dataclass
+class Host:
+    """A machine the checks read from; subclasses say how a command reaches it."""
+
+    name: str
+    timeout: float = 10.0
+    history: list[str] = field(default_factory=list)
+
+    def run(self, command: str, *args: object) -> CommandResult:
+        """Run ``command`` with each of ``args`` shell-quoted in (testinfra's shape)."""
+        line = " ".join([command, *(shlex.quote(str(a)) for a in args)])
+        self.history.append(line)
+        return self._execute(line)
+
+    def _execute(self, line: str) -> CommandResult:
+        raise NotImplementedError
+
+    def read(self, path: str) -> str | None:
+        """A file's text, or None when it is missing or unreadable."""
+        result = self.run("cat --", path)
+        return result.stdout if result.ok else None
+
+    def exists(self, command: str) -> bool:
+        return self.run("command -v", command).ok
+
+
+@dataclass
+class LocalHost(Host):
+    """This machine (``--server local``): the notebook runs on the server itself."""
+
+    prefix: tuple[str, ...] = ()
+
+    def _execute(self, line: str) -> CommandResult:
+        argv = [*self.prefix, "/bin/sh", "-c", line]
+        try:
+            done = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+                stdin=subprocess.DEVNULL,
+                errors="replace",
+            )
+        except subprocess.TimeoutExpired:
+            return CommandResult(line, 124, "", f"timed out after {self.timeout:.0f}s")
+        return CommandResult(line, done.returncode, done.stdout, done.stderr)
+
+
+@dataclass
+class NsenterHost(LocalHost):
+    """The mount and network namespaces of a process (a container's or the lab's sshd)."""
+
+    pid: int = 0
+
+
+@dataclass
+class SshHost(Host):
+    """Another machine reached with an admin account that still gets in (paramiko)."""
+
+    user: str = ""
+    hostname: str = ""
+    port: int = 22
+    _client: object | None = None
+
+    def _connect(self):  # -> paramiko.SSHClient
+        import paramiko
+
+        if self._client is None:
+            client = paramiko.SSHClient()
+            client.load_system_host_keys()
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())  # never accept blindly
+            try:
+                client.connect(
+                    self.hostname,
+                    self.port,
+                    self.user,
+                    timeout=self.timeout,
+                    banner_timeout=self.timeout,
+                    auth_timeout=self.timeout,
+                )
+            except (paramiko.SSHException, OSError) as err:
+                raise BadInput(
+                    f"cannot reach the server as {self.user}@{self.hostname}:{self.port}: {err}",
+                    hint="--server needs an account that still logs in with a known host key",
+                ) from err
+            self._client = client
+        return self._client
+
+    def _execute(self, line: str) -> CommandResult:
+        client = self._connect()
+        try:
+            _, out, err = client.exec_command(line, timeout=self.timeout)  # type: ignore[attr-defined]
+            rc = out.channel.recv_exit_status()
+            return CommandResult(
+                line, rc, out.read().decode(errors="replace"), err.read().decode(errors="replace")
+            )
+        except OSError as failure:
+            return CommandResult(line, 124, "", str(failure))
+
+
+def host_for(spec: str, *, timeout: float = 10.0) -> Host:
+    """``local``, ``nsenter:PID`` or ``USER@HOST[:PORT]`` as a :class:`Host`."""
+    if spec == "local":
+        return LocalHost("local", timeout)
+    if spec.startswith("nsenter:"):
+        pid = spec.split(":", 1)[1]
+        if not pid.isdigit():
+            raise BadInput(f"--server {spec}: the pid is not a number", hint="nsenter:1234")
+        prefix = ("nsenter", "-t", pid, "-m", "-n", "--")
+        return NsenterHost(spec, timeout, prefix=prefix, pid=int(pid))
+    user, at, rest = spec.rpartition("@")
+    if not at or not user or not rest:
+        raise BadInput(
+            f"--server {spec!r} is not local, nsenter:PID or USER@HOST[:PORT]",
+            hint="e.g. --server local or --server admin@web1:22",
+        )
+    host, _, port = rest.partition(":")
+    if port and not port.isdigit():
+        raise BadInput(f"--server {spec!r}: the port is not a number", hint="admin@web1:2222")
+    return SshHost(spec, timeout, user=user, hostname=host, port=int(port or 22))

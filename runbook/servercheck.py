@@ -1,0 +1,664 @@
+"""Read-only checks on the server itself (``--server local|nsenter:PID|USER@HOST``).
+
+In dependency order, each a small function returning findings (step ``server``): the sshd
+that listens on the port, its configuration (``sshd -t``, then the effective settings
+for this very user with ``sshd -T -C``), the account (exists, locked, expired, shell),
+StrictModes on the authorized_keys path and every directory above it, whether
+authorized_keys holds the client's key, and firewalls and fail2ban in front of the port.
+A check whose precondition failed says "not checked"; every command run is listed in the
+findings' evidence. Nothing is written.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from fnmatch import fnmatchcase
+
+from runbook.findings import Finding
+from runbook.hosts import Host
+
+__all__ = ["Context", "check_server"]
+
+STEP = "server"
+
+
+@dataclass
+class Context:
+    """What the checks know about the attempt."""
+
+    user: str
+    port: int
+    client_ip: str | None
+    server_address: str | None = None  # the address the client connects to
+    client_host: str = "client"
+    client_keys: Sequence[str] = ()  # SHA256 fingerprints of the keys the client offers
+    # Per key type, the signature algorithms the client would use (its PubkeyAccepted...).
+    client_algorithms: dict[str, list[str]] = field(default_factory=dict)
+    sshd_pid: int | None = None
+    config: str = "/etc/ssh/sshd_config"
+    settings: dict[str, list[str]] = field(default_factory=dict)
+    passwd: list[str] | None = None
+
+
+def _finding(
+    check: str,
+    status: str,
+    summary: str,
+    cause: str | None = None,
+    evidence: Sequence[str] = (),
+    **data: str | int,
+) -> Finding:
+    return Finding(
+        STEP,
+        check,
+        status,
+        summary,
+        cause_id=cause,  # type: ignore[arg-type]
+        evidence=list(evidence),
+        data=dict(data),
+    )
+
+
+def _skip(check: str, why: str) -> Finding:
+    return _finding(check, "skip", f"not checked: {why}")
+
+
+# -- sshd: listening, process, configuration ------------------------------------------------
+
+_LISTEN = re.compile(r"^\S+\s+\d+\s+\d+\s+(?P<addr>\S+):(?P<port>\d+)\s+\S+\s*(?P<users>.*)$")
+
+
+def check_listening(host: Host, ctx: Context) -> list[Finding]:
+    """Which process listens on the port (``ss -Htlnp``), and sshd anywhere else."""
+    result = host.run("ss -Htlnp")
+    if not result.ok:
+        return [
+            _finding(
+                "listening",
+                "warn",
+                f"cannot list sockets: {result.stderr.strip()}",
+                evidence=[result.command],
+            )
+        ]
+    listeners = [m for line in result.stdout.splitlines() if (m := _LISTEN.match(line.strip()))]
+    wildcard = ("0.0.0.0", "*", "[::]", "::")
+    on_port = [
+        m
+        for m in listeners
+        if int(m.group("port")) == ctx.port
+        and (
+            ctx.server_address is None
+            or m.group("addr").strip("[]") in (*wildcard, ctx.server_address)
+        )
+    ]
+    sshd_elsewhere = [m for m in listeners if "sshd" in m.group("users") and m not in on_port]
+    if on_port:
+        users = on_port[0].group("users")
+        pid = re.search(r"pid=(\d+)", users)
+        if "sshd" in users and pid:
+            ctx.sshd_pid = ctx.sshd_pid or int(pid.group(1))
+            return [
+                _finding(
+                    "listening",
+                    "pass",
+                    f"sshd (pid {pid.group(1)}) listens on {on_port[0].group('addr')}:{ctx.port}",
+                    evidence=[result.command],
+                )
+            ]
+        return [
+            _finding(
+                "listening",
+                "fail",
+                f"port {ctx.port} belongs to another program: {users or '?'}",
+                "proto.not_ssh",
+                [result.command],
+            )
+        ]
+    if sshd_elsewhere:
+        where = ", ".join(f"{m.group('addr')}:{m.group('port')}" for m in sshd_elsewhere)
+        pid = re.search(r"pid=(\d+)", sshd_elsewhere[0].group("users"))
+        if pid:
+            ctx.sshd_pid = ctx.sshd_pid or int(pid.group(1))
+        return [
+            _finding(
+                "listening",
+                "fail",
+                f"sshd listens on {where}, not on {ctx.server_address or 'port'}:{ctx.port}",
+                "port.refused",
+                [result.command],
+                other_port=int(sshd_elsewhere[0].group("port")),
+            )
+        ]
+    running = host.run("pgrep -a -x sshd")
+    active = host.run("systemctl is-active ssh sshd")
+    evidence = [result.command, running.command, active.command]
+    if running.ok:
+        return [
+            _finding(
+                "listening",
+                "fail",
+                f"sshd runs but listens on no TCP port: {running.stdout.strip()[:120]}",
+                "server.sshd_down",
+                evidence,
+            )
+        ]
+    return [
+        _finding(
+            "listening",
+            "fail",
+            "sshd is not running (no process, nothing listens on "
+            f"port {ctx.port}; systemctl: {active.stdout.split() or ['?']})",
+            "server.sshd_down",
+            evidence,
+        )
+    ]
+
+
+def find_config(host: Host, ctx: Context) -> list[Finding]:
+    """The config file the running sshd was started with (its ``-f``), or the default."""
+    if ctx.sshd_pid:
+        cmdline = host.read(f"/proc/{ctx.sshd_pid}/cmdline")
+        if cmdline:
+            argv = cmdline.split("\0")
+            if (
+                len(argv) <= 2
+            ):  # sshd rewrote its title: "sshd: /usr/sbin/sshd -D -f ... [listener]"
+                argv = cmdline.replace("\0", " ").split()
+            for flag, value in itertools.pairwise(argv):
+                if flag == "-f":
+                    ctx.config = value
+    return [_finding("config", "info", f"sshd reads {ctx.config}")]
+
+
+def check_config(host: Host, ctx: Context) -> list[Finding]:
+    """``sshd -t``: does the configuration load (the file and line when it does not)?"""
+    result = (
+        host.run("sshd -t -f", ctx.config)
+        if host.exists("sshd")
+        else host.run("/usr/sbin/sshd -t -f", ctx.config)
+    )
+    if result.ok:
+        return [_finding("sshd -t", "pass", f"{ctx.config} is valid", evidence=[result.command])]
+    message = (result.stderr or result.stdout).strip().splitlines()
+    return [
+        _finding(
+            "sshd -t",
+            "fail",
+            f"the configuration does not load: {message[0] if message else result.rc}",
+            "server.sshd_down",
+            [result.command, *message[:5]],
+        )
+    ]
+
+
+def effective_settings(host: Host, ctx: Context) -> list[Finding]:
+    """``sshd -T -C user=,host=,addr=``: what applies to this user from this address."""
+    spec = f"user={ctx.user},host={ctx.client_host},addr={ctx.client_ip or '127.0.0.1'}"
+    result = host.run("/usr/sbin/sshd -T -f", ctx.config, "-C", spec)
+    if not result.ok:
+        return [
+            _finding(
+                "sshd -T",
+                "warn",
+                f"cannot read the effective settings: {result.stderr.strip()[:150]}",
+                evidence=[result.command],
+            )
+        ]
+    for line in result.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        ctx.settings.setdefault(key.lower(), []).append(value.strip())
+    wanted = (
+        "port",
+        "listenaddress",
+        "passwordauthentication",
+        "pubkeyauthentication",
+        "authenticationmethods",
+        "permitrootlogin",
+        "allowusers",
+        "denyusers",
+        "allowgroups",
+        "denygroups",
+        "maxauthtries",
+        "strictmodes",
+        "usepam",
+        "authorizedkeysfile",
+    )
+    shown = [f"{k} {' '.join(ctx.settings[k])}" for k in wanted if k in ctx.settings]
+    return [
+        _finding(
+            "sshd -T",
+            "info",
+            f"effective settings for {ctx.user} from {ctx.client_ip or '?'}",
+            evidence=[result.command, *shown],
+        )
+    ]
+
+
+def _one(ctx: Context, key: str, default: str = "") -> str:
+    return (ctx.settings.get(key) or [default])[0]
+
+
+def check_access_rules(host: Host, ctx: Context) -> list[Finding]:
+    """PermitRootLogin and Allow/Deny Users/Groups, as sshd itself would apply them."""
+    findings = []
+    if ctx.user == "root" and _one(ctx, "permitrootlogin") in ("no",):
+        findings.append(
+            _finding(
+                "PermitRootLogin",
+                "fail",
+                "PermitRootLogin no refuses root",
+                "account.root_denied",
+                [f"permitrootlogin {_one(ctx, 'permitrootlogin')}"],
+            )
+        )
+    groups_out = host.run("id -Gn --", ctx.user)
+    groups = groups_out.stdout.split() if groups_out.ok else []
+
+    def matches(patterns: list[str], names: list[str]) -> bool:
+        for pattern in " ".join(patterns).split():
+            name_pattern, _, host_pattern = pattern.partition("@")
+            if any(fnmatchcase(n, name_pattern) for n in names) and (
+                not host_pattern or fnmatchcase(ctx.client_ip or "", host_pattern)
+            ):
+                return True
+        return False
+
+    rules = [
+        ("denyusers", lambda v: matches(v, [ctx.user]), "listed in DenyUsers"),
+        ("allowusers", lambda v: not matches(v, [ctx.user]), "not listed in AllowUsers"),
+        ("denygroups", lambda v: matches(v, groups), "a group is listed in DenyGroups"),
+        ("allowgroups", lambda v: not matches(v, groups), "none of its groups is in AllowGroups"),
+    ]
+    for key, refuses, why in rules:
+        values = ctx.settings.get(key)
+        if values and refuses(values):
+            findings.append(
+                _finding(
+                    key,
+                    "fail",
+                    f"sshd refuses {ctx.user}: {why}",
+                    "account.not_allowed",
+                    [f"{key} {' '.join(values)}"],
+                )
+            )
+    return findings or [_finding("access rules", "pass", f"no Allow/Deny rule refuses {ctx.user}")]
+
+
+def check_signature_algorithms(host: Host, ctx: Context) -> list[Finding]:
+    """Can the server accept a signature the client would make with each of its keys?"""
+    accepted = set(",".join(ctx.settings.get("pubkeyacceptedalgorithms", [])).split(",")) - {""}
+    if not accepted or not ctx.client_algorithms:
+        return []
+    usable = {
+        kind: [a for a in algs if a in accepted] for kind, algs in ctx.client_algorithms.items()
+    }
+    if any(usable.values()):
+        return [
+            _finding(
+                "PubkeyAcceptedAlgorithms",
+                "pass",
+                "the server accepts " + ", ".join(f"{k}: {v[0]}" for k, v in usable.items() if v),
+            )
+        ]
+    kinds = ", ".join(f"{k} ({'/'.join(v) or 'none'})" for k, v in ctx.client_algorithms.items())
+    return [
+        _finding(
+            "PubkeyAcceptedAlgorithms",
+            "fail",
+            f"no mutual signature algorithm: the client signs {kinds}; the server "
+            f"accepts {','.join(sorted(accepted))}",
+            "auth.sig_alg",
+            [f"pubkeyacceptedalgorithms {','.join(sorted(accepted))}"],
+            algorithm=sorted(accepted)[0],
+        )
+    ]
+
+
+# -- the account ----------------------------------------------------------------------------
+
+
+def check_account(host: Host, ctx: Context) -> list[Finding]:
+    """The account exists, is not locked or expired, and has a login shell."""
+    entry = host.run("getent passwd --", ctx.user)
+    if not entry.ok or not entry.stdout.strip():
+        return [
+            _finding(
+                "account",
+                "fail",
+                f"there is no user {ctx.user} on the server",
+                "account.invalid_user",
+                [entry.command],
+            )
+        ]
+    ctx.passwd = entry.stdout.strip().split(":")
+    findings = []
+    shell = ctx.passwd[6] if len(ctx.passwd) > 6 else ""
+    if shell.endswith(("/nologin", "/false")):
+        findings.append(
+            _finding(
+                "shell",
+                "fail",
+                f"{ctx.user}'s shell is {shell}",
+                "account.nologin",
+                [entry.stdout.strip()],
+            )
+        )
+    elif shell and not host.run("test -x", shell).ok:
+        findings.append(
+            _finding(
+                "shell",
+                "fail",
+                f"{ctx.user}'s shell {shell} does not exist",
+                "account.nologin",
+                [entry.stdout.strip()],
+            )
+        )
+    shadow = host.run("getent shadow --", ctx.user)
+    if shadow.ok and shadow.stdout.strip():
+        fields = shadow.stdout.strip().split(":")
+        password, expire = fields[1], fields[7] if len(fields) > 7 else ""
+        today = (datetime.now(UTC) - datetime(1970, 1, 1, tzinfo=UTC)).days
+        if password.startswith(("!", "*LK*")):
+            pam = _one(ctx, "usepam", "no") == "yes"
+            findings.append(
+                _finding(
+                    "shadow",
+                    "warn" if pam else "fail",
+                    f"{ctx.user}'s password is locked ('!' in shadow)"
+                    + (
+                        "; with UsePAM yes keys still work" if pam else ": sshd refuses the account"
+                    ),
+                    "account.locked",
+                    ["getent shadow: password field starts with '!'"],
+                )
+            )
+        if expire.isdigit() and int(expire) <= today:
+            findings.append(
+                _finding(
+                    "shadow",
+                    "fail",
+                    f"{ctx.user}'s account expired {today - int(expire)} day(s) ago",
+                    "account.expired",
+                    [f"shadow expire day {expire}, today {today}"],
+                )
+            )
+    else:
+        findings.append(_finding("shadow", "skip", "not checked: shadow is not readable here"))
+    faillock = host.run("faillock --user", ctx.user)
+    if (
+        faillock.ok
+        and len([ln for ln in faillock.stdout.splitlines() if re.match(r"^\d{4}-", ln)]) >= 3
+    ):
+        findings.append(
+            _finding(
+                "faillock",
+                "warn",
+                f"pam_faillock counts failures for {ctx.user}",
+                "account.locked",
+                faillock.stdout.strip().splitlines()[-3:],
+            )
+        )
+    return findings or [
+        _finding("account", "pass", f"{ctx.user} exists, not locked or expired, shell {shell}")
+    ]
+
+
+# -- StrictModes and authorized_keys --------------------------------------------------------
+
+
+def _authorized_keys_paths(ctx: Context) -> list[str]:
+    home = ctx.passwd[5] if ctx.passwd and len(ctx.passwd) > 5 else f"/home/{ctx.user}"
+    paths = []
+    for item in " ".join(ctx.settings.get("authorizedkeysfile", [".ssh/authorized_keys"])).split():
+        item = item.replace("%h", home).replace("%u", ctx.user).replace("%%", "%")
+        paths.append(item if item.startswith("/") else f"{home}/{item}")
+    return paths
+
+
+def check_modes(host: Host, ctx: Context) -> list[Finding]:
+    """StrictModes: authorized_keys and every directory up to the home (OpenSSH's rule)."""
+    if ctx.passwd is None:
+        return [_skip("modes", "the account does not exist")]
+    if _keys_command(ctx):
+        return [_skip("modes", "keys come from AuthorizedKeysCommand")]
+    home = ctx.passwd[5]
+    uid = ctx.passwd[2]
+    strict = _one(ctx, "strictmodes", "yes") == "yes"
+    for keys in _authorized_keys_paths(ctx):
+        chain = [keys]
+        parent = keys
+        while parent not in ("/", ""):
+            parent = parent.rsplit("/", 1)[0] or "/"
+            chain.append(parent)
+            if parent == home:
+                break
+        result = host.run("stat -L -c '%u %a %n' --", *chain)
+        for line in result.stdout.splitlines():
+            owner, mode, name = line.split(" ", 2)
+            bad_owner = owner not in ("0", uid)
+            writable = int(mode, 8) & 0o022
+            if bad_owner or writable:
+                what = "owned by uid " + owner if bad_owner else f"mode {mode}, writable by others"
+                return [
+                    _finding(
+                        "StrictModes",
+                        "fail" if strict else "warn",
+                        f"{name}: {what}" + ("" if strict else " (StrictModes is off)"),
+                        "server.bad_modes" if strict else None,
+                        [result.command, line],
+                        bad_path=name,
+                    )
+                ]
+        if result.ok:
+            return [
+                _finding(
+                    "StrictModes",
+                    "pass",
+                    f"{keys} and the directories above it have safe owners and modes",
+                    evidence=[result.command],
+                )
+            ]
+    return [
+        _finding(
+            "StrictModes",
+            "warn",
+            "authorized_keys is missing or unreadable",
+            evidence=_authorized_keys_paths(ctx),
+        )
+    ]
+
+
+def _fingerprint(line: str) -> str | None:
+    for word in line.split():
+        if word.startswith("AAAA"):
+            try:
+                blob = base64.b64decode(word, validate=True)
+            except ValueError:
+                return None
+            digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+            return f"SHA256:{digest}"
+    return None
+
+
+def _keys_command(ctx: Context) -> str | None:
+    command = _one(ctx, "authorizedkeyscommand", "none")
+    return None if command == "none" else command
+
+
+def check_authorized_keys(host: Host, ctx: Context) -> list[Finding]:
+    """Does authorized_keys hold one of the keys the client offers (by fingerprint)?"""
+    if ctx.passwd is None:
+        return [_skip("authorized_keys", "the account does not exist")]
+    if _keys_command(ctx):
+        return [
+            _finding(
+                "authorized_keys",
+                "info",
+                f"keys may also come from AuthorizedKeysCommand {_keys_command(ctx)}",
+            )
+        ]
+    if not ctx.client_keys:
+        return [_skip("authorized_keys", "the client offers no key")]
+    for path in _authorized_keys_paths(ctx):
+        text = host.read(path)
+        if text is None:
+            continue
+        for number, line in enumerate(text.splitlines(), 1):
+            if _fingerprint(line) in ctx.client_keys:
+                return [
+                    _finding(
+                        "authorized_keys",
+                        "pass",
+                        f"{path}:{number} holds the client's key {_fingerprint(line)}",
+                    )
+                ]
+        return [
+            _finding(
+                "authorized_keys",
+                "fail",
+                f"{path} does not hold any of the client's keys ({', '.join(ctx.client_keys)})",
+                "auth.key_rejected",
+                [f"{path}: {len(text.splitlines())} line(s)"],
+            )
+        ]
+    return [
+        _finding(
+            "authorized_keys",
+            "fail",
+            f"{ctx.user} has no authorized_keys file",
+            "auth.key_rejected",
+            _authorized_keys_paths(ctx),
+        )
+    ]
+
+
+# -- in front of sshd -----------------------------------------------------------------------
+
+
+def check_firewall(host: Host, ctx: Context) -> list[Finding]:
+    """Rules that drop or reject the port: nftables, iptables, ufw, firewalld."""
+    port = str(ctx.port)
+    probes = [
+        (
+            "nft list ruleset",
+            re.compile(rf"dport (?:{{[^}}]*\b{port}\b[^}}]*}}|{port})\b.*\b(drop|reject)"),
+        ),
+        ("iptables -S", re.compile(rf"--dport {port}\b.*-j (DROP|REJECT)")),
+        ("ufw status", re.compile(rf"^{port}(?:/tcp)?\s+(DENY|REJECT)", re.M)),
+    ]
+    seen = []
+    for command, rule in probes:
+        if not host.exists(command.split()[0]):
+            continue
+        result = host.run(command)
+        if not result.ok:
+            continue
+        seen.append(command)
+        for line in result.stdout.splitlines():
+            daddr = re.search(r"\bdaddr (\S+)|-d (\S+?)(?:/32)? ", line)
+            target = daddr and (daddr.group(1) or daddr.group(2))
+            if target and ctx.server_address and target != ctx.server_address:
+                continue  # a rule for another address of this machine
+            if rule.search(line):
+                return [
+                    _finding(
+                        "firewall",
+                        "fail",
+                        f"{command}: {line.strip()}",
+                        "server.firewall",
+                        [result.command, line.strip()],
+                    )
+                ]
+    if not seen:
+        return [_skip("firewall", "no firewall tool answers here")]
+    return [
+        _finding(
+            "firewall", "pass", f"no rule drops or rejects port {ctx.port} ({', '.join(seen)})"
+        )
+    ]
+
+
+def check_fail2ban(host: Host, ctx: Context) -> list[Finding]:
+    """Is the client's address banned by fail2ban's sshd jail?"""
+    if not host.exists("fail2ban-client"):
+        return []
+    result = host.run("fail2ban-client status sshd")
+    if (
+        result.ok
+        and ctx.client_ip
+        and re.search(rf"Banned IP list:.*\b{re.escape(ctx.client_ip)}\b", result.stdout)
+    ):
+        return [
+            _finding(
+                "fail2ban",
+                "fail",
+                f"fail2ban's sshd jail bans {ctx.client_ip}",
+                "server.firewall",
+                [result.command],
+            )
+        ]
+    return [_finding("fail2ban", "pass", f"fail2ban does not ban {ctx.client_ip or 'the client'}")]
+
+
+CHECKS = (
+    check_listening,
+    find_config,
+    check_config,
+    effective_settings,
+    check_access_rules,
+    check_signature_algorithms,
+    check_account,
+    check_modes,
+    check_authorized_keys,
+    check_firewall,
+    check_fail2ban,
+)
+# Checks that need sshd to run here, and the account checks that need the account.
+_NEEDS_SSHD = {
+    "find_config",
+    "check_config",
+    "effective_settings",
+    "check_access_rules",
+    "check_signature_algorithms",
+}
+# The signature algorithms a key of each type can sign with, newest first.
+SIGNATURES = {
+    "ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"),
+    "ssh-ed25519": ("ssh-ed25519",),
+    "ecdsa-sha2-nistp256": ("ecdsa-sha2-nistp256",),
+    "ecdsa-sha2-nistp384": ("ecdsa-sha2-nistp384",),
+    "ecdsa-sha2-nistp521": ("ecdsa-sha2-nistp521",),
+    "ssh-dss": ("ssh-dss",),
+}
+
+
+def check_server(host: Host, ctx: Context) -> list[Finding]:
+    """Every server check, in dependency order, with the commands run as evidence."""
+    findings: list[Finding] = []
+    sshd_missing = False
+    for check in CHECKS:
+        if sshd_missing and check.__name__ in _NEEDS_SSHD:
+            findings.append(_skip(check.__name__.removeprefix("check_"), "sshd is not running"))
+            continue
+        try:
+            found = check(host, ctx)
+        except Exception as err:  # one broken check must not hide the others
+            found = [_finding(check.__name__, "warn", f"the check failed: {err}")]
+        findings += found
+        if check is check_listening and any(f.cause_id == "server.sshd_down" for f in found):
+            sshd_missing = True
+    findings.append(
+        _finding(
+            "commands",
+            "info",
+            f"{len(host.history)} read-only command(s) run on {host.name}",
+            evidence=host.history[-40:],
+        )
+    )
+    return findings
