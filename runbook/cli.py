@@ -69,6 +69,10 @@ _STATUS_MARK = {"pass": "ok", "fail": "FAIL", "warn": "warn", "skip": "skip", "i
     "sshd) or USER@HOST[:PORT] (an account that still logs in).",
 )
 @click.option(
+    "--server-root",
+    help="A server's root filesystem mounted here: file-based checks when nobody logs in.",
+)
+@click.option(
     "--timeout", type=float, default=10.0, show_default=True, help="Seconds for each network step."
 )
 @click.option("--lang", type=click.Choice(["en", "ja"]), default="en", show_default=True)
@@ -92,6 +96,7 @@ def diagnose(
     password_env: str | None,
     auth_logs: tuple[str, ...],
     server: str | None,
+    server_root: str | None,
     timeout: float,
     lang: str,
     out: Path,
@@ -118,6 +123,7 @@ def diagnose(
         password_env=password_env,
         auth_logs=auth_logs,
         server=server,
+        server_root=server_root,
         timeout=timeout,
         lang=lang,
     )

@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import paramiko
 
@@ -49,6 +50,7 @@ def diagnose(
     password_env: str | None = None,
     auth_logs: Sequence[str] = (),
     server: str | None = None,
+    server_root: str | None = None,
     timeout: float = 10.0,
     lang: str = "en",
     run_real_ssh: bool = True,
@@ -60,7 +62,8 @@ def diagnose(
     alongside the probes, and the verdict weighs both. ``auth_logs``: the server's sshd
     log, whose lines of this very attempt refine the client's view (runbook.serverlog).
     ``server``: ``local``, ``nsenter:PID`` or ``USER@HOST[:PORT]``, where read-only checks
-    run on the server itself (runbook.servercheck).
+    run on the server itself (runbook.servercheck); ``server_root``: a server's root
+    filesystem mounted here, for the file-based checks when nobody can log in.
     """
     if timeout <= 0:
         raise BadInput(f"timeout {timeout} is not positive", hint="give --timeout seconds > 0")
@@ -74,7 +77,16 @@ def diagnose(
                 hint=f"export {password_env} with the password, or drop --password-env",
             )
         password = os.environ[password_env]
+    if server and server_root:
+        raise BadInput("--server and --server-root both given", hint="choose one of them")
     server_host = hosts.host_for(server, timeout=timeout) if server else None
+    if server_root:
+        if not os.path.isdir(os.path.join(server_root, "etc")):
+            raise BadInput(
+                f"{server_root} does not look like a root filesystem (no etc/)",
+                hint="give the directory where the server's disk is mounted",
+            )
+        server_host = hosts.RootedHost(f"root:{server_root}", timeout, root=Path(server_root))
     for log in auth_logs:
         if not os.path.exists(log):
             raise BadInput(

@@ -8,13 +8,23 @@ checks only read, never write.
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from runbook.errors import BadInput
 
-__all__ = ["CommandResult", "Host", "LocalHost", "NsenterHost", "SshHost", "host_for"]
+__all__ = [
+    "CommandResult",
+    "Host",
+    "LocalHost",
+    "NsenterHost",
+    "RootedHost",
+    "SshHost",
+    "host_for",
+]
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,31 @@ class Host:
     def exists(self, command: str) -> bool:
         return self.run("command -v", command).ok
 
+    # What the account and file checks need, as commands here and as files offline.
+    offline = False
+
+    def passwd(self, user: str) -> list[str] | None:
+        """The user's passwd fields, or None when there is no such user."""
+        result = self.run("getent passwd --", user)
+        return result.stdout.strip().split(":") if result.ok and result.stdout.strip() else None
+
+    def shadow(self, user: str) -> list[str] | None:
+        """The user's shadow fields, or None when shadow cannot be read here."""
+        result = self.run("getent shadow --", user)
+        return result.stdout.strip().split(":") if result.ok and result.stdout.strip() else None
+
+    def groups(self, user: str) -> list[str]:
+        result = self.run("id -Gn --", user)
+        return result.stdout.split() if result.ok else []
+
+    def stat(self, paths: list[str]) -> list[tuple[str, str, str]]:
+        """(owner uid, octal mode, path) of each existing path, symlinks followed."""
+        result = self.run("stat -L -c '%u %a %n' --", *paths)
+        return [tuple(line.split(" ", 2)) for line in result.stdout.splitlines()]  # type: ignore[misc]
+
+    def executable(self, path: str) -> bool:
+        return self.run("test -x", path).ok
+
 
 @dataclass
 class LocalHost(Host):
@@ -77,6 +112,66 @@ class LocalHost(Host):
         except subprocess.TimeoutExpired:
             return CommandResult(line, 124, "", f"timed out after {self.timeout:.0f}s")
         return CommandResult(line, done.returncode, done.stdout, done.stderr)
+
+
+@dataclass
+class RootedHost(Host):
+    """A server's root filesystem mounted elsewhere (``--server-root``): files only.
+
+    Nothing runs there; the account and file checks read its /etc and its homes. Paths
+    are always taken inside the root, also after ``..``.
+    """
+
+    root: Path = Path("/")
+    offline = True
+
+    def _inside(self, path: str) -> Path:
+        return self.root / os.path.normpath("/" + path).lstrip("/")
+
+    def _execute(self, line: str) -> CommandResult:
+        return CommandResult(line, 127, "", "offline: nothing runs on a mounted root")
+
+    def read(self, path: str) -> str | None:
+        self.history.append(f"read {self._inside(path)}")
+        try:
+            return self._inside(path).read_text(errors="replace")
+        except OSError:
+            return None
+
+    def _table(self, name: str, key: str) -> list[str] | None:
+        text = self.read(f"/etc/{name}") or ""
+        return next((ln.split(":") for ln in text.splitlines() if ln.split(":")[0] == key), None)
+
+    def passwd(self, user: str) -> list[str] | None:
+        return self._table("passwd", user)
+
+    def shadow(self, user: str) -> list[str] | None:
+        return self._table("shadow", user)
+
+    def groups(self, user: str) -> list[str]:
+        entry = self.passwd(user)
+        gid = entry[3] if entry and len(entry) > 3 else None
+        found = []
+        for line in (self.read("/etc/group") or "").splitlines():
+            fields = line.split(":")
+            if len(fields) >= 4 and (fields[2] == gid or user in fields[3].split(",")):
+                found.append(fields[0])
+        return found
+
+    def stat(self, paths: list[str]) -> list[tuple[str, str, str]]:
+        out = []
+        for path in paths:
+            self.history.append(f"stat {self._inside(path)}")
+            try:
+                info = self._inside(path).stat()
+            except OSError:
+                continue
+            out.append((str(info.st_uid), f"{info.st_mode & 0o7777:o}", path))
+        return out
+
+    def executable(self, path: str) -> bool:
+        target = self._inside(path)
+        return target.is_file() and os.access(target, os.X_OK)
 
 
 @dataclass

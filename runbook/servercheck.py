@@ -240,6 +240,51 @@ def effective_settings(host: Host, ctx: Context) -> list[Finding]:
     ]
 
 
+def offline_settings(host: Host, ctx: Context) -> list[Finding]:
+    """sshd_config and its Include and Match blocks as sshd would apply them (offline)."""
+    from runbook import sshdconfig
+
+    match = sshdconfig.MatchContext(
+        user=ctx.user,
+        groups=host.groups(ctx.user),
+        host=ctx.client_host,
+        address=ctx.client_ip or "",
+        local_address=ctx.server_address or "",
+        local_port=ctx.port,
+    )
+    if host.read(ctx.config) is None:
+        return [_finding("sshd_config", "warn", f"{ctx.config} is missing under the root")]
+    ctx.settings, origin = sshdconfig.effective(host.root, match, ctx.config)  # type: ignore[attr-defined]
+    shown = [
+        f"{k} {' '.join(v)}  ({origin.get(k, 'default')})"
+        for k, v in ctx.settings.items()
+        if k
+        in (
+            "port",
+            "listenaddress",
+            "passwordauthentication",
+            "pubkeyauthentication",
+            "permitrootlogin",
+            "allowusers",
+            "denyusers",
+            "allowgroups",
+            "denygroups",
+            "strictmodes",
+            "usepam",
+            "authorizedkeysfile",
+            "pubkeyacceptedalgorithms",
+        )
+    ]
+    return [
+        _finding(
+            "sshd_config",
+            "info",
+            f"settings for {ctx.user} read from {ctx.config} (offline)",
+            evidence=shown,
+        )
+    ]
+
+
 def _one(ctx: Context, key: str, default: str = "") -> str:
     return (ctx.settings.get(key) or [default])[0]
 
@@ -257,8 +302,7 @@ def check_access_rules(host: Host, ctx: Context) -> list[Finding]:
                 [f"permitrootlogin {_one(ctx, 'permitrootlogin')}"],
             )
         )
-    groups_out = host.run("id -Gn --", ctx.user)
-    groups = groups_out.stdout.split() if groups_out.ok else []
+    groups = host.groups(ctx.user)
 
     def matches(patterns: list[str], names: list[str]) -> bool:
         for pattern in " ".join(patterns).split():
@@ -325,18 +369,18 @@ def check_signature_algorithms(host: Host, ctx: Context) -> list[Finding]:
 
 def check_account(host: Host, ctx: Context) -> list[Finding]:
     """The account exists, is not locked or expired, and has a login shell."""
-    entry = host.run("getent passwd --", ctx.user)
-    if not entry.ok or not entry.stdout.strip():
+    ctx.passwd = host.passwd(ctx.user)
+    if ctx.passwd is None:
         return [
             _finding(
                 "account",
                 "fail",
                 f"there is no user {ctx.user} on the server",
                 "account.invalid_user",
-                [entry.command],
+                [f"getent passwd {ctx.user}: no entry"],
             )
         ]
-    ctx.passwd = entry.stdout.strip().split(":")
+    entry_text = ":".join(ctx.passwd)
     findings = []
     shell = ctx.passwd[6] if len(ctx.passwd) > 6 else ""
     if shell.endswith(("/nologin", "/false")):
@@ -346,22 +390,21 @@ def check_account(host: Host, ctx: Context) -> list[Finding]:
                 "fail",
                 f"{ctx.user}'s shell is {shell}",
                 "account.nologin",
-                [entry.stdout.strip()],
+                [entry_text],
             )
         )
-    elif shell and not host.run("test -x", shell).ok:
+    elif shell and not host.executable(shell):
         findings.append(
             _finding(
                 "shell",
                 "fail",
                 f"{ctx.user}'s shell {shell} does not exist",
                 "account.nologin",
-                [entry.stdout.strip()],
+                [entry_text],
             )
         )
-    shadow = host.run("getent shadow --", ctx.user)
-    if shadow.ok and shadow.stdout.strip():
-        fields = shadow.stdout.strip().split(":")
+    fields = host.shadow(ctx.user)
+    if fields:
         password, expire = fields[1], fields[7] if len(fields) > 7 else ""
         today = (datetime.now(UTC) - datetime(1970, 1, 1, tzinfo=UTC)).days
         if password.startswith(("!", "*LK*")):
@@ -438,9 +481,9 @@ def check_modes(host: Host, ctx: Context) -> list[Finding]:
             chain.append(parent)
             if parent == home:
                 break
-        result = host.run("stat -L -c '%u %a %n' --", *chain)
-        for line in result.stdout.splitlines():
-            owner, mode, name = line.split(" ", 2)
+        stats = host.stat(chain)
+        for owner, mode, name in stats:
+            line = f"{name}: owner uid {owner}, mode {mode}"
             bad_owner = owner not in ("0", uid)
             writable = int(mode, 8) & 0o022
             if bad_owner or writable:
@@ -451,17 +494,17 @@ def check_modes(host: Host, ctx: Context) -> list[Finding]:
                         "fail" if strict else "warn",
                         f"{name}: {what}" + ("" if strict else " (StrictModes is off)"),
                         "server.bad_modes" if strict else None,
-                        [result.command, line],
+                        [line],
                         bad_path=name,
                     )
                 ]
-        if result.ok:
+        if stats and stats[0][2] == keys:
             return [
                 _finding(
                     "StrictModes",
                     "pass",
                     f"{keys} and the directories above it have safe owners and modes",
-                    evidence=[result.command],
+                    evidence=[f"{n}: owner uid {o}, mode {m}" for o, m, n in stats],
                 )
             ]
     return [
@@ -538,6 +581,121 @@ def check_authorized_keys(host: Host, ctx: Context) -> list[Finding]:
     ]
 
 
+def _loose(mode: int) -> bool:
+    """A private key others may read (640 for group ssh_keys, as on RHEL, is fine)."""
+    return bool(mode & 0o077) and (mode & 0o077) != 0o040
+
+
+def check_host_keys(host: Host, ctx: Context) -> list[Finding]:
+    """Host keys exist and are private: sshd refuses to start with none it can load."""
+    keys = ctx.settings.get("hostkey", [])
+    if not keys:
+        return []
+    stats = {path: (owner, mode) for owner, mode, path in host.stat(keys)}
+    missing = [k for k in keys if k not in stats]
+    loose = [f"{k} (mode {stats[k][1]})" for k in stats if _loose(int(stats[k][1], 8))]
+    if len(missing) == len(keys):
+        return [
+            _finding(
+                "host keys",
+                "fail",
+                f"none of the host keys exists: {', '.join(keys)}",
+                "server.sshd_down",
+                keys,
+            )
+        ]
+    if missing or loose:
+        return [
+            _finding(
+                "host keys",
+                "warn",
+                "host keys: " + "; ".join([*(f"{k} missing" for k in missing), *loose]),
+                None,
+                keys,
+            )
+        ]
+    return [_finding("host keys", "pass", f"{len(keys)} host key(s) present and private")]
+
+
+def check_privsep(host: Host, ctx: Context) -> list[Finding]:
+    """The privilege-separation user, and on Debian-like systems its /run/sshd."""
+    if host.passwd("sshd") is None:
+        return [
+            _finding(
+                "privsep",
+                "fail",
+                "the privilege-separation user sshd does not exist",
+                "server.sshd_down",
+                ["getent passwd sshd: no entry"],
+            )
+        ]
+    if host.read("/etc/debian_version") is not None and not host.stat(["/run/sshd"]):
+        return [
+            _finding(
+                "privsep",
+                "warn",
+                "/run/sshd is missing (the ssh unit creates it; "
+                "a hand-started sshd exits: Missing privilege separation directory)",
+            )
+        ]
+    return [_finding("privsep", "pass", "the privilege-separation user sshd exists")]
+
+
+def check_duplicate_keys_files(host: Host, ctx: Context) -> list[Finding]:
+    """AuthorizedKeysFile set twice in the files: only the first counts, a classic trap."""
+    text = "\n".join(
+        filter(None, [host.read(ctx.config)] + [host.read(p) for p in _includes(host, ctx.config)])
+    )
+    lines = [
+        ln.strip() for ln in text.splitlines() if re.match(r"\s*AuthorizedKeysFile\b", ln, re.I)
+    ]
+    if len(lines) > 1:
+        return [
+            _finding(
+                "AuthorizedKeysFile",
+                "warn",
+                f"AuthorizedKeysFile is set {len(lines)} times; only the first applies",
+                evidence=lines,
+            )
+        ]
+    return []
+
+
+def _includes(host: Host, config: str) -> list[str]:
+    text = host.read(config) or ""
+    found = []
+    for match in re.finditer(r"(?im)^\s*Include\s+(.+)$", text):
+        for pattern in match.group(1).split():
+            full = pattern if pattern.startswith("/") else f"/etc/ssh/{pattern}"
+            listing = host.run("ls -1d --", full) if not host.offline else None
+            if listing is not None and listing.ok:
+                found += listing.stdout.split()
+    return found
+
+
+def check_selinux(host: Host, ctx: Context) -> list[Finding]:
+    """Where SELinux enforces, ~/.ssh must carry the ssh_home_t label."""
+    if host.offline or not host.exists("getenforce"):
+        return []
+    mode = host.run("getenforce").stdout.strip()
+    if mode != "Enforcing" or ctx.passwd is None:
+        return []
+    labels = host.run("ls -Zd --", f"{ctx.passwd[5]}/.ssh", *_authorized_keys_paths(ctx))
+    if labels.ok and "ssh_home_t" not in labels.stdout:
+        return [
+            _finding(
+                "SELinux",
+                "fail",
+                f"~/.ssh of {ctx.user} lacks the ssh_home_t label: "
+                f"restorecon -R -v {ctx.passwd[5]}/.ssh",
+                "server.bad_modes",
+                labels.stdout.strip().splitlines(),
+                bad_path=f"{ctx.passwd[5]}/.ssh",
+            )
+        ]
+    return [_finding("SELinux", "pass", "~/.ssh carries ssh_home_t")]
+
+
 # -- in front of sshd -----------------------------------------------------------------------
 
 
@@ -611,11 +769,15 @@ CHECKS = (
     find_config,
     check_config,
     effective_settings,
+    check_host_keys,
+    check_privsep,
+    check_duplicate_keys_files,
     check_access_rules,
     check_signature_algorithms,
     check_account,
     check_modes,
     check_authorized_keys,
+    check_selinux,
     check_firewall,
     check_fail2ban,
 )
@@ -626,6 +788,9 @@ _NEEDS_SSHD = {
     "effective_settings",
     "check_access_rules",
     "check_signature_algorithms",
+    "check_host_keys",
+    "check_privsep",
+    "check_duplicate_keys_files",
 }
 # The signature algorithms a key of each type can sign with, newest first.
 SIGNATURES = {
@@ -638,11 +803,23 @@ SIGNATURES = {
 }
 
 
+# A mounted root: nothing runs there, so the file-based checks only.
+OFFLINE_CHECKS = (
+    offline_settings,
+    check_host_keys,
+    check_access_rules,
+    check_signature_algorithms,
+    check_account,
+    check_modes,
+    check_authorized_keys,
+)
+
+
 def check_server(host: Host, ctx: Context) -> list[Finding]:
     """Every server check, in dependency order, with the commands run as evidence."""
     findings: list[Finding] = []
     sshd_missing = False
-    for check in CHECKS:
+    for check in OFFLINE_CHECKS if host.offline else CHECKS:
         if sshd_missing and check.__name__ in _NEEDS_SSHD:
             findings.append(_skip(check.__name__.removeprefix("check_"), "sshd is not running"))
             continue

@@ -84,7 +84,8 @@ def decide(
         if f.step in SERVER_STEPS and chosen.cause_id in catalog.get(f.cause_id or "").refines
     ]
     if explains:
-        chosen = explains[0]
+        # The earliest in the login's order: a locked account before its shell.
+        chosen = min(explains, key=lambda f: catalog.phase_rank(f.cause_id or ""))
     cause = chosen.cause_id or ""
     agreeing = [f for f in failing if f.cause_id == cause]
     if low:

@@ -6,7 +6,9 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -202,3 +204,58 @@ def test_bad_server_spec_is_bad_input(lab) -> None:
         timeout=60,
     )
     assert proc.returncode == 2 and "nsenter:1234" in proc.stderr
+
+
+def _mounted_root(lab, name: str, dest: Path) -> None:
+    """A copy of the lab server's disk for one scenario, as a rescue mount would show it."""
+    srv = Path(lab.dir) / "srv"
+    (dest / "etc" / "ssh").mkdir(parents=True)
+    for table in ("passwd", "shadow", "group"):
+        shutil.copy2(srv / "etc" / table, dest / "etc" / table)
+    shutil.copy2(Path(lab.dir) / "scenarios" / name / "sshd_config", dest / "etc/ssh/sshd_config")
+    for shell in ("bin/sh", "bin/bash", "usr/sbin/nologin"):
+        (dest / shell).parent.mkdir(parents=True, exist_ok=True)
+        (dest / shell).write_text("#!/bin/true\n")
+        os.chmod(dest / shell, 0o755)
+    homes = srv / "homes"
+    copy = dest / str(homes).lstrip("/")
+    copy.parent.mkdir(parents=True)
+    shutil.copytree(homes, copy, symlinks=True)
+    for path in [homes, *homes.rglob("*")]:
+        info = path.lstat()
+        os.chown(copy / path.relative_to(homes), info.st_uid, info.st_gid, follow_symlinks=False)
+        os.chmod(copy / path.relative_to(homes), info.st_mode & 0o7777)
+
+
+OFFLINE = [
+    "healthy",
+    "key-rejected",
+    "sig-alg",
+    "bad-modes",
+    "invalid-user",
+    "locked",
+    "expired",
+    "not-allowed",
+    "root-denied",
+    "nologin",
+]
+
+
+@pytest.mark.parametrize("name", OFFLINE)
+def test_server_root_reads_a_mounted_disk(lab, name: str) -> None:
+    spec = next(s for s in SCENARIOS if s.name == name)
+    root = Path(tempfile.mkdtemp(prefix="rb-root-", dir="/var/tmp"))
+    try:
+        os.chmod(root, 0o755)
+        _mounted_root(lab, name, root)
+        before = _digests(str(root))
+        _, result, _ = _diagnose(lab, name, "--server-root", str(root))
+        assert _digests(str(root)) == before  # read, never written
+    finally:
+        shutil.rmtree(root)
+    if spec.expected is None:
+        assert result["verdict"] == "ok", result
+    else:
+        assert result["root_cause"]["id"] == spec.expected, json.dumps(result, indent=1)[:3000]
+    server = [f for f in result["findings"] if f["step"] == "server"]
+    assert server[0]["check"] == "sshd_config" and "offline" in server[0]["summary"]
