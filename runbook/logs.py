@@ -31,6 +31,7 @@ import subprocess
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -239,6 +240,7 @@ _TAG = re.compile(
     r"(?:\[ID \d+ [\w.]+\] +)?(?P<msg>.*)$"
 )
 _SYSLOG = re.compile(_BSD_TIME.pattern + _TAG.pattern[1:])
+_SSHD_NAMES = frozenset({"sshd", "sshd-session", "sshd-auth"})
 _SSHD = re.compile(r"(?:^|[./])sshd(?:-session|-auth)?$")
 MAX_LINE = 8192
 
@@ -294,12 +296,12 @@ def _message(msg: str) -> tuple[Message, dict[str, str]] | None:
         for message, pattern in candidates:
             match = pattern.search(msg)
             if match:
-                return message, {k: v for k, v in match.groupdict().items() if v is not None}
+                return message, match.groupdict()
     for hit in _NEEDLES.finditer(msg):
         for message, pattern in _BY_NEEDLE[hit.group()]:
             match = pattern.search(msg)
             if match:
-                return message, {k: v for k, v in match.groupdict().items() if v is not None}
+                return message, match.groupdict()
     return None
 
 
@@ -342,10 +344,45 @@ def _iso_time(text: str, tz: tzinfo) -> datetime | None:
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=tz)
 
 
-def _normalise_ip(ip: str | None) -> str | None:
-    if ip and ip.lower().startswith("::ffff:") and "." in ip:
-        return ip[7:]
-    return ip or None
+def _header(text: str, anchor: datetime, zone: tzinfo):
+    """(time, host, process, pid, message) of a line, or None for another program's line."""
+    fast = _SYSLOG.match(text)
+    if fast:
+        host, proc, pid, msg = fast.group("host", "proc", "pid", "msg")
+        if proc in _SSHD_NAMES or _SSHD.search(proc):
+            # The common case, in one match: "Mon DD HH:MM:SS host sshd[pid]: message".
+            return _bsd_time(fast, anchor, zone), host, proc, int(pid) if pid else None, msg
+        return None
+    if text[:1] == "<" and (rfc := _RFC5424.match(text)):
+        pid = rfc.group("pid")
+        return (
+            _iso_time(rfc.group("iso"), zone),
+            rfc.group("host"),
+            rfc.group("app"),
+            int(pid) if pid.isdigit() else None,
+            rfc.group("msg"),
+        )
+    time, rest = None, text
+    iso = _ISO_TIME.match(text)
+    bsd = None if iso else _BSD_TIME.match(text)
+    if iso:
+        time, rest = _iso_time(iso.group("iso"), zone), text[iso.end() :]
+    elif bsd:
+        time, rest = _bsd_time(bsd, anchor, zone), text[bsd.end() :]
+    tag = _TAG.match(rest)
+    if tag and _SSHD.search(tag.group("proc") or ""):
+        pid = tag.group("pid")
+        return (
+            time,
+            tag.group("host"),
+            tag.group("proc"),
+            int(pid) if pid else None,
+            tag.group("msg"),
+        )
+    if iso or bsd or (tag and tag.group("pid")):
+        return None  # another program's line
+    # A bare message, as `sshd -E FILE` or `sshd -d` write them.
+    return None, None, "sshd", None, text
 
 
 def parse_line(
@@ -358,68 +395,42 @@ def parse_line(
     the zone of timestamps that carry none (default: this machine's).
     """
     zone = tz or datetime.now().astimezone().tzinfo or UTC
-    anchor = now or datetime.now(zone)
     text = line[:MAX_LINE].rstrip("\r\n")
-    time = host = None
-    process, pid, msg = "", None, ""
-    fast = _SYSLOG.match(text)
-    if fast and _SSHD.search(fast.group("proc")):
-        # The common case, in one match: "Mon DD HH:MM:SS host sshd[pid]: message".
-        time = _bsd_time(fast, anchor, zone)
-        host, process, msg = fast.group("host"), fast.group("proc"), fast.group("msg")
-        pid = int(fast.group("pid")) if fast.group("pid") else None
-        rfc = None
-    else:
-        rfc = _RFC5424.match(text) if text[:1] == "<" else None
-    if fast and msg:
-        pass
-    elif rfc:
-        time = _iso_time(rfc.group("iso"), zone)
-        host, process, msg = rfc.group("host"), rfc.group("app"), rfc.group("msg")
-        pid = int(rfc.group("pid")) if rfc.group("pid").isdigit() else None
-    else:
-        rest = text
-        bsd = _BSD_TIME.match(text)
-        iso = None if bsd else _ISO_TIME.match(text)
-        if bsd:
-            time, rest = _bsd_time(bsd, anchor, zone), text[bsd.end() :]
-        elif iso:
-            time, rest = _iso_time(iso.group("iso"), zone), text[iso.end() :]
-        tag = _TAG.match(rest)
-        if tag and _SSHD.search(tag.group("proc") or ""):
-            host, process, msg = tag.group("host"), tag.group("proc"), tag.group("msg")
-            pid = int(tag.group("pid")) if tag.group("pid") else None
-        elif bsd or iso or (tag and tag.group("pid")):
-            return None  # another program's line
-        else:  # a bare message, as `sshd -E FILE` or `sshd -d` writes them
-            found = _message(text)
-            if found is None:
-                return None
-            process, msg = "sshd", text
+    header = _header(text, now or datetime.now(zone), zone)
+    if header is None:
+        return None
+    time, host, process, pid, msg = header
     found = _message(_PREFIX.sub("", msg) if msg[:6] == "kernel" else msg)
     if found is None:
-        return False
+        return None if time is None and host is None and pid is None else False
     message, fields = found
-    user = fields["user"] if "user" in fields else fields.get("user2")
+    get = fields.get
+    user = get("user")
+    if user is None:
+        user = get("user2")
     outcome = message.outcome
-    if message.event in _PREAUTH_FAILURES and (fields.get("preauth") or user is not None):
+    event = message.event
+    if event in _PREAUTH_FAILURES and (get("preauth") or user is not None):
         outcome = "failure"  # the connection ended before anyone logged in
-    if message.event == "disconnect" and fields.get("code") in _AUTH_DISCONNECTS:
+    elif event == "disconnect" and get("code") in _AUTH_DISCONNECTS:
         outcome = "failure"
-    port = fields.get("port")
+    port = get("port")
+    ip = get("ip")
+    if ip and ip[:7].lower() == "::ffff:" and "." in ip:
+        ip = ip[7:]
     return LogEvent(
-        time=time,
-        host=host,
-        process=process,
-        pid=pid,
-        event=message.event,
-        outcome=outcome,
-        user=user if user is not None else None,
-        ip=_normalise_ip(fields.get("ip")),
-        port=int(port) if port else None,
-        method=fields.get("method"),
-        reason=fields.get("reason") or fields.get("detail") or None,
-        raw=text,
+        time,
+        host,
+        process,
+        pid,
+        event,
+        outcome,
+        user,
+        ip or None,
+        int(port) if port else None,
+        get("method"),
+        get("reason") or get("detail") or None,
+        text,
     )
 
 
@@ -611,27 +622,7 @@ def _frame(rows: list[LogEvent], zone: tzinfo):  # -> pd.DataFrame
     import pandas as pd
 
     names = COLUMNS[1:]
-    columns = list(
-        zip(
-            *[
-                (
-                    r.host,
-                    r.process,
-                    r.pid,
-                    r.event,
-                    r.outcome,
-                    r.user,
-                    r.ip,
-                    r.port,
-                    r.method,
-                    r.reason,
-                    r.raw,
-                )
-                for r in rows
-            ],
-            strict=True,
-        )
-    ) or [() for _ in names]
+    columns = [list(map(attrgetter(name), rows)) for name in names]
     stamps = [r.time.timestamp() if r.time is not None else float("nan") for r in rows]
     time = pd.to_datetime(pd.Series(stamps, dtype="float64"), unit="s", utc=True)
     frame = pd.DataFrame(
