@@ -83,7 +83,9 @@ _STATUS_MARK = {"pass": "ok", "fail": "FAIL", "warn": "warn", "skip": "skip", "i
     show_default=True,
     help="Directory for the incident folder.",
 )
-@click.option("--no-report", is_flag=True, help="Write nothing, only print.")
+@click.option(
+    "--no-report", is_flag=True, help="Write nothing, only print (no incident folder, no notebook)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the contract's JSON.")
 def diagnose(
     target: str,
@@ -110,7 +112,7 @@ def diagnose(
     import json
 
     from runbook.diagnose import diagnose as run
-    from runbook.report import write_findings
+    from runbook.report import render_report, write_findings
 
     result = run(
         target,
@@ -128,6 +130,9 @@ def diagnose(
         lang=lang,
     )
     folder = None if no_report else write_findings(result, out)
+    report_error = render_report(folder, result, lang=lang) if folder else None
+    if report_error:
+        click.echo(f"runbook: the report notebook stopped at a step: {report_error}", err=True)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     else:

@@ -2,12 +2,14 @@
 
 Starts the lab, runs ``runbook diagnose`` against every target as that target's client
 (its home, keys and network namespace), prints the verdicts next to the cause the lab
-injected, leaves one incident folder per target under ``reports/demo/`` and stops the lab.
+injected, leaves one incident report per target under ``reports/demo/`` (with its
+index.html) and stops the lab.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -59,13 +61,16 @@ def run_demo(
     """Run the demo; the lab is stopped afterwards whatever happens."""
     running = lab_mod.up(None, lab_dir)
     try:
+        # The demo's own folder: last run's incidents would mix into this run's index.
+        shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True, exist_ok=True)
         with ThreadPoolExecutor(concurrency) as pool:
             rows = list(pool.map(lambda n: _diagnose(running, n, out, timeout), running.targets))
         click.echo(table(("target", "expected cause", "verdict", "cause found", "match"), rows))
         right = sum(r[4] == "yes" for r in rows)
         click.echo(
-            f"\n{right}/{len(rows)} targets diagnosed as expected; incident folders in {out}/"
+            f"\n{right}/{len(rows)} targets diagnosed as expected; "
+            f"incident reports and index.html in {out}/"
         )
     finally:
         lab_mod.down(running.dir)

@@ -94,3 +94,29 @@ class Diagnosis:
             "duration_s": round(self.duration_s, 3),
             "report": self.report,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Diagnosis:
+        """A diagnosis read back from its findings.json (the report shows that very run)."""
+        if data.get("schema") != SCHEMA:
+            raise ValueError(f"not a {SCHEMA} document")
+        root = data.get("root_cause")
+        return cls(
+            target=Target(**data["target"]),
+            verdict=data["verdict"],
+            root_cause=RootCause(**root) if root else None,
+            findings=[
+                Finding(
+                    step=f["step"],
+                    check=f["check"],
+                    status=f["status"],
+                    summary=f["summary"],
+                    cause_id=f.get("cause_id"),
+                    evidence=list(f.get("evidence", [])),
+                )
+                for f in data["findings"]
+            ],
+            started_at=data["started_at"],
+            duration_s=float(data["duration_s"]),
+            report=data.get("report"),
+        )
