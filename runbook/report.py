@@ -111,6 +111,7 @@ def run_notebook(
                     kernel_name=_kernel(),
                     progress_bar=False,
                     log_output=False,
+                    request_save_on_cell_execute=False,
                     start_timeout=start_timeout,
                     execution_timeout=cell_timeout,
                     cwd=str(output.parent),
