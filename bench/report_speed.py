@@ -19,7 +19,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from runbook import report
 from runbook.findings import Diagnosis, Finding, Target
 
-ROUNDS = 3
+ROUNDS = 5
 
 
 def _diagnosis() -> Diagnosis:

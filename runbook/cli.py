@@ -223,6 +223,86 @@ _LAB_DIR = click.option(
 )
 
 
+# -- batch ------------------------------------------------------------------------------
+@cli.command()
+@click.argument("inventory")
+@click.option("--concurrency", type=int, default=8, show_default=True, help="Targets at a time.")
+@click.option(
+    "--timeout",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds for each network step of each target.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("reports/batch"),
+    show_default=True,
+    help="summary.csv, index.html and the incident reports.",
+)
+@click.option(
+    "--reports",
+    type=click.Choice(["failed", "all", "none"]),
+    default="failed",
+    show_default=True,
+    help="Which targets get an incident report.",
+)
+@click.option("--dask", "dask_address", help="A dask.distributed scheduler (tcp://HOST:8786).")
+@click.option("--force", is_flag=True, help="Diagnose again targets a previous run finished.")
+@click.option("--lang", type=click.Choice(["en", "ja"]), default="en", show_default=True)
+def batch(
+    inventory: str,
+    concurrency: int,
+    timeout: float,
+    out: Path,
+    reports: str,
+    dask_address: str | None,
+    force: bool,
+    lang: str,
+) -> None:
+    """Triage every target of an inventory (CSV, ssh_config, Ansible, user@host list).
+
+    Exit status: 0 every target logs in, 1 some fail, 2 bad input, 130 interrupted.
+    """
+    from runbook.batch import run_batch
+    from runbook.inventory import read_inventory
+
+    if timeout <= 0:
+        raise RunbookError(f"timeout {timeout} is not positive", hint="give --timeout seconds > 0")
+    targets, bad = read_inventory(inventory)
+    for line in bad:
+        click.echo(f"runbook: skipped {line}", err=True)
+    result = run_batch(
+        targets,
+        out=out,
+        concurrency=concurrency,
+        timeout=timeout,
+        reports=reports,
+        force=force,
+        lang=lang,
+        dask=dask_address,
+        bad_lines=bad,
+        progress=sys.stderr.isatty(),
+    )  # type: ignore[arg-type]
+    frame = result.frame()
+    rows = [
+        (r["target"], r["verdict"], r["cause_id"] or "-", "yes" if r["report"] else "")
+        for r in result.rows
+    ]
+    click.echo(table(("target", "verdict", "cause", "report"), rows))
+    counts = frame[frame["verdict"] != "ok"]["cause_id"].replace("", "(error)").value_counts()
+    click.echo(
+        f"\n{len(frame)} target(s): {len(frame) - result.failed} ok, {result.failed} "
+        f"failing" + "".join(f"; {n} {c}" for c, n in counts.items())
+    )
+    click.echo(f"summary: {out}/summary.csv, dashboard: {out}/index.html")
+    if result.interrupted:
+        click.echo("runbook: interrupted; the summary shows what finished", err=True)
+        sys.exit(130)
+    sys.exit(1 if result.failed else 0)
+
+
 # -- logs -------------------------------------------------------------------------------
 def _when(text: str | None) -> Any:
     """--since/--until: ISO-8601, or "2h" / "30m" / "7d" ago."""

@@ -24,11 +24,14 @@ from runbook.errors import BadInput
 from runbook.findings import Diagnosis, Finding
 
 __all__ = [
+    "FLEET_PARAMETERS",
     "LOG_PARAMETERS",
     "PARAMETERS",
+    "Fleet",
     "Incident",
     "LogReview",
     "check_parameters",
+    "fleet",
     "incident",
     "log_review",
 ]
@@ -460,3 +463,76 @@ def log_review(namespace: dict[str, Any]) -> LogReview:
         raise BadInput("no log", hint="set log_paths = ['/var/log/auth.log'] or journal = True")
     key = json.dumps(params, sort_keys=True)
     return _REVIEWS.setdefault(key, LogReview(params))
+
+
+# -- the fleet triage notebook ----------------------------------------------------------------
+
+FLEET_PARAMETERS: dict[str, tuple[Any, Any]] = {
+    "inventory": (str, ""),
+    "concurrency": (int, 8),
+    "timeout": (float, 10.0),
+    "out": (str, "reports/fleet"),
+    "reports": (str, "failed"),
+    "lang": (str, "en"),
+}
+
+
+@dataclass
+class Fleet:
+    """The fleet_triage notebook's run: one batch, then its views."""
+
+    params: dict[str, Any]
+    result: Any = None
+
+    def run(self):  # -> runbook.batch.BatchResult
+        if self.result is None:
+            from runbook.batch import run_batch
+            from runbook.inventory import read_inventory
+
+            targets, bad = read_inventory(self.params["inventory"])
+            self.result = run_batch(
+                targets,
+                out=Path(self.params["out"]),
+                concurrency=self.params["concurrency"],
+                timeout=self.params["timeout"],
+                reports=self.params["reports"],
+                lang=self.params["lang"],
+                bad_lines=bad,
+                progress=True,
+            )
+        return self.result
+
+    def summary(self):  # -> pd.DataFrame
+        return self.run().frame()[["target", "verdict", "cause_id", "duration_s", "report"]]
+
+    def causes(self):
+        """Targets per cause, as a bar chart."""
+        import matplotlib.pyplot as plt
+
+        frame = self.run().frame()
+        counts = frame[frame["verdict"] != "ok"]["cause_id"].replace("", "(error)").value_counts()
+        figure, axes = plt.subplots(figsize=(8, 0.4 * max(len(counts), 1) + 1))
+        if counts.empty:
+            axes.text(0.5, 0.5, "every target logs in", ha="center", va="center")
+        else:
+            counts.sort_values().plot.barh(ax=axes, color="#cf222e")
+        axes.set_xlabel("targets")
+        figure.tight_layout()
+        return figure
+
+    def skipped(self) -> list[str]:
+        return [str(b) for b in self.run().bad_lines]
+
+
+_FLEETS: dict[str, Fleet] = {}
+
+
+def fleet(namespace: dict[str, Any]) -> Fleet:
+    """The fleet_triage notebook's batch, validated from its globals, run once."""
+    params = _validate(namespace, FLEET_PARAMETERS)
+    if not params["inventory"]:
+        raise BadInput("no inventory", hint="set inventory = 'hosts.csv'")
+    if params["reports"] not in ("failed", "all", "none"):
+        raise BadInput(f"reports = {params['reports']!r}", hint="failed, all or none")
+    key = json.dumps(params, sort_keys=True)
+    return _FLEETS.setdefault(key, Fleet(params))

@@ -114,7 +114,6 @@ def run_notebook(
                     request_save_on_cell_execute=False,
                     start_timeout=start_timeout,
                     execution_timeout=cell_timeout,
-                    cwd=str(output.parent),
                 )
             return None
         except PapermillExecutionError as err:
@@ -161,7 +160,7 @@ def to_html(notebook: Path) -> Path:
 
 
 def render_report(
-    folder: Path, result: Diagnosis, *, lang: str, incident_id: str = ""
+    folder: Path, result: Diagnosis, *, lang: str, incident_id: str = "", index: bool = True
 ) -> str | None:
     """report.ipynb and report.html of this diagnosis (rendered from its findings.json, so the
     server is not probed again), then findings.json updated with their paths."""
@@ -182,7 +181,8 @@ def render_report(
         _atomic_write(
             folder / "findings.json", json.dumps(result.to_dict(), indent=2, ensure_ascii=False)
         )
-    write_index(folder.parent)
+    if index:
+        write_index(folder.parent)
     return error
 
 

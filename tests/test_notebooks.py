@@ -22,7 +22,9 @@ from runbook.lab.build import LAB_PASSWORD, WRONG_PASSWORD
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
-@pytest.mark.parametrize("name", ["ssh_triage.ipynb", "auth_log_review.ipynb"])
+@pytest.mark.parametrize(
+    "name", ["ssh_triage.ipynb", "auth_log_review.ipynb", "fleet_triage.ipynb"]
+)
 def test_committed_without_outputs(name: str) -> None:
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     nbformat.validate(nb)
@@ -34,7 +36,11 @@ def test_committed_without_outputs(name: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "spec"),
-    [("ssh_triage.ipynb", notebook.PARAMETERS), ("auth_log_review.ipynb", notebook.LOG_PARAMETERS)],
+    [
+        ("ssh_triage.ipynb", notebook.PARAMETERS),
+        ("auth_log_review.ipynb", notebook.LOG_PARAMETERS),
+        ("fleet_triage.ipynb", notebook.FLEET_PARAMETERS),
+    ],
 )
 def test_parameters_cell_is_documented_for_papermill(name: str, spec: dict) -> None:
     out = subprocess.run(
@@ -199,3 +205,31 @@ def test_auth_log_review_report(lab, tmp_path) -> None:
     page = _text(to_html(output))
     assert "account_locked" in page and "failures" in page
     assert "data:image/png;base64" in (tmp_path / "review.html").read_text()  # the chart
+
+
+def test_fleet_triage_notebook(lab, tmp_path) -> None:
+    from runbook.report import run_notebook, to_html
+
+    inventory = tmp_path / "fleet.csv"
+    configs = {n: lab.targets[n].ssh_config for n in ("healthy", "port-refused", "key-rejected")}
+    inventory.write_text(
+        "target,ssh_config\n"
+        + "".join(f"{n},{c}\n" for n, c in configs.items())
+        + "bad target:22,\n"
+    )
+    output = tmp_path / "fleet.ipynb"
+    error = run_notebook(
+        "fleet_triage.ipynb",
+        output,
+        {
+            "inventory": str(inventory),
+            "out": str(tmp_path / "out"),
+            "timeout": 4.0,
+            "reports": "none",
+        },
+    )
+    assert error is None, error
+    page = _text(to_html(output))
+    assert "port.refused" in page and "auth.key_rejected" in page and "fleet.csv:5" in page
+    assert "data:image/png;base64" in (tmp_path / "fleet.html").read_text()
+    assert (tmp_path / "out" / "summary.csv").is_file()

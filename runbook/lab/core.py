@@ -468,7 +468,28 @@ def _start(lab: Lab, scenarios: list[Scenario]) -> None:
             jump=jump,
             **material,  # type: ignore[arg-type]
         )
+    _write_inventory(lab)
     lab.save()
+
+
+def _write_inventory(lab: Lab) -> None:
+    """inventory.csv: the targets one process can triage (``runbook batch``), with -F."""
+    import csv
+
+    with (lab.dir / "inventory.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["target", "ssh_config", "password_env", "auth_log", "tags"])
+        for target in lab.targets.values():
+            if target.state == "up" and target.spec.batchable:
+                writer.writerow(
+                    [
+                        target.alias,
+                        target.ssh_config,
+                        target.password_env or "",
+                        target.auth_log or "",
+                        target.spec.expected or "ok",
+                    ]
+                )
 
 
 def _user_ssh_wrapper(bindir: Path) -> None:

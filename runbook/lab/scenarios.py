@@ -84,6 +84,17 @@ class Scenario:
         return self.net != "host"
 
     @property
+    def batchable(self) -> bool:
+        """Whether one process can diagnose it with ``-F`` (its lab inventory.csv row): not
+        in a network namespace, and nothing that only the client home overlay shows (the
+        modes of ~/.ssh/config, an empty ~/.ssh)."""
+        return (
+            not self.needs_netns
+            and self.config_mode == 0o600
+            and bool(self.client_keys or self.identity_missing or self.key_invalid)
+        )
+
+    @property
     def runs_without_root(self) -> bool:
         """Whether an unprivileged user can run it: sshd as that user, logging in as itself.
 

@@ -1,0 +1,356 @@
+"""Fleet triage: every target of an inventory, a summary, and a report per failure.
+
+Targets are diagnosed in-process with bounded concurrency (or on a dask.distributed
+cluster with ``dask=ADDRESS``); each diagnosis is bounded by its own time-out, and one
+target's crash is that target's "error" row, never the others' loss. The summary
+(summary.csv and the index.html dashboard) is rewritten as targets finish, so Ctrl-C
+leaves a consistent summary of what finished; a rerun skips targets already done unless
+``force``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from runbook.errors import BadInput
+from runbook.findings import Diagnosis
+from runbook.inventory import BadLine, InventoryTarget
+
+__all__ = ["COLUMNS", "BatchResult", "run_batch", "triage"]
+
+COLUMNS = (
+    "target",
+    "hostname",
+    "port",
+    "user",
+    "verdict",
+    "cause_id",
+    "duration_s",
+    "report",
+    "tags",
+    "source",
+    "error",
+)
+Reports = Literal["failed", "all", "none"]
+
+
+@dataclass
+class BatchResult:
+    """The rows of a batch run (one per target), and what could not run."""
+
+    rows: list[dict[str, Any]]
+    bad_lines: list[BadLine] = field(default_factory=list)
+    interrupted: bool = False
+    out: Path | None = None
+
+    def frame(self):  # -> pd.DataFrame
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=list(COLUMNS))
+
+    @property
+    def failed(self) -> int:
+        return sum(r["verdict"] != "ok" for r in self.rows)
+
+
+def triage(target: InventoryTarget, timeout: float, lang: str = "en") -> dict[str, Any]:
+    """One target's diagnosis as a plain dict (the findings.json shape), or its crash.
+
+    Top-level and picklable: it is what runs on a dask worker too.
+    """
+    from runbook.diagnose import diagnose
+
+    started = time.monotonic()
+    try:
+        result = diagnose(
+            target.target,
+            port=target.port,
+            user=target.user,
+            identities=target.identity_files,
+            ssh_config=target.ssh_config,
+            known_hosts=target.known_hosts,
+            password_env=target.password_env,
+            auth_logs=target.auth_logs,
+            timeout=timeout,
+            lang=lang,
+        )
+    except Exception as err:  # one target's failure is its own row
+        return {
+            "error": f"{type(err).__name__}: {err}".splitlines()[0][:300],
+            "duration_s": time.monotonic() - started,
+        }
+    data = result.to_dict()
+    ssh = [f for f in result.findings if f.step == "ssh" and f.data.get("transcript")]
+    data["transcript"] = ssh[-1].data["transcript"] if ssh else None
+    return data
+
+
+def _row(target: InventoryTarget, data: dict[str, Any], report: str = "") -> dict[str, Any]:
+    if "error" in data:
+        return {
+            "target": target.key,
+            "hostname": target.target,
+            "port": target.port or "",
+            "user": target.user or "",
+            "verdict": "error",
+            "cause_id": "",
+            "duration_s": round(data["duration_s"], 3),
+            "report": "",
+            "tags": " ".join(target.tags),
+            "source": target.source,
+            "error": data["error"],
+        }
+    root = data.get("root_cause") or {}
+    return {
+        "target": target.key,
+        "hostname": data["target"]["hostname"],
+        "port": data["target"]["port"],
+        "user": data["target"]["user"],
+        "verdict": data["verdict"],
+        "cause_id": root.get("id", ""),
+        "duration_s": data["duration_s"],
+        "report": report,
+        "tags": " ".join(target.tags),
+        "source": target.source,
+        "error": "",
+    }
+
+
+def render(data: dict[str, Any], out: str, lang: str = "en") -> str:
+    """The incident folder of one finished diagnosis (findings, transcript, notebook report).
+
+    Top-level and picklable: report rendering can go to dask workers (shared ``out``).
+    """
+    from runbook.report import render_report, write_findings
+
+    result = Diagnosis.from_dict(data)
+    if data.get("transcript"):
+        from runbook.findings import Finding
+
+        result.findings.append(
+            Finding(
+                "ssh",
+                "transcript",
+                "info",
+                "the real ssh's transcript",
+                data={"transcript": data["transcript"]},
+            )
+        )
+    folder = write_findings(result, Path(out))
+    result.findings = [f for f in result.findings if f.check != "transcript"]
+    render_report(folder, result, lang=lang, index=False)
+    return str(folder)
+
+
+def _previous(out: Path) -> dict[str, dict[str, Any]]:
+    import csv
+
+    summary = out / "summary.csv"
+    if not summary.is_file():
+        return {}
+    with summary.open(newline="") as handle:
+        return {row["target"]: row for row in csv.DictReader(handle)}
+
+
+def run_batch(
+    targets: list[InventoryTarget],
+    *,
+    out: Path,
+    concurrency: int = 8,
+    timeout: float = 10.0,
+    reports: Reports = "failed",
+    force: bool = False,
+    lang: str = "en",
+    dask: str | None = None,
+    bad_lines: Iterable[BadLine] = (),
+    progress: bool = True,
+) -> BatchResult:
+    """Triage every target; write summary.csv, index.html and the incident reports."""
+    if concurrency < 1:
+        raise BadInput(
+            f"concurrency {concurrency} is not positive", hint="give --concurrency 1 or more"
+        )
+    out = out.resolve()  # absolute: nothing may depend on the process's working directory
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise BadInput(
+            f"cannot write to {out}: {err.strerror}", hint="give --out a writable directory"
+        ) from err
+    done = {} if force else _previous(out)
+    keep = [done[t.key] for t in targets if t.key in done]
+    todo = [t for t in targets if t.key not in done]
+    result = BatchResult(rows=list(keep), bad_lines=list(bad_lines), out=out)
+    _write_summary(result)
+    submit, reporter, completed, close = _executors(dask, concurrency)
+    bar = _bar(len(todo), progress)
+    pending_reports: list[tuple[int, Future[str]]] = []
+    futures: dict[Future[dict[str, Any]], InventoryTarget] = {}
+    try:
+        futures = {submit(triage, t, timeout, lang): t for t in todo}
+        for future in completed(futures):
+            target = futures[future]
+            try:
+                data = future.result()
+            except Exception as err:  # a worker lost: that target's error row
+                data = {"error": f"{type(err).__name__}: {err}", "duration_s": 0.0}
+            row = _row(target, data)
+            result.rows.append(row)
+            wanted = reports == "all" or (reports == "failed" and row["verdict"] != "ok")
+            if wanted and "error" not in data:
+                pending_reports.append(
+                    (len(result.rows) - 1, reporter(render, data, str(out), lang))
+                )
+            bar.update(1)
+            _write_summary(result)
+        for index, report_future in pending_reports:
+            try:
+                result.rows[index]["report"] = report_future.result()
+            except Exception as err:
+                result.rows[index]["error"] = f"report: {type(err).__name__}: {err}"[:300]
+    except KeyboardInterrupt:
+        result.interrupted = True
+        for future in futures:
+            future.cancel()
+    finally:
+        bar.close()
+        close()
+        _write_summary(result)
+    return result
+
+
+def _executors(
+    dask: str | None, concurrency: int
+) -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any], Callable[[], None]]:
+    """submit (diagnoses), submit (reports), as_completed and close, local or on dask."""
+    if dask:
+        try:
+            from distributed import Client
+        except ImportError as err:
+            raise BadInput(
+                "dask.distributed is not installed", hint="pip install distributed"
+            ) from err
+        try:
+            client = Client(dask, timeout="10s")
+        except (OSError, TimeoutError) as err:
+            raise BadInput(
+                f"cannot reach the dask scheduler at {dask}: {err}",
+                hint="give --dask tcp://HOST:8786 of a running scheduler",
+            ) from err
+
+        def submit(fn: Callable[..., Any], *args: Any) -> Future[Any]:
+            return client.submit(fn, *args, pure=False)  # type: ignore[return-value]
+
+        from distributed import as_completed as dask_completed
+
+        return submit, submit, dask_completed, client.close
+    # Import what report threads import, here and once: a module half-imported by one
+    # thread breaks another (matplotlib peeks at IPython while papermill imports it).
+    import IPython  # noqa: F401
+    import matplotlib.figure  # noqa: F401
+    import papermill  # noqa: F401
+
+    pool = ThreadPoolExecutor(concurrency, thread_name_prefix="runbook-batch")
+    # Each report starts a notebook kernel: a few at a time, whatever the concurrency.
+    renderers = ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="report")
+
+    def close() -> None:
+        pool.shutdown(wait=False, cancel_futures=True)
+        renderers.shutdown(wait=True, cancel_futures=True)
+
+    return pool.submit, renderers.submit, as_completed, close
+
+
+def _bar(total: int, progress: bool):  # -> tqdm
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="host", desc="triage", disable=not progress, leave=False)
+
+
+# -- summary.csv and the dashboard -----------------------------------------------------------
+
+
+def _atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _write_summary(result: BatchResult) -> None:
+    if result.out is None:
+        return
+    frame = result.frame()
+    _atomic(result.out / "summary.csv", frame.to_csv(index=False))
+    _atomic(result.out / "index.html", _dashboard(result, frame))
+
+
+def _chart(counts: dict[str, int]) -> str:
+    """A bar chart of causes as an inline PNG (matplotlib's Figure: no pyplot state, safe
+    beside the threads that render notebooks)."""
+    if not counts:
+        return ""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 0.35 * len(counts) + 0.8))
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    names = list(counts)[::-1]
+    axes.barh(names, [counts[n] for n in names], color="#cf222e")
+    axes.set_xlabel("targets")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    return f"<img alt='causes' src='data:image/png;base64,{encoded}'>"
+
+
+def _dashboard(result: BatchResult, frame) -> str:
+    counts = frame[frame["verdict"] != "ok"]["cause_id"].replace("", "(error)").value_counts()
+    cause_rows = "".join(
+        f"<tr><td>{html.escape(str(c))}</td><td>{n}</td></tr>" for c, n in counts.items()
+    )
+    rows = []
+    for row in result.rows:
+        colour = "#1a7f37" if row["verdict"] == "ok" else "#cf222e"
+        report = row.get("report") or ""
+        link = (
+            f"<a href='{html.escape(os.path.relpath(report, result.out))}/report.html'>report</a>"
+            if report
+            else ""
+        )
+        rows.append(
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape(str(row.get(c, '')))}</td>"
+                for c in ("target", "hostname", "port", "user")
+            )
+            + f"<td style='color:{colour}'>{html.escape(str(row['verdict']))}</td>"
+            f"<td>{html.escape(str(row['cause_id']))}</td><td>{row['duration_s']}</td>"
+            f"<td>{link}</td><td>{html.escape(str(row.get('error', '')))}</td></tr>"
+        )
+    state = " (interrupted: the rows show what finished)" if result.interrupted else ""
+    bad = "".join(f"<li>{html.escape(str(b))}</li>" for b in result.bad_lines)
+    return (
+        "<!doctype html><meta charset='utf-8'><title>ssh-runbook batch</title>"
+        "<style>body{font-family:sans-serif}td,th{padding:3px 10px;text-align:left}</style>"
+        f"<h1>ssh-runbook batch{html.escape(state)}</h1>"
+        f"<p>{len(result.rows)} target(s): {len(result.rows) - result.failed} ok, "
+        f"{result.failed} failing</p>"
+        f"<h2>Causes</h2><table><tr><th>cause</th><th>targets</th></tr>{cause_rows}</table>"
+        f"{_chart({str(k): int(v) for k, v in counts.items()})}"
+        + (f"<h2>Inventory lines not run</h2><ul>{bad}</ul>" if bad else "")
+        + "<h2>Targets</h2><table><tr><th>target</th><th>hostname</th><th>port</th><th>user</th>"
+        "<th>verdict</th><th>cause</th><th>seconds</th><th>report</th><th>error</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )

@@ -1,0 +1,206 @@
+"""Fleet triage: inventories of every kind, a batch over the lab, dask, interruption."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from runbook.errors import BadInput
+from runbook.inventory import read_inventory
+
+SUBSET = ["healthy", "port-refused", "hostkey-changed", "bad-modes", "locked", "key-perms"]
+
+
+def test_inventory_kinds_are_told_apart_by_content(tmp_path) -> None:
+    files = {
+        "hosts.csv": "target,port,user,tags\nweb1,2222,alice,web;prod\n,22,bob,\nweb2:22,,,\n",
+        "hosts.ini": "[web]\nweb1 ansible_host=192.0.2.10 ansible_port=2200 ansible_user=ops\n"
+        "[web:vars]\nx=1\n[db]\ndb1 ansible_port=notaport\n",
+        "hosts.yml": "all:\n  children:\n    db:\n      hosts:\n        db1:\n          "
+        "ansible_host: 192.0.2.20\n          ansible_user: pg\n",
+        "ssh_config": "Host web1 web2\n  HostName 192.0.2.1\nHost *.internal\n  User x\n",
+        "list.txt": "# fleet\nalice@192.0.2.5:2201\nbob@\nweb3\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    targets, bad = read_inventory(tmp_path / "hosts.csv")
+    assert [(t.target, t.port, t.user, t.tags) for t in targets] == [
+        ("web1", 2222, "alice", ["web", "prod"])
+    ]
+    assert [b.source for b in bad] == ["hosts.csv:3", "hosts.csv:4"]
+    targets, bad = read_inventory(tmp_path / "hosts.ini")
+    assert [(t.target, t.port, t.user, t.tags) for t in targets] == [
+        ("192.0.2.10", 2200, "ops", ["web"])
+    ]
+    assert [b.source for b in bad] == ["hosts.ini:6"] and "notaport" in bad[0].reason
+    targets, _ = read_inventory(tmp_path / "hosts.yml")
+    assert [(t.target, t.user, t.tags) for t in targets] == [("192.0.2.20", "pg", ["db"])]
+    targets, _ = read_inventory(tmp_path / "ssh_config")
+    assert [t.target for t in targets] == ["web1", "web2"]  # no wildcard patterns
+    assert targets[0].ssh_config == str((tmp_path / "ssh_config").resolve())
+    targets, bad = read_inventory(tmp_path / "list.txt")
+    assert [t.key for t in targets] == ["alice@192.0.2.5:2201", "web3"]
+    assert [b.source for b in bad] == ["list.txt:3"]
+    with pytest.raises(BadInput, match="unknown CSV column"):
+        (tmp_path / "bad.csv").write_text("target,colour\nx,red\n")
+        read_inventory(tmp_path / "bad.csv")
+
+
+def _batch(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in (env or os.environ).items() if k != "SSH_AUTH_SOCK"}
+    return subprocess.run(
+        [sys.executable, "-m", "runbook", "batch", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=full,
+    )
+
+
+def _subset_inventory(lab, path: Path) -> dict[str, str]:
+    """The lab's inventory.csv, cut to a few targets; their expected causes."""
+    with open(Path(lab.dir) / "inventory.csv", newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["target"] in SUBSET]
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return {r["target"]: r["tags"] for r in rows}
+
+
+def _summary(out: Path) -> dict[str, dict[str, str]]:
+    with open(out / "summary.csv", newline="") as handle:
+        return {r["target"]: r for r in csv.DictReader(handle)}
+
+
+def test_batch_over_the_lab(lab, tmp_path) -> None:
+    inventory = tmp_path / "inventory.csv"
+    expected = _subset_inventory(lab, inventory)
+    out = tmp_path / "out"
+    proc = _batch(str(inventory), "--out", str(out), "--timeout", "4", "--concurrency", "3")
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    rows = _summary(out)
+    assert set(rows) == set(expected)
+    for name, cause in expected.items():
+        row = rows[name]
+        assert (row["cause_id"] or "ok") == cause, row
+        assert bool(row["report"]) == (cause != "ok")  # reports for failures only
+        if row["report"]:
+            assert (Path(row["report"]) / "report.html").is_file()
+    dashboard = (out / "index.html").read_text()
+    assert "server.bad_modes" in dashboard and "report.html" in dashboard
+    assert "data:image/png;base64" in dashboard  # the chart of causes
+    started = time.monotonic()
+    again = _batch(str(inventory), "--out", str(out), "--timeout", "4")
+    assert again.returncode == 1 and time.monotonic() - started < 15  # nothing re-run
+    assert _summary(out) == rows
+    forced = _batch(
+        str(inventory), "--out", str(out), "--timeout", "4", "--force", "--reports", "none"
+    )
+    assert {k: v["cause_id"] for k, v in _summary(out).items()} == {
+        k: v["cause_id"] for k, v in rows.items()
+    }
+    assert all(not r["report"] for r in _summary(out).values()) and forced.returncode == 1
+
+
+def test_one_target_crashing_never_loses_the_others(lab, tmp_path) -> None:
+    inventory = tmp_path / "mixed.csv"
+    config = lab.targets["healthy"].ssh_config
+    inventory.write_text(f"target,ssh_config\nhealthy,{config}\nhealthy2,/no/such/config\n")
+    out = tmp_path / "out"
+    proc = _batch(str(inventory), "--out", str(out), "--timeout", "4", "--reports", "none")
+    rows = _summary(out)
+    assert rows["healthy"]["verdict"] == "ok"
+    assert rows["healthy2"]["verdict"] == "error" and "/no/such/config" in rows["healthy2"]["error"]
+    assert proc.returncode == 1
+
+
+def test_bad_inventory_is_one_line_exit_2(tmp_path) -> None:
+    (tmp_path / "empty.txt").write_text("# nothing\n")
+    for path in (tmp_path / "empty.txt", tmp_path / "missing.csv"):
+        proc = _batch(str(path), "--out", str(tmp_path / "o"))
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_interrupt_leaves_a_consistent_summary(tmp_path) -> None:
+    """Ctrl-C in the middle: the summary holds exactly the targets that finished."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    port = listener.getsockname()[1]
+    held = []
+    threading.Thread(
+        target=lambda: [held.append(listener.accept()) for _ in range(64)], daemon=True
+    ).start()
+    inventory = tmp_path / "silent.txt"  # a port that accepts and never speaks: slow targets
+    inventory.write_text("".join(f"u{i}@127.0.0.1:{port}\n" for i in range(8)))
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "runbook",
+            "batch",
+            str(inventory),
+            "--out",
+            str(out),
+            "--timeout",
+            "1",
+            "--concurrency",
+            "1",
+            "--reports",
+            "none",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if (out / "summary.csv").is_file() and len(_summary(out)) >= 1:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    listener.close()
+    assert proc.returncode == 130, err
+    rows = _summary(out)
+    assert 1 <= len(rows) < 8
+    assert all(r["verdict"] == "failed" and r["cause_id"] for r in rows.values())
+    assert "interrupted" in (out / "index.html").read_text()
+
+
+def test_dask_cluster_gives_the_local_results(lab, tmp_path) -> None:
+    from distributed import LocalCluster
+
+    from runbook.batch import run_batch
+
+    inventory = tmp_path / "inventory.csv"
+    _subset_inventory(lab, inventory)
+    targets, _ = read_inventory(inventory)
+    local = run_batch(targets, out=tmp_path / "local", timeout=4, reports="none", progress=False)
+    with LocalCluster(
+        n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None
+    ) as cluster:
+        remote = run_batch(
+            targets,
+            out=tmp_path / "dask",
+            timeout=4,
+            reports="failed",
+            dask=cluster.scheduler_address,
+            progress=False,
+        )
+    key = lambda r: (r["target"], r["verdict"], r["cause_id"])  # noqa: E731
+    assert sorted(map(key, remote.rows)) == sorted(map(key, local.rows))
+    assert all(
+        Path(r["report"], "report.html").is_file() for r in remote.rows if r["verdict"] != "ok"
+    )
