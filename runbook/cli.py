@@ -303,6 +303,73 @@ def batch(
     sys.exit(1 if result.failed else 0)
 
 
+# -- fix --------------------------------------------------------------------------------
+@cli.command()
+@click.option("--from", "source", required=True, help="DIR/findings.json of a diagnose run.")
+@click.option("--apply", "do_apply", is_flag=True, help="Carry the plan out (default: show it).")
+@click.option(
+    "--accept-hostkey",
+    help="Trust the server's new key only if it has this "
+    "fingerprint (SHA256:...), checked out of band.",
+)
+@click.option("--server", help="Where server-side fixes run: local, nsenter:PID or USER@HOST.")
+def fix(source: str, do_apply: bool, accept_hostkey: str | None, server: str | None) -> None:
+    """Show (and with --apply, carry out) the fix for a diagnosis, each change backed up.
+
+    Exit status: 0 the new verdict is ok (or, without --apply, a plan was printed), 1 it
+    still fails, 2 bad input.
+    """
+    from runbook import fix as fix_mod
+    from runbook.hosts import host_for
+
+    diagnosis = fix_mod.read_diagnosis(source)
+    if accept_hostkey and not accept_hostkey.startswith("SHA256:"):
+        raise RunbookError(
+            f"--accept-hostkey {accept_hostkey!r} is not a SHA256: fingerprint",
+            hint="copy it from ssh-keygen -lf on the server's console",
+        )
+    spec = server or diagnosis.parameters.get("server")
+    host = host_for(spec) if spec else None
+    steps = fix_mod.plan(diagnosis, accept_hostkey=accept_hostkey, server=host)
+    cause = diagnosis.root_cause.id if diagnosis.root_cause else "none (the login works)"
+    click.echo(f"cause: {cause}")
+    if not steps:
+        click.echo("no automatic fix for this cause; the report's fix commands say what to do")
+        sys.exit(0 if diagnosis.verdict == "ok" else 1)
+    for number, step in enumerate(steps, 1):
+        click.echo(
+            f"{number}. [{step.side}] {step.what}\n     {step.command}\n     why: {step.why}"
+        )
+    if not do_apply:
+        click.echo("\ndry run: nothing changed (add --apply to carry it out)")
+        return
+    fix_mod.apply(steps, Path(source).parent, host)
+    for number, step in enumerate(steps, 1):
+        click.echo(
+            f"{number}. {step.outcome}"
+            + (f" (backup {', '.join(step.backups)})" if step.backups else "")
+        )
+    from runbook.diagnose import diagnose as run
+
+    p = diagnosis.parameters
+    again = run(
+        p.get("target") or diagnosis.target.alias,
+        port=p.get("port"),
+        user=p.get("user"),
+        identities=p.get("identities") or (),
+        ssh_config=p.get("ssh_config"),
+        jump=p.get("jump"),
+        known_hosts=p.get("known_hosts"),
+        password_env=p.get("password_env"),
+        auth_logs=p.get("auth_logs") or (),
+        timeout=p.get("timeout") or 10.0,
+        lang=p.get("lang") or "en",
+    )
+    new_cause = f": {again.root_cause.id}" if again.root_cause else ""
+    click.echo(f"\ndiagnosed again: {again.verdict}{new_cause}")
+    sys.exit(0 if again.verdict == "ok" else 1)
+
+
 # -- logs -------------------------------------------------------------------------------
 def _when(text: str | None) -> Any:
     """--since/--until: ISO-8601, or "2h" / "30m" / "7d" ago."""

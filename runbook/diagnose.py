@@ -150,7 +150,23 @@ def diagnose(
         )
         findings += servercheck.check_server(server_host, context)
     outcome, root = verdict.decide(findings, lang=lang, facts=_facts(settings))
+    parameters = {
+        "target": target,
+        "port": port,
+        "user": user,
+        "identities": list(identities),
+        "ssh_config": ssh_config,
+        "jump": jump,
+        "known_hosts": known_hosts,
+        "auth_logs": list(auth_logs),
+        "server": server,
+        "server_root": server_root,
+        "password_env": password_env,
+        "timeout": timeout,
+        "lang": lang,
+    }
     return Diagnosis(
+        parameters=parameters,
         target=Target(settings.alias, settings.hostname, settings.port, settings.user),
         verdict=outcome,
         root_cause=root,

@@ -82,6 +82,8 @@ class Diagnosis:
     started_at: str
     duration_s: float
     report: dict[str, str] | None = None
+    # How diagnose was asked (flags, never a secret): `runbook fix` and reruns repeat it.
+    parameters: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +95,7 @@ class Diagnosis:
             "started_at": self.started_at,
             "duration_s": round(self.duration_s, 3),
             "report": self.report,
+            "parameters": self.parameters,
         }
 
     @classmethod
@@ -119,4 +122,5 @@ class Diagnosis:
             started_at=data["started_at"],
             duration_s=float(data["duration_s"]),
             report=data.get("report"),
+            parameters=dict(data.get("parameters") or {}),
         )

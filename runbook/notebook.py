@@ -52,6 +52,7 @@ PARAMETERS: dict[str, tuple[Any, Any]] = {
     "lang": (str, "en"),
     "incident_id": (str, ""),
     "findings": (str, ""),
+    "apply_fixes": (bool, False),
 }
 LOG_PARAMETERS: dict[str, tuple[Any, Any]] = {
     "log_paths": (list[str], []),
@@ -262,6 +263,38 @@ class Incident:
             return HTML(_card(self.run(), self.lang, self.params.get("incident_id", "")))
         except Exception as err:
             return HTML(_failure("verdict", err))
+
+    def fix(self):  # -> IPython.display.HTML
+        """The fix plan (runbook.fix); carried out, with backups, only when apply_fixes."""
+        from IPython.display import HTML
+
+        try:
+            from runbook import fix as fix_mod
+
+            diagnosis = self.run()
+            steps = fix_mod.plan(diagnosis)
+            if not steps:
+                return HTML(
+                    "<p><i>No automatic fix for this cause: see the fix commands above.</i></p>"
+                )
+            if self.params.get("apply_fixes"):
+                folder = (
+                    Path(self.params["findings"]).parent
+                    if self.params["findings"]
+                    else (Path.cwd())
+                )
+                fix_mod.apply(steps, folder)
+            rows = "".join(
+                f"<tr><td>{html.escape(s.what)}</td><td><code>{html.escape(s.command)}</code></td>"
+                f"<td>{html.escape(s.why)}</td><td>{html.escape(s.outcome)}</td></tr>"
+                for s in steps
+            )
+            return HTML(
+                "<table><tr><th>change</th><th>command</th><th>why</th><th>outcome</th>"
+                f"</tr>{rows}</table>"
+            )
+        except Exception as err:
+            return HTML(_failure("fix", err))
 
     def tips(self):  # -> IPython.display.Markdown
         """The article's tips for this target: a Host block, ssh-copy-id, ProxyJump."""

@@ -1,0 +1,191 @@
+"""`runbook fix` against its own lab: dry runs change nothing, applied fixes make the
+login work (diagnosed again), a new host key needs its fingerprint, a failed fix rolls
+back. Its own lab, because fixing changes the scenarios."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import new_lab_dir, require_lab
+
+SCENARIOS = [
+    "key-perms",
+    "hostkey-changed",
+    "too-many-failures",
+    "bad-modes",
+    "locked",
+    "key-rejected",
+]
+
+
+@pytest.fixture(scope="module")
+def fix_lab():
+    require_lab()
+    from runbook import lab as lab_mod
+
+    running = lab_mod.up(SCENARIOS, new_lab_dir("fix"))
+    try:
+        yield running
+    finally:
+        lab_mod.down(running.dir)
+
+
+def _digests(*roots: str) -> dict[str, str]:
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest() + oct(p.stat().st_mode)
+        for root in roots
+        for p in Path(root).rglob("*")
+        if p.is_file()
+    }
+
+
+def _diagnosis(lab, name: str, out: Path) -> Path:
+    target = lab.targets[name]
+    argv = [
+        sys.executable,
+        "-m",
+        "runbook",
+        "diagnose",
+        target.alias,
+        "-F",
+        target.ssh_config,
+        "--timeout",
+        "4",
+        "--json",
+        "--out",
+        str(out),
+    ]
+    if target.auth_log:
+        argv += ["--auth-log", target.auth_log]
+    proc = lab.run_client(name, argv, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-1500:]
+    return next(out.glob("*/findings.json"))
+
+
+def _fix(findings: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
+    return subprocess.run(
+        [sys.executable, "-m", "runbook", "fix", "--from", str(findings), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+
+
+def _sshd(lab, name: str) -> str:
+    return "nsenter:" + str(next(p.pid for p in lab.processes if p.what == f"sshd {name}"))
+
+
+@pytest.mark.parametrize("name", ["key-perms", "too-many-failures", "bad-modes", "key-rejected"])
+def test_dry_run_then_apply_makes_the_login_work(fix_lab, tmp_path, name) -> None:
+    findings = _diagnosis(fix_lab, name, tmp_path)
+    server = ["--server", _sshd(fix_lab, name)] if name in ("bad-modes", "key-rejected") else []
+    watched = (str(Path(fix_lab.dir) / "clients"), str(Path(fix_lab.dir) / "srv"))
+    before = _digests(*watched)
+    dry = _fix(findings, *server)
+    assert dry.returncode == 0 and "dry run: nothing changed" in dry.stdout
+    assert _digests(*watched) == before
+    applied = _fix(findings, "--apply", *server)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "diagnosed again: ok" in applied.stdout
+    record = json.loads((findings.parent / "fixes.json").read_text())
+    assert all(s["outcome"].startswith("applied") for s in record["steps"]), record
+    for step in record["steps"]:
+        for backup in step["backups"]:
+            assert os.stat(backup).st_mode & 0o077 == 0  # backups stay private
+
+
+def test_new_host_key_needs_the_checked_fingerprint(fix_lab, tmp_path) -> None:
+    findings = _diagnosis(fix_lab, "hostkey-changed", tmp_path)
+    first = _fix(findings, "--apply")
+    assert first.returncode == 1 and "hostkey.unknown" in first.stdout  # stale entry gone
+    offered = re.findall(r"SHA256:[A-Za-z0-9+/]+", first.stdout.split("waiting:", 1)[1])
+    known = fix_lab.targets["hostkey-changed"].known_hosts
+    kept = Path(known).read_bytes()
+    wrong = _fix(findings, "--apply", "--accept-hostkey", "SHA256:" + "A" * 43)
+    assert wrong.returncode == 1 and "does not present" in wrong.stdout
+    assert Path(known).read_bytes() == kept  # nothing trusted
+    right = _fix(findings, "--apply", "--accept-hostkey", offered[0])
+    assert right.returncode == 0 and "diagnosed again: ok" in right.stdout, right.stdout
+
+
+def test_a_failed_fix_rolls_back(fix_lab, tmp_path) -> None:
+    """The lab's shadow is a bind mount usermod cannot replace: the step fails, and the
+    server is left as it was."""
+    findings = _diagnosis(fix_lab, "locked", tmp_path)
+    srv = str(Path(fix_lab.dir) / "srv" / "etc")
+    before = {k: v for k, v in _digests(srv).items() if ".runbook-" not in k}
+    applied = _fix(findings, "--apply", "--server", _sshd(fix_lab, "locked"))
+    assert applied.returncode == 1
+    record = json.loads((findings.parent / "fixes.json").read_text())
+    assert record["steps"][0]["outcome"].startswith("failed, rolled back")
+    after = {k: v for k, v in _digests(srv).items() if ".runbook-" not in k}
+    assert after == before
+
+
+def test_bad_findings_file_is_one_line_exit_2(tmp_path) -> None:
+    (tmp_path / "x.json").write_text("{}")
+    for path in (tmp_path / "missing.json", tmp_path / "x.json"):
+        proc = _fix(path)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_key_install_is_idempotent(fix_lab) -> None:
+    from runbook.fix import copy_id
+    from runbook.hosts import host_for
+
+    host = host_for(_sshd(fix_lab, "key-rejected"))
+    key = Path(fix_lab.targets["key-rejected"].identity_files[0] + ".pub").read_text()
+    keys_file = Path(fix_lab.dir) / "srv" / "homes" / "alice" / ".ssh" / "authorized_keys"
+    first = copy_id(host, "alice", key)
+    lines = keys_file.read_text().splitlines()
+    assert copy_id(host, "alice", key) == "already installed"
+    assert keys_file.read_text().splitlines() == lines and first in (
+        "installed",
+        "already installed",
+    )
+    assert oct(keys_file.stat().st_mode & 0o777) == "0o600"
+
+
+def test_tips_host_alias_and_key(tmp_path, monkeypatch) -> None:
+    from runbook.errors import BadInput
+    from runbook.fix import add_host_alias, generate_key
+
+    monkeypatch.setenv("RB_TEST_PASSPHRASE", "correct horse battery")
+    fingerprint = generate_key(tmp_path / "id_new", passphrase_env="RB_TEST_PASSPHRASE")
+    assert fingerprint.startswith("SHA256:")
+    assert oct((tmp_path / "id_new").stat().st_mode & 0o777) == "0o600"
+    locked = subprocess.run(
+        ["ssh-keygen", "-y", "-P", "", "-f", str(tmp_path / "id_new")],
+        capture_output=True,
+        text=True,
+    )
+    assert locked.returncode != 0  # the passphrase is really set
+    with pytest.raises(BadInput, match="exists"):
+        generate_key(tmp_path / "id_new")
+    config = tmp_path / "config"
+    config.write_text("Host other\n    HostName 192.0.2.1\n")
+    lines = add_host_alias(
+        config,
+        "web1",
+        hostname="192.0.2.10",
+        user="ops",
+        port=2222,
+        identity_file=str(tmp_path / "id_new"),
+    )
+    resolved = subprocess.run(
+        ["ssh", "-G", "-F", str(config), "web1"], capture_output=True, text=True
+    ).stdout
+    assert "hostname 192.0.2.10" in resolved and "port 2222" in resolved and "user ops" in resolved
+    assert lines[0] == "Host web1" and list(tmp_path.glob("config.runbook-*.bak"))
+    with pytest.raises(BadInput, match="already has"):
+        add_host_alias(config, "web1", hostname="192.0.2.11")
