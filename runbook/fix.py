@@ -216,6 +216,8 @@ def _client_steps(diagnosis: Diagnosis, settings: sshconfig.Settings) -> list[St
         steps.append(
             _mode_step(cause, config, 0o600, "ssh refuses a config file that others can write")
         )
+    if cause == "client.identity_missing":
+        steps += _identity_steps(settings)
     if cause == "auth.too_many_failures":
         accepted = next(
             (
@@ -230,6 +232,46 @@ def _client_steps(diagnosis: Diagnosis, settings: sshconfig.Settings) -> list[St
         if accepted:
             steps.append(_identities_only(config, settings.alias, accepted))
     return steps
+
+
+def _identity_steps(settings: sshconfig.Settings) -> list[Step]:
+    """Point the missing IdentityFile of the config at a private key that exists."""
+    missing = [k for k in settings.identity_files if not os.path.exists(k)]
+    ssh_dir = Path(sshconfig.home()) / ".ssh"
+    candidates = [k for k in settings.identity_files if os.path.exists(k)] + [
+        str(ssh_dir / n) for n in ("id_ed25519", "id_ecdsa", "id_rsa") if (ssh_dir / n).exists()
+    ]
+    config = settings.ssh_config or str(ssh_dir / "config")
+    if not missing or not candidates or not os.path.exists(config):
+        return []
+    text = Path(config).read_text()
+    lines = [
+        ln
+        for ln in text.splitlines()
+        if ln.strip().lower().startswith("identityfile")
+        and os.path.expanduser(ln.split(None, 1)[1].strip().strip('"')) in missing
+    ]
+    if not lines:
+        return []
+    new = candidates[0]
+
+    def edit(step: Step) -> None:
+        _backup(step, config)
+        updated = text
+        for line in lines:
+            indent = line[: len(line) - len(line.lstrip())]
+            updated = updated.replace(line, f"{indent}IdentityFile {new}", 1)
+        Path(config).write_text(updated)
+
+    return [
+        Step(
+            "client.identity_missing",
+            f"IdentityFile {new} instead of the missing {', '.join(missing)} in {config}",
+            f"IdentityFile {new}",
+            "ssh was told to use a key file that does not exist",
+            action=edit,
+        )
+    ]
 
 
 def _identities_only(config: str, alias: str, key: str) -> Step:
@@ -317,6 +359,8 @@ def _server_steps(
                 action=lambda step: _copy(step, host, user, client_key),
             )
         ]
+    if cause in ("account.not_allowed", "account.root_denied"):
+        return _sshd_config_steps(cause, host, diagnosis)
     if cause == "account.expired":
         return [
             remote(
@@ -328,6 +372,56 @@ def _server_steps(
             )
         ]
     return []
+
+
+def _sshd_config_steps(cause: str, host: Host, diagnosis: Diagnosis) -> list[Step]:
+    """An sshd_config edit: backed up, validated with ``sshd -t`` (restored when it fails),
+    then sshd reloaded."""
+    from runbook import servercheck
+
+    user = diagnosis.target.user
+    ctx = servercheck.Context(user=user, port=diagnosis.target.port, client_ip=None)
+    servercheck.check_listening(host, ctx)
+    servercheck.find_config(host, ctx)
+    config = shlex.quote(ctx.config)
+    if cause == "account.not_allowed":
+        edit = f"sed -i -E 's/^([[:space:]]*AllowUsers([[:space:]].*)?)$/\\1 {user}/I' {config}"
+        what = f"add {user} to AllowUsers in {ctx.config}"
+        why = "AllowUsers does not list the user"
+    else:
+        edit = (
+            f"sed -i -E 's/^([[:space:]]*PermitRootLogin)[[:space:]].*$/\\1 "
+            f"prohibit-password/I' {config}"
+        )
+        what = f"PermitRootLogin prohibit-password (keys only) in {ctx.config}"
+        why = "PermitRootLogin no refuses root; prohibit-password admits it with a key only"
+    reload = (
+        f"kill -HUP {ctx.sshd_pid}"
+        if ctx.sshd_pid
+        else "systemctl reload ssh 2>/dev/null || systemctl reload sshd"
+    )
+
+    def run(step: Step) -> None:
+        copy = f"{ctx.config}.runbook-{_stamp()}.bak"
+        if not host.run("cp -p --", ctx.config, copy).ok:
+            raise RuntimeError(f"cannot back up {ctx.config}")
+        step.backups.append(copy)
+        result = host.run(f"{edit} && /usr/sbin/sshd -t -f {config}")
+        if not result.ok:
+            raise RuntimeError(f"sshd -t refuses the edit: {result.stderr.strip()[:200]}")
+        if not host.run(reload).ok:
+            raise RuntimeError("sshd did not reload")
+
+    return [
+        Step(
+            cause,
+            what,
+            f"{edit} && sshd -t -f {config} && {reload}",
+            why,
+            side="server",
+            action=run,
+        )
+    ]
 
 
 def plan(

@@ -23,7 +23,10 @@ SCENARIOS = [
     "bad-modes",
     "locked",
     "key-rejected",
+    "not-allowed",
+    "root-denied",
 ]
+SERVER_SIDE = ("bad-modes", "key-rejected", "not-allowed", "root-denied")
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +42,11 @@ def fix_lab():
 
 
 def _digests(*roots: str) -> dict[str, str]:
+    files = []
+    for root in map(Path, roots):
+        files += [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
     return {
-        str(p): hashlib.sha256(p.read_bytes()).hexdigest() + oct(p.stat().st_mode)
-        for root in roots
-        for p in Path(root).rglob("*")
-        if p.is_file()
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest() + oct(p.stat().st_mode) for p in files
     }
 
 
@@ -85,11 +88,18 @@ def _sshd(lab, name: str) -> str:
     return "nsenter:" + str(next(p.pid for p in lab.processes if p.what == f"sshd {name}"))
 
 
-@pytest.mark.parametrize("name", ["key-perms", "too-many-failures", "bad-modes", "key-rejected"])
+@pytest.mark.parametrize(
+    "name",
+    ["key-perms", "too-many-failures", "bad-modes", "key-rejected", "not-allowed", "root-denied"],
+)
 def test_dry_run_then_apply_makes_the_login_work(fix_lab, tmp_path, name) -> None:
     findings = _diagnosis(fix_lab, name, tmp_path)
-    server = ["--server", _sshd(fix_lab, name)] if name in ("bad-modes", "key-rejected") else []
-    watched = (str(Path(fix_lab.dir) / "clients"), str(Path(fix_lab.dir) / "srv"))
+    server = ["--server", _sshd(fix_lab, name)] if name in SERVER_SIDE else []
+    watched = (
+        str(Path(fix_lab.dir) / "clients"),
+        str(Path(fix_lab.dir) / "srv"),
+        str(Path(fix_lab.dir) / "scenarios" / name / "sshd_config"),
+    )
     before = _digests(*watched)
     dry = _fix(findings, *server)
     assert dry.returncode == 0 and "dry run: nothing changed" in dry.stdout
@@ -100,8 +110,9 @@ def test_dry_run_then_apply_makes_the_login_work(fix_lab, tmp_path, name) -> Non
     record = json.loads((findings.parent / "fixes.json").read_text())
     assert all(s["outcome"].startswith("applied") for s in record["steps"]), record
     for step in record["steps"]:
-        for backup in step["backups"]:
-            assert os.stat(backup).st_mode & 0o077 == 0  # backups stay private
+        for backup in step["backups"]:  # a client's backup (a key, known_hosts) stays private
+            mode = os.stat(backup).st_mode
+            assert mode & 0o077 == 0 if step["side"] == "client" else mode & 0o022 == 0
 
 
 def test_new_host_key_needs_the_checked_fingerprint(fix_lab, tmp_path) -> None:
