@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from bench.results import figure
 from runbook import transcript
 
 SAMPLE = Path(__file__).with_name("sample-vvv.txt")
@@ -28,7 +29,7 @@ def _baseline(text: str) -> int:
     return sum("Permission denied" in line for line in text.splitlines())
 
 
-def run() -> bool:
+def run() -> list[dict]:
     sample = SAMPLE.read_text()
     one_mb = sample * (1_000_000 // len(sample) + 1)
     ten_mb = one_mb * 10
@@ -43,6 +44,15 @@ def run() -> bool:
     )
     print(f"  linearity: 10 MB / 1 MB = {ten / one:.1f} (10 is linear)")
     print(f"  one 10 MB line: {line:.2f}s")
-    ok = ten / mb < 0.5 and ten / one < 14 and line < 2
-    print(f"  target (< 0.5 s/MB, linear, long line < 2 s): {'met' if ok else 'MISSED'}")
-    return ok
+    return [
+        figure("explain: 10 MB -vvv transcript", ten, base, "s", "<= 0.5 s/MB", ten / mb < 0.5),
+        figure(
+            "explain: 10 MB vs 10 x 1 MB (linear)",
+            ten,
+            one * 10,
+            "s",
+            "ratio <= 1.4",
+            ten / (one * 10) <= 1.4,
+        ),
+        figure("explain: one 10 MB line", line, 2.0, "s", "< 2 s", line < 2),
+    ]
