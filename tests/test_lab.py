@@ -188,3 +188,29 @@ def test_bad_usage_is_one_line_exit_2(tmp_path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "no lab scenario 'no-such-scenario'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_port_taken_before_sshd_binds_is_picked_again(monkeypatch) -> None:
+    """Another program may bind the free port the lab picked before sshd does."""
+    require_lab()
+    import socket
+
+    from runbook.lab import core
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    real = core._free_port
+    picks = iter([taken])
+    monkeypatch.setattr(core, "_free_port", lambda: next(picks, None) or real())
+    running = core.up(["healthy"], new_lab_dir("port"))
+    try:
+        target = running.targets["healthy"]
+        assert target.state == "up" and target.port != taken
+        probe = socket.create_connection(("127.0.0.1", target.port), timeout=5)
+        assert probe.recv(64).startswith(b"SSH-2.0-")
+        probe.close()
+    finally:
+        core.down(running.dir)
+        squatter.close()

@@ -415,15 +415,35 @@ def _start(lab: Lab, scenarios: list[Scenario]) -> None:
             ]
         if s.net in ("firewall", "moved"):
             argv = ["ip", "netns", "exec", str(lab.netns), *argv]
-        record = procs.spawn(f"sshd {s.name}", argv, log=sdir / "sshd.stderr")
-        lab.processes.append(record)
-        lab.save()
-        _wait(
-            lambda log=log: b"Server listening on" in log.read_bytes(),
-            f"sshd for {s.name}",
-            sdir / "sshd.stderr",
-            record,
-        )
+        for attempt in (1, 2, 3):
+            record = procs.spawn(f"sshd {s.name}", argv, log=sdir / "sshd.stderr")
+            lab.processes.append(record)
+            lab.save()
+            try:
+                _wait(
+                    lambda log=log: b"Server listening on" in log.read_bytes(),
+                    f"sshd for {s.name}",
+                    sdir / "sshd.stderr",
+                    record,
+                )
+                break
+            except LabError:
+                said = log.read_bytes() + (sdir / "sshd.stderr").read_bytes()
+                host, port = where[s.name]
+                # Another program took the free port between our pick and sshd's bind:
+                # pick again (ports the scenario fixes, and the hog's, stay).
+                if (
+                    attempt == 3
+                    or b"already in use" not in said
+                    or s.net != "host"
+                    or (port in plan["hog"])
+                ):
+                    raise
+                port = _free_port()
+                where[s.name] = (host, port)
+                config.write_text(
+                    build.sshd_config(s, port=port, keys=host_key_files, srv=srv, as_user=not root)
+                )
     for port in plan["hog"]:
         _wait(
             lambda port=port: (run_dir / f"hog-{port}.ready").exists(),
