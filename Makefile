@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # What the lab needs from the OS: real OpenSSH (server and client), namespaces and routes, ping.
-APT_PACKAGES := openssh-server openssh-client openssl iproute2 nftables iputils-ping procps util-linux
+APT_PACKAGES := openssh-server openssh-client openssl iproute2 nftables iputils-ping procps util-linux time
 SYSTEM_TOOLS := /usr/sbin/sshd ssh ssh-keygen openssl ip nft ping unshare nsenter pgrep
 
 .PHONY: setup system venv test demo lint bench clean

@@ -12,7 +12,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import diagnose_speed, logs_speed, report_speed, transcript_speed
+from bench import batch_speed, diagnose_speed, logs_speed, report_speed, transcript_speed
 from runbook.tables import table
 
 
@@ -24,7 +24,7 @@ def _memory_gib() -> float:
 
 def main() -> int:
     results = []
-    for bench in (transcript_speed, logs_speed, diagnose_speed, report_speed):
+    for bench in (transcript_speed, logs_speed, diagnose_speed, report_speed, batch_speed):
         print(f"== {bench.__name__.removeprefix('bench.')}: {bench.__doc__.splitlines()[0]}")
         results += bench.run()
     rows = [

@@ -82,6 +82,7 @@ def triage(target: InventoryTarget, timeout: float, lang: str = "en") -> dict[st
             auth_logs=target.auth_logs,
             timeout=timeout,
             lang=lang,
+            quick_ok=True,  # a fleet's healthy hosts cost one ssh login, not the probes
         )
     except Exception as err:  # one target's failure is its own row
         return {

@@ -54,6 +54,7 @@ def diagnose(
     timeout: float = 10.0,
     lang: str = "en",
     run_real_ssh: bool = True,
+    quick_ok: bool = False,
 ) -> Diagnosis:
     """Find why ``ssh target`` fails (or prove it works), changing nothing anywhere.
 
@@ -61,6 +62,8 @@ def diagnose(
     itself is never a parameter and never reaches any output. The real ``ssh -vvv`` runs
     alongside the probes, and the verdict weighs both. ``auth_logs``: the server's sshd
     log, whose lines of this very attempt refine the client's view (runbook.serverlog).
+    ``quick_ok`` (for fleets): when the real ssh logs in within a second, that is the
+    verdict and the probes are skipped; they run only for targets that fail.
     ``server``: ``local``, ``nsenter:PID`` or ``USER@HOST[:PORT]``, where read-only checks
     run on the server itself (runbook.servercheck); ``server_root``: a server's root
     filesystem mounted here, for the file-based checks when nobody can log in.
@@ -121,7 +124,10 @@ def diagnose(
         flags = _ssh_flags(port, user, identities, ssh_config, jump)
         real = SshRun(settings, flags, target, timeout, password_env)
     try:
-        findings, identities_seen = _run_chain(settings, password, timeout)
+        if real is not None and quick_ok and real.logged_in_within(min(1.0, timeout)):
+            findings, identities_seen = [_target_finding(settings)], []
+        else:
+            findings, identities_seen = _run_chain(settings, password, timeout)
     except BaseException:
         if real is not None:
             real.cancel()
@@ -248,6 +254,18 @@ def _run_chain(
     return _probe(settings, password, timeout, client, identities), identities
 
 
+def _target_finding(settings: sshconfig.Settings) -> Finding:
+    return Finding(
+        step="target",
+        check="ssh -G",
+        status="info",
+        summary=f"{settings.user}@{settings.hostname} port {settings.port}"
+        + (f" via {settings.proxy_jump}" if settings.proxy_jump else ""),
+        evidence=[f"identityfile {p}" for p in settings.identity_files]
+        + [f"userknownhostsfile {p}" for p in settings.user_known_hosts_files],
+    )
+
+
 def _probe(
     settings: sshconfig.Settings,
     password: str | None,
@@ -255,17 +273,7 @@ def _probe(
     client: list[Finding],
     identities: list[clientcheck.Identity],
 ) -> list[Finding]:
-    findings = [
-        Finding(
-            step="target",
-            check="ssh -G",
-            status="info",
-            summary=f"{settings.user}@{settings.hostname} port {settings.port}"
-            + (f" via {settings.proxy_jump}" if settings.proxy_jump else ""),
-            evidence=[f"identityfile {p}" for p in settings.identity_files]
-            + [f"userknownhostsfile {p}" for p in settings.user_known_hosts_files],
-        )
-    ]
+    findings = [_target_finding(settings)]
     findings += client
     if settings.proxy_jump or settings.proxy_command:
         proxy = netcheck.check_proxy(settings, timeout)

@@ -1,0 +1,169 @@
+"""A 200-target fleet against `xargs -P 64 ssh` and against its slowest single target.
+
+Targets (issue 7): the batch finishes within 1.5x of
+`xargs -P 64 ssh -o BatchMode=yes -o ConnectTimeout=T host true` over the same list (which
+only says yes or no, where we give causes), and within 1.3x of the slowest single target.
+Also the peak memory of a 1000-target fleet (target: under 1 GiB). The fleet lives in the
+lab's network namespace: healthy (sshd on 127.0.0.2:2222), refused (127.0.0.2:22) and
+black-holed (203.0.113.22) targets, mixed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.results import figure
+from runbook import lab as lab_mod
+
+TIMEOUT = 3
+TARGETS = 200
+KINDS = (("127.0.0.2", 2222), ("127.0.0.2", 22), ("203.0.113.22", 22))
+
+
+def _inventory(path: Path, count: int, key: Path, known: Path) -> list[tuple[str, int]]:
+    rows = [KINDS[i % len(KINDS)] for i in range(count)]
+    path.write_text(
+        "target,port,user,identity_file,known_hosts\n"
+        + "".join(f"{host},{port},alice,{key},{known}\n" for host, port in rows)
+    )
+    return rows
+
+
+def _known_hosts(lab: lab_mod.Lab, path: Path) -> None:
+    keys = sorted((Path(lab.dir) / "hostkeys").glob("*.pub"))
+    path.write_text(
+        "".join(
+            f"[127.0.0.2]:2222 {k.read_text().split()[0]} {k.read_text().split()[1]}\n"
+            for k in keys
+        )
+    )
+
+
+def _timed(argv: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(argv, env=env, capture_output=True, timeout=900, check=False)
+    return time.perf_counter() - started
+
+
+def run() -> list[dict]:
+    if os.geteuid() != 0:
+        print("  skipped: the lab needs root")
+        return []
+    lab = lab_mod.up(
+        ["sshd-moved", "timeout"], f"/var/tmp/ssh-runbook-bench-{secrets.token_hex(3)}"
+    )
+    try:
+        return _measure(lab)
+    finally:
+        lab_mod.down(lab.dir)
+
+
+def _measure(lab: lab_mod.Lab) -> list[dict]:
+    inside = ["ip", "netns", "exec", str(lab.netns)]
+    env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
+    key = Path(lab.dir) / "keys" / "authorized"
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        known = work / "known_hosts"
+        _known_hosts(lab, known)
+        rows = _inventory(work / "fleet.csv", TARGETS, key, known)
+        runbook = [sys.executable, "-m", "runbook"]
+        single = _timed(
+            [
+                *inside,
+                *runbook,
+                "diagnose",
+                "alice@203.0.113.22",
+                "-i",
+                str(key),
+                "--known-hosts",
+                str(known),
+                "--timeout",
+                str(TIMEOUT),
+                "--no-report",
+            ],
+            env,
+        )
+        batch = _timed(
+            [
+                *inside,
+                *runbook,
+                "batch",
+                str(work / "fleet.csv"),
+                "--out",
+                str(work / "out"),
+                "--timeout",
+                str(TIMEOUT),
+                "--concurrency",
+                "200",
+                "--reports",
+                "none",
+            ],
+            env,
+        )
+        (work / "list").write_text("".join(f"-p {p} alice@{h}\n" for h, p in rows))
+        ssh = (
+            f"ssh -o BatchMode=yes -o ConnectTimeout={TIMEOUT} -i {shlex.quote(str(key))} "
+            f'-o UserKnownHostsFile={shlex.quote(str(known))} "$@" true'
+        )
+        xargs = _timed(
+            [*inside, "sh", "-c", f"xargs -P 64 -L1 sh -c '{ssh}' _ < {work / 'list'}"], env
+        )
+        _inventory(work / "big.csv", 1000, key, known)
+        # GNU time reports the batch process's own peak (this process's children inherit
+        # its memory at fork, so their peak says nothing about the batch).
+        big = subprocess.run(
+            [
+                *inside,
+                "/usr/bin/time",
+                "-f",
+                "%M",
+                *runbook,
+                "batch",
+                str(work / "big.csv"),
+                "--out",
+                str(work / "big"),
+                "--timeout",
+                "1",
+                "--concurrency",
+                "64",
+                "--reports",
+                "none",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        peak = int(big.stderr.strip().splitlines()[-1]) / 1024
+    print(
+        f"  {TARGETS} targets: batch {batch:.1f}s, xargs -P 64 ssh {xargs:.1f}s, slowest "
+        f"single target {single:.1f}s; 1000-target fleet peak {peak:.0f} MiB"
+    )
+    return [
+        figure(
+            f"batch: {TARGETS} targets vs xargs -P 64 ssh",
+            batch,
+            xargs,
+            "s",
+            "<= 1.5x xargs",
+            batch <= 1.5 * xargs,
+        ),
+        figure(
+            f"batch: {TARGETS} targets vs the slowest single",
+            batch,
+            single,
+            "s",
+            "<= 1.3x the slowest target",
+            batch <= 1.3 * single,
+        ),
+        figure("batch: peak memory, 1000 targets", peak, 1024, "MiB", "< 1024 MiB", peak < 1024),
+    ]
