@@ -17,6 +17,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -52,6 +53,8 @@ class Step:
     why: str
     side: str = "client"  # or "server"
     action: Callable[[Step], None] | None = field(default=None, repr=False)
+    # How to undo the step when its backups are not plain copies of files.
+    undo: Callable[[Step], None] | None = field(default=None, repr=False)
     backups: list[str] = field(default_factory=list)
     outcome: str = "planned"
 
@@ -361,6 +364,8 @@ def _server_steps(
         ]
     if cause in ("account.not_allowed", "account.root_denied"):
         return _sshd_config_steps(cause, host, diagnosis)
+    if cause == "server.firewall":
+        return _firewall_steps(host, diagnosis)
     if cause == "account.expired":
         return [
             remote(
@@ -372,6 +377,88 @@ def _server_steps(
             )
         ]
     return []
+
+
+_NFT_RULE = re.compile(
+    r"^\s*(?P<rule>.*\bdport (?P<ports>\S+|\{[^}]*\})\s.*\b(?:drop|reject)\b.*?)"
+    r"\s*# handle (?P<handle>\d+)$"
+)
+
+
+def _firewall_steps(host: Host, diagnosis: Diagnosis) -> list[Step]:
+    """Delete the nftables rule that drops or rejects the port (the ruleset saved first and
+    loaded back if the deletion fails), or ``ufw allow`` where ufw manages the firewall."""
+    port = str(diagnosis.target.port)
+    address = next(
+        (
+            e.split()[3]
+            for f in diagnosis.findings
+            if f.step == "tcp"
+            for e in f.evidence
+            if e.startswith("connect to address")
+        ),
+        None,
+    )
+    listing = host.run("nft -a list ruleset")
+    table = chain = None
+    for line in listing.stdout.splitlines() if listing.ok else []:
+        opened = re.match(r"^\s*(table|chain) (\S+(?: \S+)?) \{", line)
+        if opened:
+            if opened.group(1) == "table":
+                table = opened.group(2)
+            else:
+                chain = opened.group(2)
+            continue
+        rule = _NFT_RULE.match(line)
+        if not rule or not re.search(rf"\b{port}\b", rule.group("ports")):
+            continue
+        daddr = re.search(r"\bdaddr (\S+)", rule.group("rule"))
+        if daddr and address and daddr.group(1) != address.split(":")[0]:
+            continue
+        command = f"nft delete rule {table} {chain} handle {rule.group('handle')}"
+
+        def run(step: Step, command: str = command) -> None:
+            saved = f"/var/tmp/nft-ruleset.runbook-{_stamp()}.bak"
+            if not host.run(f"nft list ruleset > {shlex.quote(saved)}").ok:
+                raise RuntimeError("cannot save the ruleset")
+            step.backups.append(saved)
+            result = host.run(command)
+            if not result.ok:
+                raise RuntimeError(f"{command}: {result.stderr.strip()[:200]}")
+
+        def undo(step: Step) -> None:
+            for saved in step.backups:
+                host.run(f"nft flush ruleset && nft -f {shlex.quote(saved)}")
+
+        return [
+            Step(
+                "server.firewall",
+                f"remove the nftables rule: {rule.group('rule').strip()}",
+                command,
+                f"it drops or rejects TCP port {port}",
+                side="server",
+                action=run,
+                undo=undo,
+            )
+        ]
+    if host.exists("ufw"):
+        return [
+            Step(
+                "server.firewall",
+                f"allow TCP {port} in ufw",
+                f"ufw allow {port}/tcp",
+                "ufw denies the port",
+                side="server",
+                action=lambda step: _checked(host, f"ufw allow {port}/tcp"),
+            )
+        ]
+    return []
+
+
+def _checked(host: Host, command: str) -> None:
+    result = host.run(command)
+    if not result.ok:
+        raise RuntimeError(f"{command}: {result.stderr.strip()[:200]}")
 
 
 def _sshd_config_steps(cause: str, host: Host, diagnosis: Diagnosis) -> list[Step]:
@@ -444,6 +531,9 @@ def _public_key(settings: sshconfig.Settings) -> str | None:
 
 
 def _restore(step: Step, host: Host | None) -> None:
+    if step.undo is not None:
+        step.undo(step)
+        return
     for copy in reversed(step.backups):
         if step.side == "server" and host is not None:
             host.run("cp -p --", copy, copy.rsplit(".runbook-", 1)[0])

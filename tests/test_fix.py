@@ -25,6 +25,7 @@ SCENARIOS = [
     "key-rejected",
     "not-allowed",
     "root-denied",
+    "firewall-reject",
 ]
 SERVER_SIDE = ("bad-modes", "key-rejected", "not-allowed", "root-denied")
 
@@ -200,3 +201,59 @@ def test_tips_host_alias_and_key(tmp_path, monkeypatch) -> None:
     assert lines[0] == "Host web1" and list(tmp_path.glob("config.runbook-*.bak"))
     with pytest.raises(BadInput, match="already has"):
         add_host_alias(config, "web1", hostname="192.0.2.11")
+
+
+def test_firewall_rule_removed_and_login_works(fix_lab, tmp_path) -> None:
+    """The nftables reject in the lab's network namespace: found by the server checks,
+    removed by the fix (the ruleset saved first), then the login works from there."""
+    name = "firewall-reject"
+    target = fix_lab.targets[name]
+    server = _sshd(fix_lab, name)
+    argv = [
+        sys.executable,
+        "-m",
+        "runbook",
+        "diagnose",
+        target.alias,
+        "-F",
+        target.ssh_config,
+        "--timeout",
+        "4",
+        "--json",
+        "--out",
+        str(tmp_path),
+        "--server",
+        server,
+    ]
+    proc = fix_lab.run_client(name, argv, timeout=300)
+    assert json.loads(proc.stdout)["root_cause"]["id"] == "server.firewall"
+    findings = next(tmp_path.glob("*/findings.json"))
+    env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
+    fixed = subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            fix_lab.netns,
+            sys.executable,
+            "-m",
+            "runbook",
+            "fix",
+            "--from",
+            str(findings),
+            "--apply",
+            "--server",
+            server,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert fixed.returncode == 0 and "diagnosed again: ok" in fixed.stdout, fixed.stdout
+    rules = subprocess.run(
+        ["ip", "netns", "exec", fix_lab.netns, "nft", "list", "ruleset"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "dport 22" not in rules and "203.0.113.22 drop" in rules  # only that rule went
