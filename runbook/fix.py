@@ -304,6 +304,48 @@ def _copy(step: Step, host: Host, user: str, key: str) -> None:
     step.outcome = "applied" if done == "installed" else f"applied: {done}"
 
 
+def _password_copy_id(
+    diagnosis: Diagnosis, settings: sshconfig.Settings, client_key: str | None
+) -> list[Step]:
+    """ssh-copy-id over the user's own password login (``password_env``) when no key works
+    yet; only to a host whose key the diagnosis verified."""
+    env = diagnosis.parameters.get("password_env")
+    cause = diagnosis.root_cause.id if diagnosis.root_cause else ""
+    verified = any(f.step == "hostkey" and f.status == "pass" for f in diagnosis.findings)
+    if cause not in ("auth.key_rejected", "auth.no_method") or not env or not client_key:
+        return []
+    if not verified:
+        return []
+
+    def run(step: Step) -> None:
+        from runbook.hosts import SshHost
+
+        if env not in os.environ:
+            raise RuntimeError(f"environment variable {env} is not set")
+        host = SshHost(
+            f"{settings.user}@{settings.hostname}",
+            10,
+            user=settings.user,
+            hostname=settings.hostname,
+            port=settings.port,
+            password=os.environ[env],
+            known_hosts=settings.user_known_hosts_files,
+        )
+        done = copy_id(host, settings.user, Path(client_key + ".pub").read_text())
+        step.outcome = "applied" if done == "installed" else f"applied: {done}"
+
+    return [
+        Step(
+            cause,
+            f"install {client_key}.pub for {settings.user} over a password login",
+            f"ssh-copy-id -i {client_key} -p {settings.port} {settings.user}@{settings.hostname}",
+            "no key is accepted yet; the password (from ${env}) still logs in",
+            side="server",
+            action=run,
+        )
+    ]
+
+
 def _server_steps(
     diagnosis: Diagnosis, host: Host | None, client_key: str | None = None
 ) -> list[Step]:
@@ -522,6 +564,7 @@ def plan(
         _host_key_steps(diagnosis, settings, accept_hostkey)
         + _client_steps(diagnosis, settings)
         + _server_steps(diagnosis, server, _public_key(settings))
+        + (_password_copy_id(diagnosis, settings, _public_key(settings)) if server is None else [])
     )
 
 

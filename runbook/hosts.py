@@ -188,6 +188,10 @@ class SshHost(Host):
     user: str = ""
     hostname: str = ""
     port: int = 22
+    # A password login (ssh-copy-id before any key works): read from the environment by
+    # the caller, never shown; and the known_hosts files that must already hold the key.
+    password: str | None = field(default=None, repr=False)
+    known_hosts: tuple[str, ...] = ()
     _client: object | None = None
 
     def _connect(self):  # -> paramiko.SSHClient
@@ -196,12 +200,18 @@ class SshHost(Host):
         if self._client is None:
             client = paramiko.SSHClient()
             client.load_system_host_keys()
+            for known in self.known_hosts:
+                if os.path.exists(known):
+                    client.load_host_keys(known)
             client.set_missing_host_key_policy(paramiko.RejectPolicy())  # never accept blindly
             try:
                 client.connect(
                     self.hostname,
                     self.port,
                     self.user,
+                    password=self.password,
+                    allow_agent=self.password is None,
+                    look_for_keys=self.password is None,
                     timeout=self.timeout,
                     banner_timeout=self.timeout,
                     auth_timeout=self.timeout,

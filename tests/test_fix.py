@@ -26,6 +26,7 @@ SCENARIOS = [
     "not-allowed",
     "root-denied",
     "firewall-reject",
+    "password-rejected",
 ]
 SERVER_SIDE = ("bad-modes", "key-rejected", "not-allowed", "root-denied")
 
@@ -257,3 +258,30 @@ def test_firewall_rule_removed_and_login_works(fix_lab, tmp_path) -> None:
         text=True,
     ).stdout
     assert "dport 22" not in rules and "203.0.113.22 drop" in rules  # only that rule went
+
+
+def test_copy_id_over_a_password_login(fix_lab, tmp_path) -> None:
+    """ssh-copy-id before any key works: the user's own password login (the host key
+    verified from known_hosts first); the key lands once, with private modes."""
+    from runbook.fix import copy_id, generate_key
+    from runbook.hosts import SshHost
+    from runbook.lab.build import LAB_PASSWORD
+
+    target = fix_lab.targets["password-rejected"]
+    generate_key(tmp_path / "id_new")
+    host = SshHost(
+        "password login",
+        10,
+        user=target.user,
+        hostname=target.host,
+        port=target.port,
+        password=LAB_PASSWORD,
+        known_hosts=(target.known_hosts,),
+    )
+    key = (tmp_path / "id_new.pub").read_text()
+    assert copy_id(host, target.user, key) == "installed"
+    assert copy_id(host, target.user, key) == "already installed"
+    # This sshd takes passwords only: the proof is its user's authorized_keys.
+    installed = Path(fix_lab.dir) / "srv" / "homes" / target.user / ".ssh" / "authorized_keys"
+    same = [ln for ln in installed.read_text().splitlines() if ln.split()[1:2] == key.split()[1:2]]
+    assert len(same) == 1 and oct(installed.stat().st_mode & 0o777) == "0o600"
