@@ -121,7 +121,8 @@ def diagnose(
     )
     real = None
     if run_real_ssh:
-        flags = _ssh_flags(port, user, identities, ssh_config, jump)
+        # The user's own flags; known_hosts goes through sshrun's private copies.
+        flags = sshconfig.ssh_flags(port, user, identities, ssh_config, jump, None)
         real = SshRun(settings, flags, target, timeout, password_env)
     try:
         if real is not None and quick_ok and real.logged_in_within(min(1.0, timeout)):
@@ -221,28 +222,6 @@ def _facts(settings: sshconfig.Settings) -> dict[str, str | int]:
     if settings.proxy_jump:
         facts["jump"] = settings.proxy_jump.split(",")[0]  # the first hop is tried first
     return facts
-
-
-def _ssh_flags(
-    port: int | None,
-    user: str | None,
-    identities: Sequence[str],
-    ssh_config: str | None,
-    jump: str | None,
-) -> list[str]:
-    """The user's own ssh flags (known_hosts goes through sshrun's private copies)."""
-    flags: list[str] = []
-    if ssh_config:
-        flags += ["-F", ssh_config]
-    if port is not None:
-        flags += ["-p", str(port)]
-    if user:
-        flags += ["-l", user]
-    for identity in identities:
-        flags += ["-i", identity]
-    if jump:
-        flags += ["-J", jump]
-    return flags
 
 
 def _run_chain(

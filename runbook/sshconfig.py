@@ -20,7 +20,7 @@ import paramiko
 
 from runbook.errors import BadInput
 
-__all__ = ["Settings", "home", "parse_target", "resolve"]
+__all__ = ["Settings", "home", "parse_target", "resolve", "ssh_flags"]
 
 _HOST_RE = re.compile(r"^[A-Za-z0-9_.%+-]+$|^\[?[0-9A-Fa-f:.]+\]?$")
 _USER_RE = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.@-]*\$?$")
@@ -91,7 +91,7 @@ def _expand(path: str) -> str:
     return home() + path[1:] if path.startswith("~") else path
 
 
-def _flags(
+def ssh_flags(
     port: int | None,
     user: str | None,
     identities: Sequence[str],
@@ -99,6 +99,7 @@ def _flags(
     jump: str | None,
     known_hosts: str | None,
 ) -> list[str]:
+    """The ssh command-line flags for these options (what ``runbook diagnose`` was given)."""
     argv: list[str] = []
     if ssh_config:
         argv += ["-F", ssh_config]
@@ -153,7 +154,7 @@ def resolve(
         )
     if shutil.which("ssh") is None:
         return _resolve_paramiko(target, port, user, identities, ssh_config, jump, known_hosts)
-    flags = _flags(port, user, identities, ssh_config, jump, known_hosts)
+    flags = ssh_flags(port, user, identities, ssh_config, jump, known_hosts)
     proc = _ssh_g(flags, target, timeout)
     config_error = None
     if proc.returncode != 0 and (bad := _BAD_PERMS.search(proc.stderr)):
