@@ -251,7 +251,11 @@ def test_firewall_rule_removed_and_login_works(fix_lab, tmp_path) -> None:
         timeout=300,
         env=env,
     )
+    saved = json.loads((findings.parent / "fixes.json").read_text())["steps"][0]["backups"]
+    for backup in saved:  # the ruleset backup lands in the server's /var/tmp: ours to remove
+        Path(backup).unlink(missing_ok=True)
     assert fixed.returncode == 0 and "diagnosed again: ok" in fixed.stdout, fixed.stdout
+    assert saved and saved[0].startswith("/var/tmp/nft-ruleset.runbook-")
     rules = subprocess.run(
         ["ip", "netns", "exec", fix_lab.netns, "nft", "list", "ruleset"],
         capture_output=True,
