@@ -24,6 +24,7 @@ from typing import Any, Literal
 from runbook.errors import BadInput
 from runbook.findings import Diagnosis
 from runbook.inventory import BadLine, InventoryTarget
+from runbook.report import atomic_write
 
 __all__ = ["COLUMNS", "BatchResult", "run_batch", "triage"]
 
@@ -280,18 +281,12 @@ def _bar(total: int, progress: bool):  # -> tqdm
 # -- summary.csv and the dashboard -----------------------------------------------------------
 
 
-def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def _write_summary(result: BatchResult) -> None:
     if result.out is None:
         return
     frame = result.frame()
-    _atomic(result.out / "summary.csv", frame.to_csv(index=False))
-    _atomic(result.out / "index.html", _dashboard(result, frame))
+    atomic_write(result.out / "summary.csv", frame.to_csv(index=False))
+    atomic_write(result.out / "index.html", _dashboard(result, frame))
 
 
 def _chart(counts: dict[str, int]) -> str:

@@ -351,19 +351,15 @@ def fix(source: str, do_apply: bool, accept_hostkey: str | None, server: str | N
         )
     from runbook.diagnose import diagnose as run
 
-    p = diagnosis.parameters
+    # The same flags as the diagnosis being fixed (its findings.json keeps them); the
+    # server checks are not repeated.
     again = run(
-        p.get("target") or diagnosis.target.alias,
-        port=p.get("port"),
-        user=p.get("user"),
-        identities=p.get("identities") or (),
-        ssh_config=p.get("ssh_config"),
-        jump=p.get("jump"),
-        known_hosts=p.get("known_hosts"),
-        password_env=p.get("password_env"),
-        auth_logs=p.get("auth_logs") or (),
-        timeout=p.get("timeout") or 10.0,
-        lang=p.get("lang") or "en",
+        **{
+            "target": diagnosis.target.alias,
+            **diagnosis.parameters,
+            "server": None,
+            "server_root": None,
+        }
     )
     new_cause = f": {again.root_cause.id}" if again.root_cause else ""
     click.echo(f"\ndiagnosed again: {again.verdict}{new_cause}")

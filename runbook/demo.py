@@ -30,20 +30,9 @@ def _diagnose(running: lab_mod.Lab, name: str, out: Path, timeout: float) -> tup
     expected = target.client_sees or target.expected
     if target.state != "up":
         return (name, expected or "(ok)", target.state, "", "")
-    argv = [
-        sys.executable,
-        "-m",
-        "runbook",
-        "diagnose",
-        target.alias,
-        "--json",
-        "--timeout",
-        str(timeout),
-        "--out",
-        str(out.resolve()),
-    ]
-    if target.password_env:
-        argv += ["--password-env", target.password_env]
+    argv = running.diagnose_argv(
+        name, "--json", "--timeout", str(timeout), "--out", str(out.resolve())
+    )
     proc = running.run_client(name, argv, timeout=timeout * 6 + 30)
     try:
         result = json.loads(proc.stdout)

@@ -31,6 +31,7 @@ from runbook import sshconfig
 from runbook.errors import BadInput
 from runbook.findings import Diagnosis
 from runbook.hosts import Host
+from runbook.report import atomic_write
 
 __all__ = [
     "Step",
@@ -604,18 +605,16 @@ def apply(steps: list[Step], folder: Path, host: Host | None = None) -> list[Ste
                     done.outcome = "rolled back"
             step.outcome = f"failed, rolled back: {err}"
             break
-    record = folder / "fixes.json"
-    tmp = record.with_name(".fixes.json.tmp")
-    tmp.write_text(
+    atomic_write(
+        folder / "fixes.json",
         json.dumps(
             {
                 "at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "steps": [s.to_dict() for s in steps],
             },
             indent=2,
-        )
+        ),
     )
-    tmp.replace(record)
     return steps
 
 

@@ -29,7 +29,7 @@ import os
 import re
 import subprocess
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta, tzinfo
 from operator import attrgetter
 from pathlib import Path
@@ -602,20 +602,7 @@ def iter_events(
 
 # -- DataFrames -----------------------------------------------------------------------------
 
-COLUMNS = (
-    "time",
-    "host",
-    "process",
-    "pid",
-    "event",
-    "outcome",
-    "user",
-    "ip",
-    "port",
-    "method",
-    "reason",
-    "raw",
-)
+COLUMNS = tuple(f.name for f in fields(LogEvent))  # the contract's jsonl keys, in order
 
 
 def _frame(rows: list[LogEvent], zone: tzinfo):  # -> pd.DataFrame

@@ -21,6 +21,7 @@ from runbook.errors import BadInput
 from runbook.findings import Diagnosis
 
 __all__ = [
+    "atomic_write",
     "incident_dir",
     "render_report",
     "run_notebook",
@@ -37,7 +38,7 @@ def incident_dir(result: Diagnosis, out: Path) -> Path:
     return out / f"{stamp}-{name}"
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     tmp.replace(path)
@@ -50,8 +51,8 @@ def write_findings(result: Diagnosis, out: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         for finding in result.findings:
             if finding.step == "ssh" and finding.data.get("transcript"):
-                _atomic_write(folder / "ssh-vvv.txt", finding.data["transcript"])
-        _atomic_write(
+                atomic_write(folder / "ssh-vvv.txt", finding.data["transcript"])
+        atomic_write(
             folder / "findings.json", json.dumps(result.to_dict(), indent=2, ensure_ascii=False)
         )
     except OSError as err:
@@ -155,7 +156,7 @@ def to_html(notebook: Path) -> Path:
     )
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
     page = notebook.with_suffix(".html")
-    _atomic_write(page, body)
+    atomic_write(page, body)
     return page
 
 
@@ -178,7 +179,7 @@ def render_report(
     if notebook.is_file():
         page = to_html(notebook)
         result.report = {"notebook": str(notebook), "html": str(page)}
-        _atomic_write(
+        atomic_write(
             folder / "findings.json", json.dumps(result.to_dict(), indent=2, ensure_ascii=False)
         )
     if index:
@@ -208,7 +209,7 @@ def write_index(out: Path) -> Path:
             f"</td><td><a href='{html.escape(findings.parent.name)}/{link}'>report</a></td></tr>"
         )
     page = out / "index.html"
-    _atomic_write(
+    atomic_write(
         page,
         (
             "<!doctype html><meta charset='utf-8'><title>ssh-runbook incidents</title>"

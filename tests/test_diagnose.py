@@ -20,21 +20,7 @@ CLIENT_SIDE = {s.name: s.cause_seen_by_client for s in SCENARIOS}
 
 
 def _diagnose(lab, name: str, *extra: str, timeout: int = 4) -> tuple[int, dict, str]:
-    target = lab.targets[name]
-    argv = [
-        sys.executable,
-        "-m",
-        "runbook",
-        "diagnose",
-        target.alias,
-        "--json",
-        "--no-report",
-        "--timeout",
-        str(timeout),
-        *extra,
-    ]
-    if target.password_env:
-        argv += ["--password-env", target.password_env]
+    argv = lab.diagnose_argv(name, "--json", "--no-report", "--timeout", str(timeout), *extra)
     proc = lab.run_client(name, argv, timeout=120)
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     return proc.returncode, json.loads(proc.stdout), proc.stderr
@@ -73,17 +59,7 @@ def test_diagnose_japanese(lab) -> None:
 def test_password_never_in_output(lab) -> None:
     target = lab.targets["password-rejected"]
     password = lab.client_env("password-rejected")[target.password_env]
-    argv = [
-        sys.executable,
-        "-m",
-        "runbook",
-        "diagnose",
-        target.alias,
-        "--json",
-        "--no-report",
-        "--password-env",
-        target.password_env,
-    ]
+    argv = lab.diagnose_argv("password-rejected", "--json", "--no-report")
     proc = lab.run_client("password-rejected", argv, timeout=120)
     assert password not in proc.stdout + proc.stderr
     assert "PRIVATE KEY" not in proc.stdout + proc.stderr

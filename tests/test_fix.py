@@ -54,20 +54,9 @@ def _digests(*roots: str) -> dict[str, str]:
 
 def _diagnosis(lab, name: str, out: Path) -> Path:
     target = lab.targets[name]
-    argv = [
-        sys.executable,
-        "-m",
-        "runbook",
-        "diagnose",
-        target.alias,
-        "-F",
-        target.ssh_config,
-        "--timeout",
-        "4",
-        "--json",
-        "--out",
-        str(out),
-    ]
+    argv = lab.diagnose_argv(
+        name, "-F", target.ssh_config, "--timeout", "4", "--json", "--out", str(out)
+    )
     if target.auth_log:
         argv += ["--auth-log", target.auth_log]
     proc = lab.run_client(name, argv, timeout=300)
@@ -210,12 +199,8 @@ def test_firewall_rule_removed_and_login_works(fix_lab, tmp_path) -> None:
     name = "firewall-reject"
     target = fix_lab.targets[name]
     server = _sshd(fix_lab, name)
-    argv = [
-        sys.executable,
-        "-m",
-        "runbook",
-        "diagnose",
-        target.alias,
+    argv = fix_lab.diagnose_argv(
+        name,
         "-F",
         target.ssh_config,
         "--timeout",
@@ -225,7 +210,7 @@ def test_firewall_rule_removed_and_login_works(fix_lab, tmp_path) -> None:
         str(tmp_path),
         "--server",
         server,
-    ]
+    )
     proc = fix_lab.run_client(name, argv, timeout=300)
     assert json.loads(proc.stdout)["root_cause"]["id"] == "server.firewall"
     findings = next(tmp_path.glob("*/findings.json"))

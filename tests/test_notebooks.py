@@ -75,22 +75,7 @@ def test_misspelt_parameter_names_the_right_one() -> None:
 
 
 def _diagnose_report(lab, name: str, out: Path, *extra: str) -> tuple[int, dict, Path]:
-    target = lab.targets[name]
-    argv = [
-        sys.executable,
-        "-m",
-        "runbook",
-        "diagnose",
-        target.alias,
-        "--json",
-        "--timeout",
-        "4",
-        "--out",
-        str(out),
-        *extra,
-    ]
-    if target.password_env:
-        argv += ["--password-env", target.password_env]
+    argv = lab.diagnose_argv(name, "--json", "--timeout", "4", "--out", str(out), *extra)
     proc = lab.run_client(name, argv, timeout=300)
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     assert proc.stderr == ""  # the kernel's chatter stays out of the terminal

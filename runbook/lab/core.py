@@ -200,6 +200,14 @@ class Lab:
             stdin=subprocess.DEVNULL,
         )
 
+    def diagnose_argv(self, name: str, *args: str) -> list[str]:
+        """``runbook diagnose`` of a scenario's alias (and its password variable, if any)."""
+        target = self.targets[name]
+        argv = [sys.executable, "-m", "runbook", "diagnose", target.alias, *args]
+        if target.password_env:
+            argv += ["--password-env", target.password_env]
+        return argv
+
     def ssh_symptom_argv(
         self, name: str, connect_timeout: int = 3
     ) -> tuple[list[str], dict[str, str]]:
