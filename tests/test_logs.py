@@ -332,3 +332,99 @@ def test_fuzz_never_raises(lines: list[str]) -> None:
     for event in logs.iter_events(lines=lines, stats=stats):
         assert event.outcome in ("success", "failure", "info")
     assert stats.lines == len(lines)
+
+
+def _records_of(frame: pd.DataFrame) -> list[tuple]:
+    """The frame's rows in LogEvent's terms (None for missing, datetimes for times)."""
+    rows = []
+    for record in frame.to_dict("records"):
+        rows.append(
+            tuple(
+                None
+                if pd.isna(value)
+                else value.to_pydatetime()
+                if isinstance(value, pd.Timestamp)
+                else value
+                for value in record.values()
+            )
+        )
+    return rows
+
+
+def _records_of_events(events) -> list[tuple]:
+    return [tuple(getattr(e, name) for name in logs.COLUMNS) for e in events]
+
+
+def test_bulk_reader_equals_the_streaming_one_across_byte_ranges(tmp_path, monkeypatch) -> None:
+    """read_sshd_log cuts big files into byte ranges parsed by worker processes and does
+    the per-connection carry-over afterwards: the result must be iter_events', line for
+    line, even when every range boundary cuts through connections."""
+    if not CORPUS.is_dir():
+        pytest.skip(f"the fail2ban corpus is not beside this checkout ({CORPUS})")
+    from runbook import logframe
+
+    logs_dir = tmp_path / "logs"
+    logs_dir.mkdir()
+    text = (CORPUS / "sshd").read_text(errors="replace")
+    (logs_dir / "auth.log").write_text(text)
+    with gzip.open(logs_dir / "auth.log.1.gz", "wt") as handle:
+        handle.write(text[: len(text) // 3])
+    (logs_dir / "journal.json").write_text((CORPUS / "sshd-journal").read_text(errors="replace"))
+    monkeypatch.setattr(logframe, "INLINE_BYTES", 0)
+    monkeypatch.setattr(logframe, "MIN_RANGE", 700)
+    monkeypatch.setattr(logframe, "MAX_RANGE", 700)
+    since = datetime(2005, 1, 1, tzinfo=ZURICH)
+    frame = logs.read_sshd_log([logs_dir], now=F2B_NOW, tz=ZURICH, since=since, workers=2)
+    stats = logs.LogStats()
+    events = list(logs.iter_events([logs_dir], now=F2B_NOW, tz=ZURICH, since=since, stats=stats))
+    assert len(events) > 200
+    assert _records_of(frame) == _records_of_events(events)
+    got = frame.attrs["stats"]
+    assert (got.lines, got.events, got.other, got.unreadable, got.sshd_unrecognised) == (
+        stats.lines,
+        stats.events,
+        stats.other,
+        stats.unreadable,
+        stats.sshd_unrecognised,
+    )
+
+
+_LIFECYCLE = [
+    "Connection from {ip} port {port} on 10.0.0.1 port 22",
+    "Failed password for {user} from {ip} port {port} ssh2",
+    "Accepted publickey for {user} from {ip} port {port} ssh2",
+    "Authentication refused: bad ownership or modes for directory /home/{user}",
+    "User {user} not allowed because account is locked",
+    "Connection closed by {ip} port {port}",
+    "Connection closed by authenticating user {user} {ip} port {port} [preauth]",
+    "Received disconnect from {ip} port {port}:11: Bye Bye",
+    "Disconnected from {ip} port {port}",
+    "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= "
+    "rhost={ip}  user={user}",
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(_LIFECYCLE),
+            st.sampled_from(["h1", "h2", None]),
+            st.one_of(st.none(), st.integers(1, 4)),
+            st.sampled_from(["192.0.2.1", "192.0.2.2", "2001:db8::7"]),
+            st.sampled_from(["alice", "bob"]),
+            st.integers(1000, 1003),
+        ),
+        max_size=40,
+    )
+)
+def test_fuzz_carry_over_equals_the_line_by_line_one(lines: list[tuple]) -> None:
+    text = []
+    for i, (message, host, pid, ip, user, port) in enumerate(lines):
+        tag = f"sshd[{pid}]" if pid else "sshd"
+        prefix = f"Nov 28 10:00:{i % 60:02d} {host} " if host else ""
+        text.append(prefix + f"{tag}: " + message.format(ip=ip, user=user, port=port))
+    now = datetime(2026, 11, 28, 12, tzinfo=ZURICH)
+    frame = logs.read_sshd_log(lines=text, now=now, tz=ZURICH)
+    events = list(logs.iter_events(lines=text, now=now, tz=ZURICH))
+    assert _records_of(frame) == _records_of_events(events)
