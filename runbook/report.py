@@ -12,6 +12,7 @@ import json
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -146,15 +147,26 @@ def _quiet_kernel() -> Iterator[None]:
                     os.environ["IPYTHONDIR"] = saved_env
 
 
+_exporters = threading.local()
+
+
+def _exporter():  # -> nbconvert.HTMLExporter
+    """One exporter per thread (an exporter keeps state while it converts): loading and
+    compiling its templates is most of its cost, so a batch pays it once per thread."""
+    from nbconvert import HTMLExporter
+
+    if not hasattr(_exporters, "html"):
+        _exporters.html = HTMLExporter(
+            exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
+        )
+    return _exporters.html
+
+
 def to_html(notebook: Path) -> Path:
     """A self-contained HTML page of an executed notebook, without its code cells."""
     import nbformat
-    from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(
-        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
-    )
-    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    body, _ = _exporter().from_notebook_node(nbformat.read(notebook, as_version=4))
     page = notebook.with_suffix(".html")
     atomic_write(page, body)
     return page

@@ -16,8 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import paramiko
-
 from runbook.errors import BadInput
 
 __all__ = ["Settings", "home", "parse_target", "resolve", "ssh_flags"]
@@ -227,6 +225,8 @@ def _resolve_paramiko(
     known_hosts: str | None,
 ) -> Settings:
     """No ssh binary: read ssh_config with paramiko and fill OpenSSH's defaults."""
+    import paramiko  # here only: the reports and fixes that import this module need no SSH
+
     target_user, host = parse_target(target)
     path = ssh_config or os.path.join(home(), ".ssh", "config")
     config = paramiko.SSHConfig.from_path(path) if os.path.exists(path) else paramiko.SSHConfig()
