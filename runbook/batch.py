@@ -10,9 +10,7 @@ leaves a consistent summary of what finished; a rerun skips targets already done
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -42,6 +40,10 @@ COLUMNS = (
     "error",
 )
 Reports = Literal["failed", "all", "none"]
+# The summary and dashboard are rewritten at most this often while targets finish (and
+# once at the end, or on Ctrl-C): drawing them after every target would cost more CPU
+# than the triage of a big fleet.
+SUMMARY_EVERY = 2.0
 
 
 @dataclass
@@ -193,10 +195,11 @@ def run_batch(
     todo = [t for t in targets if t.key not in done]
     result = BatchResult(rows=list(keep), bad_lines=list(bad_lines), out=out)
     _write_summary(result)
-    submit, reporter, completed, close = _executors(dask, concurrency)
+    submit, reporter, completed, close = _executors(dask, concurrency, reports != "none")
     bar = _bar(len(todo), progress)
     pending_reports: list[tuple[int, Future[str]]] = []
     futures: dict[Future[dict[str, Any]], InventoryTarget] = {}
+    written = time.monotonic()
     try:
         futures = {submit(triage, t, timeout, lang): t for t in todo}
         for future in completed(futures):
@@ -213,7 +216,9 @@ def run_batch(
                     (len(result.rows) - 1, reporter(render, data, str(out), lang))
                 )
             bar.update(1)
-            _write_summary(result)
+            if time.monotonic() - written >= SUMMARY_EVERY:
+                _write_summary(result)
+                written = time.monotonic()
         for index, report_future in pending_reports:
             try:
                 result.rows[index]["report"] = report_future.result()
@@ -231,7 +236,7 @@ def run_batch(
 
 
 def _executors(
-    dask: str | None, concurrency: int
+    dask: str | None, concurrency: int, reporting: bool
 ) -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any], Callable[[], None]]:
     """submit (diagnoses), submit (reports), as_completed and close, local or on dask."""
     if dask:
@@ -255,11 +260,12 @@ def _executors(
         from distributed import as_completed as dask_completed
 
         return submit, submit, dask_completed, client.close
-    # Import what report threads import, here and once: a module half-imported by one
-    # thread breaks another (matplotlib peeks at IPython while papermill imports it).
-    import IPython  # noqa: F401
-    import matplotlib.figure  # noqa: F401
-    import papermill  # noqa: F401
+    if reporting:
+        # Import what report threads import, here and once: a module half-imported by one
+        # thread breaks another (matplotlib peeks at IPython while papermill imports it).
+        import IPython  # noqa: F401
+        import matplotlib.figure  # noqa: F401
+        import papermill  # noqa: F401
 
     pool = ThreadPoolExecutor(concurrency, thread_name_prefix="runbook-batch")
     # Each report starts a notebook kernel: a few at a time, whatever the concurrency.
@@ -289,31 +295,15 @@ def _write_summary(result: BatchResult) -> None:
     atomic_write(result.out / "index.html", _dashboard(result, frame))
 
 
-def _chart(counts: dict[str, int]) -> str:
-    """A bar chart of causes as an inline PNG (matplotlib's Figure: no pyplot state, safe
-    beside the threads that render notebooks)."""
-    if not counts:
-        return ""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(8, 0.35 * len(counts) + 0.8))
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    names = list(counts)[::-1]
-    axes.barh(names, [counts[n] for n in names], color="#cf222e")
-    axes.set_xlabel("targets")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
-    encoded = base64.b64encode(buffer.getvalue()).decode()
-    return f"<img alt='causes' src='data:image/png;base64,{encoded}'>"
-
-
 def _dashboard(result: BatchResult, frame) -> str:
     counts = frame[frame["verdict"] != "ok"]["cause_id"].replace("", "(error)").value_counts()
+    most = int(counts.max()) if len(counts) else 1
+    # The chart is the table's own bars (plain HTML: no plotting library, drawn in no time
+    # however often the dashboard is rewritten).
     cause_rows = "".join(
-        f"<tr><td>{html.escape(str(c))}</td><td>{n}</td></tr>" for c, n in counts.items()
+        f"<tr><td>{html.escape(str(c))}</td><td>{n}</td><td class='chart'>"
+        f"<div class='bar' style='width:{100 * n / most:.0f}%'></div></td></tr>"
+        for c, n in counts.items()
     )
     rows = []
     for row in result.rows:
@@ -338,12 +328,13 @@ def _dashboard(result: BatchResult, frame) -> str:
     bad = "".join(f"<li>{html.escape(str(b))}</li>" for b in result.bad_lines)
     return (
         "<!doctype html><meta charset='utf-8'><title>ssh-runbook batch</title>"
-        "<style>body{font-family:sans-serif}td,th{padding:3px 10px;text-align:left}</style>"
+        "<style>body{font-family:sans-serif}td,th{padding:3px 10px;text-align:left}"
+        ".chart{width:24em}.bar{background:#cf222e;height:0.9em}</style>"
         f"<h1>ssh-runbook batch{html.escape(state)}</h1>"
         f"<p>{len(result.rows)} target(s): {len(result.rows) - result.failed} ok, "
         f"{result.failed} failing</p>"
-        f"<h2>Causes</h2><table><tr><th>cause</th><th>targets</th></tr>{cause_rows}</table>"
-        f"{_chart({str(k): int(v) for k, v in counts.items()})}"
+        f"<h2>Causes</h2><table><tr><th>cause</th><th>targets</th><th></th></tr>{cause_rows}"
+        "</table>"
         + (f"<h2>Inventory lines not run</h2><ul>{bad}</ul>" if bad else "")
         + "<h2>Targets</h2><table><tr><th>target</th><th>hostname</th><th>port</th><th>user</th>"
         "<th>verdict</th><th>cause</th><th>seconds</th><th>report</th><th>error</th></tr>"

@@ -18,6 +18,7 @@ import paramiko
 
 from runbook import (
     authcheck,
+    catalog,
     clientcheck,
     hostkeycheck,
     hosts,
@@ -62,8 +63,10 @@ def diagnose(
     itself is never a parameter and never reaches any output. The real ``ssh -vvv`` runs
     alongside the probes, and the verdict weighs both. ``auth_logs``: the server's sshd
     log, whose lines of this very attempt refine the client's view (runbook.serverlog).
-    ``quick_ok`` (for fleets): when the real ssh logs in within a second, that is the
-    verdict and the probes are skipped; they run only for targets that fail.
+    ``quick_ok`` (for fleets): the real ssh runs first, alone, as ``ssh host true`` would;
+    when it logs in, or fails before the server speaks SSH (name, route, refused, time-out:
+    the probes would only repeat that connect), its transcript is the verdict. The probes
+    run only for the failures they can explain further.
     ``server``: ``local``, ``nsenter:PID`` or ``USER@HOST[:PORT]``, where read-only checks
     run on the server itself (runbook.servercheck); ``server_root``: a server's root
     filesystem mounted here, for the file-based checks when nobody can log in.
@@ -125,7 +128,8 @@ def diagnose(
         flags = sshconfig.ssh_flags(port, user, identities, ssh_config, jump, None)
         real = SshRun(settings, flags, target, timeout, password_env)
     try:
-        if real is not None and quick_ok and real.logged_in_within(min(1.0, timeout)):
+        quick = real.finish() if real is not None and quick_ok else None
+        if quick is not None and _decided(quick):
             findings, identities_seen = [_target_finding(settings)], []
         else:
             findings, identities_seen = _run_chain(settings, password, timeout)
@@ -134,7 +138,7 @@ def diagnose(
             real.cancel()
         raise
     if real is not None:
-        findings.append(real.finish())
+        findings.append(quick or real.finish())
     if auth_logs:
         findings += serverlog.check_auth_log(
             auth_logs,
@@ -181,6 +185,14 @@ def diagnose(
         started_at=started_at,
         duration_s=time.monotonic() - t0,
     )
+
+
+def _decided(ssh: Finding) -> bool:
+    """Whether the real ssh's outcome leaves nothing for the probes (see ``quick_ok``)."""
+    if ssh.status == "pass":
+        return True
+    before_ssh = catalog.PHASES.index("network")  # name, route, port: no SSH spoken yet
+    return ssh.cause_id is not None and catalog.phase_rank(ssh.cause_id) <= before_ssh
 
 
 def _signature_algorithms(

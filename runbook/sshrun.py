@@ -101,13 +101,6 @@ class SshRun:
             copies.append(str(copy))
         return " ".join(copies) or "none"
 
-    def logged_in_within(self, seconds: float) -> bool:
-        """Whether ssh has already logged in and run `true` (waiting at most ``seconds``)."""
-        try:
-            return self._proc.wait(seconds) == 0
-        except subprocess.TimeoutExpired:
-            return False
-
     def finish(self) -> Finding:
         """Wait (bounded) for ssh and read its transcript into a finding."""
         limit = self.timeout * 2 + 5

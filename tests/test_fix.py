@@ -22,13 +22,14 @@ SCENARIOS = [
     "too-many-failures",
     "bad-modes",
     "locked",
+    "expired",
     "key-rejected",
     "not-allowed",
     "root-denied",
     "firewall-reject",
     "password-rejected",
 ]
-SERVER_SIDE = ("bad-modes", "key-rejected", "not-allowed", "root-denied")
+SERVER_SIDE = ("bad-modes", "locked", "expired", "key-rejected", "not-allowed", "root-denied")
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +37,19 @@ def fix_lab():
     require_lab()
     from runbook import lab as lab_mod
 
+    machine_etc = _digests("/etc/passwd", "/etc/shadow", "/etc/group") | {
+        "ls": sorted(os.listdir("/etc"))
+    }
     running = lab_mod.up(SCENARIOS, new_lab_dir("fix"))
     try:
         yield running
     finally:
         lab_mod.down(running.dir)
+    # Fixes inside the lab's sshd (usermod, backups) never reach the machine's own /etc.
+    assert (
+        _digests("/etc/passwd", "/etc/shadow", "/etc/group") | {"ls": sorted(os.listdir("/etc"))}
+        == machine_etc
+    )
 
 
 def _digests(*roots: str) -> dict[str, str]:
@@ -81,15 +90,26 @@ def _sshd(lab, name: str) -> str:
 
 @pytest.mark.parametrize(
     "name",
-    ["key-perms", "too-many-failures", "bad-modes", "key-rejected", "not-allowed", "root-denied"],
+    [
+        "key-perms",
+        "too-many-failures",
+        "bad-modes",
+        "locked",
+        "expired",
+        "key-rejected",
+        "not-allowed",
+        "root-denied",
+    ],
 )
 def test_dry_run_then_apply_makes_the_login_work(fix_lab, tmp_path, name) -> None:
     findings = _diagnosis(fix_lab, name, tmp_path)
     server = ["--server", _sshd(fix_lab, name)] if name in SERVER_SIDE else []
+    scenario = Path(fix_lab.dir) / "scenarios" / name
     watched = (
         str(Path(fix_lab.dir) / "clients"),
         str(Path(fix_lab.dir) / "srv"),
-        str(Path(fix_lab.dir) / "scenarios" / name / "sshd_config"),
+        str(scenario / "sshd_config"),
+        str(scenario / "etc" / "upper"),  # the shadow this sshd sees (usermod, chage)
     )
     before = _digests(*watched)
     dry = _fix(findings, *server)
@@ -102,6 +122,8 @@ def test_dry_run_then_apply_makes_the_login_work(fix_lab, tmp_path, name) -> Non
     assert all(s["outcome"].startswith("applied") for s in record["steps"]), record
     for step in record["steps"]:
         for backup in step["backups"]:  # a client's backup (a key, known_hosts) stays private
+            if step["side"] == "server" and backup.startswith("/etc/"):
+                backup = scenario / "etc" / "upper" / backup[5:]  # in that sshd's /etc
             mode = os.stat(backup).st_mode
             assert mode & 0o077 == 0 if step["side"] == "client" else mode & 0o022 == 0
 
@@ -120,18 +142,33 @@ def test_new_host_key_needs_the_checked_fingerprint(fix_lab, tmp_path) -> None:
     assert right.returncode == 0 and "diagnosed again: ok" in right.stdout, right.stdout
 
 
-def test_a_failed_fix_rolls_back(fix_lab, tmp_path) -> None:
-    """The lab's shadow is a bind mount usermod cannot replace: the step fails, and the
-    server is left as it was."""
-    findings = _diagnosis(fix_lab, "locked", tmp_path)
-    srv = str(Path(fix_lab.dir) / "srv" / "etc")
-    before = {k: v for k, v in _digests(srv).items() if ".runbook-" not in k}
-    applied = _fix(findings, "--apply", "--server", _sshd(fix_lab, "locked"))
-    assert applied.returncode == 1
-    record = json.loads((findings.parent / "fixes.json").read_text())
-    assert record["steps"][0]["outcome"].startswith("failed, rolled back")
-    after = {k: v for k, v in _digests(srv).items() if ".runbook-" not in k}
-    assert after == before
+def test_a_failed_fix_rolls_back(tmp_path) -> None:
+    """An admin left a broken line in sshd_config (the running sshd still has the old
+    config): the AllowUsers edit fails `sshd -t`, so sshd is not reloaded onto a config it
+    refuses, and the file is restored byte for byte. Its own lab: the scenario stays broken."""
+    require_lab()
+    from runbook import lab as lab_mod
+
+    lab = lab_mod.up(["not-allowed"], new_lab_dir("rollback"))
+    try:
+        findings = _diagnosis(lab, "not-allowed", tmp_path / "before")
+        config = Path(lab.dir) / "scenarios" / "not-allowed" / "sshd_config"
+        with config.open("a") as handle:
+            handle.write("PermitRootLogin sometimes\n")  # sshd -t: unsupported option value
+        before = config.read_bytes()
+        sshd = _sshd(lab, "not-allowed")
+        applied = _fix(findings, "--apply", "--server", sshd)
+        assert applied.returncode == 1, applied.stdout + applied.stderr
+        record = json.loads((findings.parent / "fixes.json").read_text())
+        step = record["steps"][0]
+        assert step["outcome"].startswith("failed, rolled back"), step
+        assert "sshd -t" in step["outcome"]
+        assert config.read_bytes() == before
+        os.kill(int(sshd.split(":")[1]), 0)  # sshd still runs, on its old config
+        again = json.loads(_diagnosis(lab, "not-allowed", tmp_path / "after").read_text())
+        assert again["root_cause"]["id"] == "account.not_allowed"
+    finally:
+        lab_mod.down(lab.dir)
 
 
 def test_bad_findings_file_is_one_line_exit_2(tmp_path) -> None:

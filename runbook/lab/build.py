@@ -2,7 +2,7 @@
 
 Everything is written under the lab's own directory. The machine's /etc/passwd, shadow
 and group are only *read* here (copied, then extended with the lab accounts); sshd sees
-the copies through bind mounts in its private mount namespace.
+the copies in an overlay over /etc in its private mount namespace (:func:`etc_layer`).
 """
 
 from __future__ import annotations
@@ -113,6 +113,23 @@ def accounts(srv: Path, keydir: Path) -> Path:
     return etc
 
 
+def etc_layer(sdir: Path, etc: Path) -> Path:
+    """The top layer of the /etc one sshd sees: an overlay over the machine's /etc whose
+    upper directory holds the lab's passwd, shadow and group.
+
+    An overlay, not bind-mounted files: usermod, chage and passwd write a new shadow and
+    rename it over the old, which a bind-mounted file refuses, and ``runbook fix`` must be
+    able to unlock a lab account as on a real server. Whatever they write lands in this
+    scenario's layer; the machine's /etc is the read-only lower layer.
+    """
+    layer = sdir / "etc"
+    (layer / "upper").mkdir(parents=True, mode=0o755)
+    (layer / "work").mkdir(mode=0o700)
+    for name in ("passwd", "shadow", "group"):
+        shutil.copy2(etc / name, layer / "upper" / name)
+    return layer
+
+
 def dev_overlay(sdir: Path) -> Path:
     """Mount points for the /dev this sshd sees: real nodes plus the lab's syslog socket."""
     dev = sdir / "dev"
@@ -161,6 +178,9 @@ def sshd_config(
         "StrictModes": "yes",
         "AuthorizedKeysFile": ".ssh/authorized_keys",
         "PrintMotd": "no",
+        # One lab sshd stands in for many hosts (the demo's and the benchmarks' fleets
+        # point dozens of targets at it at once): each real host would see one connection.
+        "MaxStartups": "500:30:1000",
     }
     if scenario.user == "root":
         options["AuthorizedKeysCommand"] = f"/bin/cat {srv / 'root_keys'}"

@@ -49,7 +49,7 @@ _WAIT_S = 15.0
 # Mounts the lab's passwd/shadow/group and /dev (with its syslog socket) privately, then
 # becomes sshd: the machine's own files are never touched.
 _SSHD_WRAPPER = """set -e
-for f in passwd shadow group; do mount --bind "$1/$f" "/etc/$f"; done
+mount -t overlay rblab-etc -o "lowerdir=/etc,upperdir=$1/upper,workdir=$1/work" /etc
 for n in null zero full random urandom tty ptmx; do mount --bind "/dev/$n" "$2/$n"; done
 mount --bind /dev/pts "$2/pts"
 mount --rbind "$2" /dev
@@ -377,9 +377,10 @@ def _start(lab: Lab, scenarios: list[Scenario]) -> None:
         elif s.server == "sshd":
             log = sdir / "auth.log"
             log.touch()
-            dev = None
+            dev = layer = None
             if root:
                 dev = build.dev_overlay(sdir)
+                layer = build.etc_layer(sdir, etc)
                 plan["syslog"].append({"socket": str(dev / "log"), "log": str(log)})
             if "MaxStartups" in s.sshd_options:
                 plan["hog"].append(port)
@@ -387,7 +388,7 @@ def _start(lab: Lab, scenarios: list[Scenario]) -> None:
             config.write_text(
                 build.sshd_config(s, port=port, keys=host_key_files, srv=srv, as_user=not root)
             )
-            sshd_jobs.append((s, sdir, dev, config, log))
+            sshd_jobs.append((s, sdir, dev, layer, config, log))
 
     run_dir = lab.dir / "run"
     run_dir.mkdir(mode=0o755)
@@ -403,7 +404,7 @@ def _start(lab: Lab, scenarios: list[Scenario]) -> None:
     lab.save()
     _wait(lambda: (run_dir / "ready").exists(), "the lab supervisor", run_dir / "supervisor.log")
 
-    for s, sdir, dev, config, log in sshd_jobs:
+    for s, sdir, dev, layer, config, log in sshd_jobs:
         # Unprivileged: no private accounts or /dev, so sshd logs straight to its file.
         argv = ["/usr/sbin/sshd", "-D", "-f", str(config), "-E", str(log)]
         if root:
@@ -417,7 +418,7 @@ def _start(lab: Lab, scenarios: list[Scenario]) -> None:
                 "-c",
                 _SSHD_WRAPPER,
                 "sh",
-                str(etc),
+                str(layer),
                 str(dev),
                 str(config),
             ]
