@@ -119,7 +119,7 @@ def _run(task: _Task) -> tuple[pd.DataFrame, LogStats]:
 @contextmanager
 def _no_gc() -> Iterator[None]:
     """Without the cyclic collector for a while: the rows hold no cycles, and the collector
-    would otherwise walk the growing heap of them again and again (a third of the time)."""
+    would otherwise walk the growing heap of them again and again (5% of a range's time)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
