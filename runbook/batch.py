@@ -10,9 +10,12 @@ leaves a consistent summary of what finished; a rerun skips targets already done
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -63,6 +66,12 @@ class BatchResult:
     @property
     def failed(self) -> int:
         return sum(r["verdict"] != "ok" for r in self.rows)
+
+    def cause_counts(self) -> list[tuple[str, int]]:
+        """Failing targets per cause, most frequent first ("(error)" for crashed ones)."""
+        return Counter(
+            r["cause_id"] or "(error)" for r in self.rows if r["verdict"] != "ok"
+        ).most_common()
 
 
 def triage(target: InventoryTarget, timeout: float, lang: str = "en") -> dict[str, Any]:
@@ -194,7 +203,6 @@ def run_batch(
     keep = [done[t.key] for t in targets if t.key in done]
     todo = [t for t in targets if t.key not in done]
     result = BatchResult(rows=list(keep), bad_lines=list(bad_lines), out=out)
-    _write_summary(result)
     submit, reporter, completed, close = _executors(dask, concurrency, reports != "none")
     bar = _bar(len(todo), progress)
     pending_reports: list[tuple[int, Future[str]]] = []
@@ -202,6 +210,7 @@ def run_batch(
     written = time.monotonic()
     try:
         futures = {submit(triage, t, timeout, lang): t for t in todo}
+        _write_summary(result)  # what a previous run finished, while these run
         for future in completed(futures):
             target = futures[future]
             try:
@@ -290,20 +299,24 @@ def _bar(total: int, progress: bool):  # -> tqdm
 def _write_summary(result: BatchResult) -> None:
     if result.out is None:
         return
-    frame = result.frame()
-    atomic_write(result.out / "summary.csv", frame.to_csv(index=False))
-    atomic_write(result.out / "index.html", _dashboard(result, frame))
+    # The csv module, not pandas: the summary is rewritten while targets run.
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(result.rows)
+    atomic_write(result.out / "summary.csv", text.getvalue())
+    atomic_write(result.out / "index.html", _dashboard(result))
 
 
-def _dashboard(result: BatchResult, frame) -> str:
-    counts = frame[frame["verdict"] != "ok"]["cause_id"].replace("", "(error)").value_counts()
-    most = int(counts.max()) if len(counts) else 1
+def _dashboard(result: BatchResult) -> str:
+    counts = result.cause_counts()
+    most = counts[0][1] if counts else 1
     # The chart is the table's own bars (plain HTML: no plotting library, drawn in no time
     # however often the dashboard is rewritten).
     cause_rows = "".join(
-        f"<tr><td>{html.escape(str(c))}</td><td>{n}</td><td class='chart'>"
+        f"<tr><td>{html.escape(c)}</td><td>{n}</td><td class='chart'>"
         f"<div class='bar' style='width:{100 * n / most:.0f}%'></div></td></tr>"
-        for c, n in counts.items()
+        for c, n in counts
     )
     rows = []
     for row in result.rows:

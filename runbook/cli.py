@@ -285,16 +285,15 @@ def batch(
         bad_lines=bad,
         progress=sys.stderr.isatty(),
     )  # type: ignore[arg-type]
-    frame = result.frame()
     rows = [
         (r["target"], r["verdict"], r["cause_id"] or "-", "yes" if r["report"] else "")
         for r in result.rows
     ]
     click.echo(table(("target", "verdict", "cause", "report"), rows))
-    counts = frame[frame["verdict"] != "ok"]["cause_id"].replace("", "(error)").value_counts()
+    total = len(result.rows)
     click.echo(
-        f"\n{len(frame)} target(s): {len(frame) - result.failed} ok, {result.failed} "
-        f"failing" + "".join(f"; {n} {c}" for c, n in counts.items())
+        f"\n{total} target(s): {total - result.failed} ok, {result.failed} "
+        f"failing" + "".join(f"; {n} {c}" for c, n in result.cause_counts())
     )
     click.echo(f"summary: {out}/summary.csv, dashboard: {out}/index.html")
     if result.interrupted:
