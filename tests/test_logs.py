@@ -428,3 +428,36 @@ def test_fuzz_carry_over_equals_the_line_by_line_one(lines: list[tuple]) -> None
     frame = logs.read_sshd_log(lines=text, now=now, tz=ZURICH)
     events = list(logs.iter_events(lines=text, now=now, tz=ZURICH))
     assert _records_of(frame) == _records_of_events(events)
+
+
+def test_bulk_reader_in_a_threaded_process(tmp_path, monkeypatch) -> None:
+    """A Jupyter kernel runs threads, where forking is unsafe: the workers then start from
+    a clean forkserver, with the same result."""
+    import threading
+
+    from runbook import logframe
+
+    lines = [
+        f"Nov 28 10:{i // 60:02d}:{i % 60:02d} h sshd[{i % 7}]: Failed password for root from "
+        f"192.0.2.{i % 5} port {1000 + i} ssh2"
+        for i in range(3000)
+    ]
+    (tmp_path / "auth.log").write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(logframe, "INLINE_BYTES", 0)
+    monkeypatch.setattr(logframe, "MIN_RANGE", 20_000)
+    monkeypatch.setattr(logframe, "MAX_RANGE", 20_000)
+    started = []
+    real = logframe.multiprocessing.get_context
+    monkeypatch.setattr(
+        logframe.multiprocessing, "get_context", lambda m: started.append(m) or real(m)
+    )
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        frame = logs.read_sshd_log([tmp_path / "auth.log"], tz="UTC", workers=2)
+    finally:
+        stop.set()
+    assert started == ["forkserver"]
+    events = list(logs.iter_events([tmp_path / "auth.log"], tz=ZoneInfo("UTC")))
+    assert len(events) == 3000 and _records_of(frame) == _records_of_events(events)
