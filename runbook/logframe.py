@@ -16,6 +16,7 @@ import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -264,7 +265,13 @@ def read(
             pieces.append(_collect(rows, zone, chunksize))
     workers = workers or _cores()
     tasks, size = _tasks(paths, now, zone, chunksize, workers, stats)
-    for piece, counted in _results(tasks, workers if size > INLINE_BYTES else 1):
+    try:
+        results = list(_results(tasks, workers if size > INLINE_BYTES else 1))
+    except (OSError, BrokenProcessPool):
+        # No worker processes here (a sandbox without fork, a worker killed for memory):
+        # the same ranges on this process alone, slower but whole.
+        results = [_run(task) for task in tasks]
+    for piece, counted in results:
         pieces.append(piece)
         for name in ("lines", "sshd_unrecognised", "other", "unreadable"):
             setattr(stats, name, getattr(stats, name) + getattr(counted, name))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import subprocess
 import sys
@@ -21,7 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runbook import logs
+from runbook import logframe, logs
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "fail2ban"
 # fail2ban's test clock: 2005-08-14 12:00 in Europe/Zurich (see the corpus README).
@@ -361,8 +362,6 @@ def test_bulk_reader_equals_the_streaming_one_across_byte_ranges(tmp_path, monke
     line, even when every range boundary cuts through connections."""
     if not CORPUS.is_dir():
         pytest.skip(f"the fail2ban corpus is not beside this checkout ({CORPUS})")
-    from runbook import logframe
-
     logs_dir = tmp_path / "logs"
     logs_dir.mkdir()
     text = (CORPUS / "sshd").read_text(errors="replace")
@@ -435,8 +434,6 @@ def test_bulk_reader_in_a_threaded_process(tmp_path, monkeypatch) -> None:
     a clean forkserver, with the same result."""
     import threading
 
-    from runbook import logframe
-
     lines = [
         f"Nov 28 10:{i // 60:02d}:{i % 60:02d} h sshd[{i % 7}]: Failed password for root from "
         f"192.0.2.{i % 5} port {1000 + i} ssh2"
@@ -461,3 +458,33 @@ def test_bulk_reader_in_a_threaded_process(tmp_path, monkeypatch) -> None:
     assert started == ["forkserver"]
     events = list(logs.iter_events([tmp_path / "auth.log"], tz=ZoneInfo("UTC")))
     assert len(events) == 3000 and _records_of(frame) == _records_of_events(events)
+
+
+_PARENT, _RUN = os.getpid(), logframe._run
+
+
+def _dying_worker(task):
+    """logframe._run, but a worker process running it gets killed (top level: the pool
+    pickles it by name)."""
+    import signal
+
+    if os.getpid() != _PARENT:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _RUN(task)
+
+
+def test_bulk_reader_survives_a_killed_worker(tmp_path, monkeypatch) -> None:
+    """A worker killed (out of memory, say) breaks the pool: the read still completes, on
+    this process alone, with every event."""
+    lines = [
+        f"Nov 28 10:00:{i % 60:02d} h sshd[{i}]: Invalid user u{i} from 192.0.2.9 port {i}"
+        for i in range(2000)
+    ]
+    (tmp_path / "auth.log").write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(logframe, "_run", _dying_worker)
+    monkeypatch.setattr(logframe, "INLINE_BYTES", 0)
+    monkeypatch.setattr(logframe, "MIN_RANGE", 10_000)
+    monkeypatch.setattr(logframe, "MAX_RANGE", 10_000)
+    frame = logs.read_sshd_log([tmp_path / "auth.log"], tz="UTC", workers=2)
+    assert len(frame) == 2000 and frame.attrs["stats"].lines == 2000
+    assert list(frame["user"][:3]) == ["u0", "u1", "u2"]
