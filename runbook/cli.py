@@ -417,8 +417,9 @@ def logs(
         stats = logs_mod.LogStats()
         events = list(logs_mod.iter_events(paths, since=start, until=end, stats=stats))
     if fmt == "jsonl":
+        write = sys.stdout.write  # not click.echo per line: a million lines add up
         for event in events:
-            click.echo(json.dumps(event.to_dict(), ensure_ascii=False))
+            write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
     elif fmt == "csv":
         import csv
 
