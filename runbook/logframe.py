@@ -186,8 +186,9 @@ def _carry_over(frame: pd.DataFrame) -> None:
         return
     hosts = pd.factorize(frame["host"], use_na_sentinel=False)[0][rows].astype("int64")
     pids = frame["pid"].to_numpy(dtype="int64", na_value=0)[rows]
-    order = np.argsort(hosts * (int(pids.max()) + 1) + pids, kind="stable")
-    rows, key = rows[order], (hosts * (int(pids.max()) + 1) + pids)[order]
+    key = hosts * (int(pids.max()) + 1) + pids  # one number per (host, pid)
+    order = np.argsort(key, kind="stable")
+    rows, key = rows[order], key[order]
     starts = np.maximum.accumulate(
         np.where(np.r_[True, key[1:] != key[:-1]], np.arange(len(key)), 0)
     )
