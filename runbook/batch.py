@@ -271,9 +271,8 @@ def _executors(
         return submit, submit, dask_completed, client.close
     if reporting:
         # Import what report threads import, here and once: a module half-imported by one
-        # thread breaks another (matplotlib peeks at IPython while papermill imports it).
+        # thread can break another that peeks at it (IPython, under papermill).
         import IPython  # noqa: F401
-        import matplotlib.figure  # noqa: F401
         import papermill  # noqa: F401
 
     pool = ThreadPoolExecutor(concurrency, thread_name_prefix="runbook-batch")
