@@ -235,3 +235,34 @@ def test_server_root_reads_a_mounted_disk(lab, name: str) -> None:
         assert result["root_cause"]["id"] == spec.expected, json.dumps(result, indent=1)[:3000]
     server = [f for f in result["findings"] if f["step"] == "server"]
     assert server[0]["check"] == "sshd_config" and "offline" in server[0]["summary"]
+
+
+_QUICK = """
+import json, sys
+from runbook.diagnose import diagnose
+r = diagnose(sys.argv[1], timeout=float(sys.argv[2]), quick_ok=True)
+print(json.dumps({"cause": r.root_cause.id if r.root_cause else None,
+                  "steps": [f.step for f in r.findings], "took": r.duration_s}))
+"""
+
+
+@pytest.mark.parametrize(
+    "name, probed",
+    [("healthy", False), ("timeout", False), ("port-refused", False), ("key-rejected", True)],
+)
+def test_fleet_mode_probes_only_what_ssh_leaves_open(lab, name, probed) -> None:
+    """A fleet target (quick_ok) costs what `ssh host true` costs: a login, a refusal or
+    the time-out alone gives the verdict; an authentication failure still gets the probes
+    that say which key or method."""
+    target = lab.targets[name]
+    proc = lab.run_client(name, [sys.executable, "-c", _QUICK, target.alias, "3"], timeout=120)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    got = json.loads(proc.stdout)
+    expected = None if name == "healthy" else CLIENT_SIDE[name]
+    assert got["cause"] == expected
+    if probed:
+        assert "auth" in got["steps"], got["steps"]
+    else:
+        assert got["steps"] == ["target", "ssh"], got["steps"]  # no probe connections
+    if name == "timeout":
+        assert got["took"] < 3 + 0.8  # the time-out, not the time-out and the probes
