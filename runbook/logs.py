@@ -492,7 +492,9 @@ def _lines(path: Path, stats: LogStats, start: int = 0, end: int | None = None) 
                     left -= len(block)
                 cut = block.rfind(b"\n") + 1
                 if not cut:
-                    rest += block
+                    # Inside one long line: only its head is ever read (MAX_LINE), so a
+                    # 100 MB line of garbage costs no more than a short one.
+                    rest = (rest + block)[: 4 * MAX_LINE]
                     continue
                 lines = (rest + block[:cut]).decode("utf-8", errors="replace").split("\n")
                 rest = block[cut:]
