@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -214,3 +216,15 @@ def test_port_taken_before_sshd_binds_is_picked_again(monkeypatch) -> None:
     finally:
         core.down(running.dir)
         squatter.close()
+
+
+def test_refused_port_stays_the_labs(lab) -> None:
+    """Nothing listens on port-refused's port, yet no other program can take it while the
+    lab runs (a dask cluster once did, and the scenario answered with its protocol)."""
+    target = lab.targets["port-refused"]
+    with socket.socket() as other:
+        with pytest.raises(OSError) as taken:
+            other.bind((target.host, target.port))
+        assert taken.value.errno == errno.EADDRINUSE
+    with socket.socket() as client, pytest.raises(ConnectionRefusedError):
+        client.connect((target.host, target.port))

@@ -352,7 +352,7 @@ def _start(lab: Lab, scenarios: list[Scenario]) -> None:
         lab.save()
         netns.create(lab.netns)
 
-    plan: dict[str, list] = {"syslog": [], "http": [], "ssh1": [], "hog": []}
+    plan: dict[str, list] = {"syslog": [], "http": [], "ssh1": [], "hog": [], "closed": []}
     where: dict[str, tuple[str, int]] = {}
     sshd_jobs = []
     for s in runnable:
@@ -370,7 +370,9 @@ def _start(lab: Lab, scenarios: list[Scenario]) -> None:
         elif s.net == "moved":
             host, port = netns.MOVED_HOST, 22
         where[s.name] = (host, port)
-        if s.server == "http":
+        if s.server == "none" and host == "127.0.0.1":
+            plan["closed"].append(port)  # held by the supervisor: refused, and ours alone
+        elif s.server == "http":
             plan["http"].append(port)
         elif s.server == "ssh1":
             plan["ssh1"].append(port)

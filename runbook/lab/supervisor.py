@@ -8,7 +8,10 @@ Run as ``python -m runbook.lab.supervisor PLAN.json``. It serves:
 * an HTTP server (the standard library's) where a port belongs to another service;
 * an SSH-1-only device banner;
 * a "hog" connection that keeps one unauthenticated connection open to an sshd with
-  ``MaxStartups 1``, so every other connection is dropped before the banner.
+  ``MaxStartups 1``, so every other connection is dropped before the banner;
+* the closed ports ("nothing listens"): bound without listening, so a connection is
+  refused and no other program on the machine (a test's dask cluster, say) can take the
+  port while the lab runs.
 
 It writes ``ready`` next to the plan once everything listens, and runs until SIGTERM.
 """
@@ -99,9 +102,18 @@ def _hog(port: int, ready: Path) -> None:
     threading.Thread(target=loop, daemon=True).start()
 
 
+def _closed(port: int) -> socket.socket:
+    """The port, held without listening: connecting to it is refused (the kernel answers
+    with a reset), and nobody else can bind it."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", port))
+    return sock
+
+
 def main(plan_path: str) -> None:
     plan = json.loads(Path(plan_path).read_text())
     run_dir = Path(plan_path).parent
+    held = [_closed(port) for port in plan.get("closed", [])]  # kept open until SIGTERM
     for entry in plan.get("syslog", []):
         _serve_syslog(entry["socket"], entry["log"], plan.get("hostname", "lab"))
     for port in plan.get("http", []):
@@ -115,6 +127,8 @@ def main(plan_path: str) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
+    for sock in held:
+        sock.close()
 
 
 if __name__ == "__main__":
