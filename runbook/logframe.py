@@ -158,8 +158,10 @@ def _results(tasks: list[_Task], workers: int) -> Iterator[tuple[pd.DataFrame, L
         yield from map(_run, tasks)
         return
     # fork is the cheap start, but forking a process that runs other threads (a Jupyter
-    # kernel) can inherit a held lock; forkserver starts clean.
-    method = "fork" if threading.active_count() == 1 else "forkserver"
+    # kernel) can inherit a held lock; forkserver starts clean (spawn where neither exists).
+    methods = multiprocessing.get_all_start_methods()
+    wanted = ["fork"] if threading.active_count() == 1 else []
+    method = next(m for m in [*wanted, "forkserver", "spawn"] if m in methods)
     context = multiprocessing.get_context(method)
     with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context) as pool:
         yield from pool.map(_run, tasks)
