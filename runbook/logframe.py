@@ -39,6 +39,10 @@ INLINE_BYTES = 8 * 2**20
 # A byte range per task: about a quarter of each worker's share, so that the cores finish
 # together, within bounds that amortise a task and keep a worker's memory small.
 MIN_RANGE, MAX_RANGE = 2**20, 8 * 2**20
+# Workers by default, however many cores: past this the main process's share (merging the
+# pieces, the carry-over) dominates, and a worker started clean (forkserver) costs its own
+# ~100 MB of imports.
+MAX_WORKERS = 8
 _EVENTS = sorted({m.event for m in MESSAGES})
 _OUTCOMES = ["success", "failure", "info"]
 
@@ -147,10 +151,12 @@ def _ranges(path: Path, size: int, step: int) -> list[tuple[int, int | None]]:
 
 
 def _cores() -> int:
+    """The cores this process may use, at most MAX_WORKERS."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    return min(cores, MAX_WORKERS)
 
 
 def _results(tasks: list[_Task], workers: int) -> Iterator[tuple[pd.DataFrame, LogStats]]:

@@ -701,8 +701,8 @@ def read_sshd_log(
     """sshd's events as a DataFrame (the contract's columns, proper dtypes).
 
     Big files are parsed in line-aligned byte ranges on every core (``workers``, default:
-    the cores this process may use), each range in pieces of ``chunksize`` events, so
-    memory follows the events kept, not the size of the logs. The result equals
+    the cores this process may use, at most 8), each range in pieces of ``chunksize``
+    events, so memory follows the events kept, not the size of the logs. The result equals
     :func:`iter_events`'s; ``frame.attrs["stats"]`` holds the :class:`LogStats` of the read.
     """
     from runbook import logframe
