@@ -61,6 +61,23 @@ exec /usr/sbin/sshd -D -f "$3"
 _HOME_WRAPPER = 'mount -t overlay rblab-home -o "lowerdir=$1:$2" "$2" && shift 2 && exec "$@"'
 
 
+def _private_mounts(script: str, *args: str) -> list[str]:
+    """argv that runs the shell ``script`` (its mounts, then exec) in a private mount
+    namespace, with ``args`` as $1, $2, ...: the mounts never reach the machine's."""
+    return [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "/bin/sh",
+        "-c",
+        script,
+        "sh",
+        *args,
+    ]
+
+
 def index_dir() -> Path:
     """The machine-wide index of running labs (one state copy per lab id)."""
     if os.environ.get("RUNBOOK_LAB_INDEX"):
@@ -164,20 +181,7 @@ class Lab:
         wrapped = list(argv)
         if os.geteuid() == 0:
             real_home = pwd.getpwuid(os.getuid()).pw_dir
-            wrapped = [
-                "unshare",
-                "--mount",
-                "--propagation",
-                "private",
-                "--",
-                "/bin/sh",
-                "-c",
-                _HOME_WRAPPER,
-                "sh",
-                target.home,
-                real_home,
-                *wrapped,
-            ]
+            wrapped = _private_mounts(_HOME_WRAPPER, target.home, real_home, *wrapped)
         if target.netns:
             wrapped = ["ip", "netns", "exec", target.netns, *wrapped]
         return wrapped
@@ -410,20 +414,7 @@ def _start(lab: Lab, scenarios: list[Scenario]) -> None:
         # Unprivileged: no private accounts or /dev, so sshd logs straight to its file.
         argv = ["/usr/sbin/sshd", "-D", "-f", str(config), "-E", str(log)]
         if root:
-            argv = [
-                "unshare",
-                "--mount",
-                "--propagation",
-                "private",
-                "--",
-                "/bin/sh",
-                "-c",
-                _SSHD_WRAPPER,
-                "sh",
-                str(layer),
-                str(dev),
-                str(config),
-            ]
+            argv = _private_mounts(_SSHD_WRAPPER, str(layer), str(dev), str(config))
         if s.net in ("firewall", "moved"):
             argv = ["ip", "netns", "exec", str(lab.netns), *argv]
         for attempt in (1, 2, 3):
