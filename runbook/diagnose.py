@@ -20,6 +20,7 @@ from runbook import (
     authcheck,
     catalog,
     clientcheck,
+    envsecret,
     hostkeycheck,
     hosts,
     netcheck,
@@ -77,12 +78,9 @@ def diagnose(
         raise BadInput(f"unknown language {lang!r}", hint="use --lang en or --lang ja")
     password = None
     if password_env:
-        if password_env not in os.environ:
-            raise BadInput(
-                f"environment variable {password_env} is not set",
-                hint=f"export {password_env} with the password, or drop --password-env",
-            )
-        password = os.environ[password_env]
+        password = envsecret.from_env(
+            password_env, hint=f"export {password_env} with the password, or drop --password-env"
+        )
     if server and server_root:
         raise BadInput("--server and --server-root both given", hint="choose one of them")
     server_host = hosts.host_for(server, timeout=timeout) if server else None

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runbook import sshconfig
+from runbook import envsecret, sshconfig
 from runbook.errors import BadInput
 from runbook.findings import Diagnosis
 from runbook.hosts import Host
@@ -321,15 +321,14 @@ def _password_copy_id(
     def run(step: Step) -> None:
         from runbook.hosts import SshHost
 
-        if env not in os.environ:
-            raise RuntimeError(f"environment variable {env} is not set")
+        password = envsecret.from_env(env, hint=f"export {env} with the user's password")
         host = SshHost(
             f"{settings.user}@{settings.hostname}",
             10,
             user=settings.user,
             hostname=settings.hostname,
             port=settings.port,
-            password=os.environ[env],
+            password=password,
             known_hosts=settings.user_known_hosts_files,
         )
         done = copy_id(host, settings.user, Path(client_key + ".pub").read_text())
@@ -673,12 +672,9 @@ def generate_key(
         raise BadInput(f"{target} exists", hint="choose another path: a key is never overwritten")
     passphrase = ""
     if passphrase_env:
-        if passphrase_env not in os.environ:
-            raise BadInput(
-                f"environment variable {passphrase_env} is not set",
-                hint=f"export {passphrase_env}, or drop the passphrase",
-            )
-        passphrase = os.environ[passphrase_env]
+        passphrase = envsecret.from_env(
+            passphrase_env, hint=f"export {passphrase_env}, or drop the passphrase"
+        )
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-C", comment, "-f", str(target)])
     return _fingerprint(Path(str(target) + ".pub").read_text())

@@ -101,14 +101,16 @@ def _concat(pieces: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def _collect(rows: Iterator[Row], zone: tzinfo, chunksize: int) -> pd.DataFrame:
+    """Rows into one frame, built ``chunksize`` rows at a time."""
     pieces, chunk = [], []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= chunksize:
+    with _no_gc():
+        for row in rows:
+            chunk.append(row)
+            if len(chunk) >= chunksize:
+                pieces.append(_frame(chunk, zone))
+                chunk = []
+        if chunk or not pieces:
             pieces.append(_frame(chunk, zone))
-            chunk = []
-    if chunk or not pieces:
-        pieces.append(_frame(chunk, zone))
     return _concat(pieces)
 
 
@@ -117,8 +119,7 @@ def _run(task: _Task) -> tuple[pd.DataFrame, LogStats]:
     stats = LogStats()
     lines = logs._lines(Path(task.path), stats, task.start, task.end)
     rows = logs._scan(lines, task.anchor, task.zone, stats, journal=task.journal)
-    with _no_gc():
-        return _collect(rows, task.zone, task.chunksize), stats
+    return _collect(rows, task.zone, task.chunksize), stats
 
 
 @contextmanager
@@ -270,8 +271,7 @@ def read(
     pieces = []
     if lines is not None:
         rows = logs._scan(lines, now or datetime.now(zone), zone, stats, count=True)
-        with _no_gc():
-            pieces.append(_collect(rows, zone, chunksize))
+        pieces.append(_collect(rows, zone, chunksize))
     workers = workers or _cores()
     tasks, size = _tasks(paths, now, zone, chunksize, workers, stats)
     try:

@@ -74,6 +74,12 @@ def _skip(check: str, why: str) -> Finding:
 _LISTEN = re.compile(r"^\S+\s+\d+\s+\d+\s+(?P<addr>\S+):(?P<port>\d+)\s+\S+\s*(?P<users>.*)$")
 
 
+def _listener_pid(users: str) -> int | None:
+    """The first pid in ss's ``users:(("sshd",pid=812,fd=3))`` column."""
+    match = re.search(r"pid=(\d+)", users)
+    return int(match.group(1)) if match else None
+
+
 def check_listening(host: Host, ctx: Context) -> list[Finding]:
     """Which process listens on the port (``ss -Htlnp``), and sshd anywhere else."""
     result = host.run("ss -Htlnp")
@@ -100,14 +106,14 @@ def check_listening(host: Host, ctx: Context) -> list[Finding]:
     sshd_elsewhere = [m for m in listeners if "sshd" in m.group("users") and m not in on_port]
     if on_port:
         users = on_port[0].group("users")
-        pid = re.search(r"pid=(\d+)", users)
+        pid = _listener_pid(users)
         if "sshd" in users and pid:
-            ctx.sshd_pid = ctx.sshd_pid or int(pid.group(1))
+            ctx.sshd_pid = ctx.sshd_pid or pid
             return [
                 _finding(
                     "listening",
                     "pass",
-                    f"sshd (pid {pid.group(1)}) listens on {on_port[0].group('addr')}:{ctx.port}",
+                    f"sshd (pid {pid}) listens on {on_port[0].group('addr')}:{ctx.port}",
                     evidence=[result.command],
                 )
             ]
@@ -122,9 +128,7 @@ def check_listening(host: Host, ctx: Context) -> list[Finding]:
         ]
     if sshd_elsewhere:
         where = ", ".join(f"{m.group('addr')}:{m.group('port')}" for m in sshd_elsewhere)
-        pid = re.search(r"pid=(\d+)", sshd_elsewhere[0].group("users"))
-        if pid:
-            ctx.sshd_pid = ctx.sshd_pid or int(pid.group(1))
+        ctx.sshd_pid = ctx.sshd_pid or _listener_pid(sshd_elsewhere[0].group("users"))
         return [
             _finding(
                 "listening",

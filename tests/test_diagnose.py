@@ -134,12 +134,14 @@ def test_bad_modes_fix_names_the_path(lab) -> None:
     assert f"sudo chmod go-w {path}" in result["root_cause"]["fix"]
 
 
+def _diagnose_healthy(lab, *args: str):  # -> subprocess.CompletedProcess[str]
+    """`runbook diagnose healthy ARGS` as its client, exit status and output as they are."""
+    argv = [sys.executable, "-m", "runbook", "diagnose", "healthy", *args]
+    return lab.run_client("healthy", argv, timeout=60)
+
+
 def test_missing_auth_log_is_bad_input(lab) -> None:
-    proc = lab.run_client(
-        "healthy",
-        [sys.executable, "-m", "runbook", "diagnose", "healthy", "--auth-log", "/nope/auth.log"],
-        timeout=60,
-    )
+    proc = _diagnose_healthy(lab, "--auth-log", "/nope/auth.log")
     assert proc.returncode == 2 and "auth log /nope/auth.log does not exist" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
 
@@ -174,11 +176,7 @@ def test_server_checks_change_nothing(lab, machine_digests) -> None:
 
 
 def test_bad_server_spec_is_bad_input(lab) -> None:
-    proc = lab.run_client(
-        "healthy",
-        [sys.executable, "-m", "runbook", "diagnose", "healthy", "--server", "nsenter:abc"],
-        timeout=60,
-    )
+    proc = _diagnose_healthy(lab, "--server", "nsenter:abc")
     assert proc.returncode == 2 and "nsenter:1234" in proc.stderr
 
 

@@ -134,26 +134,17 @@ def test_no_secret_reaches_any_report_file(lab, tmp_path) -> None:
         assert LAB_PASSWORD.encode() not in data and WRONG_PASSWORD.encode() not in data, path
 
 
+def _papermill(lab, output: Path, **parameters: str) -> subprocess.CompletedProcess[str]:
+    """papermill's own command line on ssh_triage.ipynb, as the healthy scenario's client."""
+    argv = [sys.executable, "-m", "papermill", str(NOTEBOOKS / "ssh_triage.ipynb"), str(output)]
+    for name, value in parameters.items():
+        argv += ["-p", name, value]
+    return lab.run_client("healthy", [*argv, "--no-progress-bar"], timeout=300)
+
+
 def test_papermill_by_hand_probes_and_reports(lab, tmp_path) -> None:
     output = tmp_path / "out.ipynb"
-    argv = [
-        sys.executable,
-        "-m",
-        "papermill",
-        str(NOTEBOOKS / "ssh_triage.ipynb"),
-        str(output),
-        "-p",
-        "target",
-        "healthy",
-        "-p",
-        "timeout",
-        "4",
-        "-p",
-        "lang",
-        "ja",
-        "--no-progress-bar",
-    ]
-    proc = lab.run_client("healthy", argv, timeout=300)
+    proc = _papermill(lab, output, target="healthy", timeout="4", lang="ja")
     assert proc.returncode == 0, proc.stderr[-2000:]
     executed = nbformat.read(output, as_version=4)
     shown = json.dumps(
@@ -164,18 +155,7 @@ def test_papermill_by_hand_probes_and_reports(lab, tmp_path) -> None:
 
 def test_papermill_with_a_misspelt_parameter_fails_clearly(lab, tmp_path) -> None:
     output = tmp_path / "bad.ipynb"
-    argv = [
-        sys.executable,
-        "-m",
-        "papermill",
-        str(NOTEBOOKS / "ssh_triage.ipynb"),
-        str(output),
-        "-p",
-        "targt",
-        "healthy",
-        "--no-progress-bar",
-    ]
-    proc = lab.run_client("healthy", argv, timeout=300)
+    proc = _papermill(lab, output, targt="healthy")
     assert proc.returncode != 0
     assert "did you mean 'target'" in proc.stderr + output.read_text()
 
