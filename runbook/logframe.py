@@ -1,131 +1,349 @@
-"""sshd logs into one DataFrame, fast: byte ranges parsed on every core.
+"""sshd logs into one DataFrame, fast: the lines parsed a column at a time by polars.
 
-:func:`runbook.logs.read_sshd_log` lands here. A million-line auth.log is CPU work for
-Python's regular expressions, so a big file is cut into line-aligned byte ranges that
-worker processes parse at once, each returning a DataFrame piece. What one line of a
+:func:`runbook.logs.read_sshd_log` lands here. A million-line auth.log is too much for
+Python's regular expressions a line at a time, so a text file is read in batches of lines
+that polars parses column-wise, outside the GIL, two batches at once on two cores: the
+sshd header with one-pass patterns, then each message with the very patterns of
+:data:`runbook.logs.MESSAGES` (written in the dialect Python's ``re`` and Rust's
+``regex`` read alike: ASCII classes, no look-arounds), tried in the order
+``logs._message`` tries them. Only lines whose header this path cannot vouch for (a
+Solaris tag, RFC 5424, a bracketed process name, a kernel prefix) go through
+``logs._parse`` one by one, and journal exports go that way whole. What one line of a
 connection lends the next (its client's address, its failed state: see
-``logs._Connections``) crosses those ranges, so it is done afterwards over the whole
-frame with numpy; the result equals :func:`runbook.logs.iter_events`'s, event for event.
+``logs._Connections``) is done afterwards over the whole frame with numpy. The result
+equals :func:`runbook.logs.iter_events`'s, event for event.
 """
 
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
-import threading
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, tzinfo
-from itertools import pairwise
-from operator import itemgetter
+from datetime import UTC, datetime, timedelta, tzinfo
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import polars as pl
 import pyarrow as pa
-from pandas.api.types import union_categoricals
 
 from runbook import logs
 from runbook.logs import COLUMNS, MESSAGES, LogStats, Row
 
 __all__ = ["read"]
 
-# Below this many bytes, starting worker processes costs more than it saves.
-INLINE_BYTES = 8 * 2**20
-# A byte range per task: about a quarter of each worker's share, so that the cores finish
-# together, within bounds that amortise a task and keep a worker's memory small.
-MIN_RANGE, MAX_RANGE = 2**20, 8 * 2**20
-# Workers by default, however many cores: past this the main process's share (merging the
-# pieces, the carry-over) dominates, and a worker started clean (forkserver) costs its own
-# ~100 MB of imports.
+# Text per batch: big enough that polars' per-call costs vanish, small enough that the
+# batches in flight stay a small part of the frame being built.
+BATCH_BYTES = 16 * 2**20
+# Batches parsed at once by default, however many cores: polars runs each batch's
+# patterns outside the GIL, the rest of a batch's work holds it.
 MAX_WORKERS = 8
 _EVENTS = sorted({m.event for m in MESSAGES})
 _OUTCOMES = ["success", "failure", "info"]
+_FIELDS = ("user", "user2", "ip", "port", "method", "reason", "detail", "preauth", "code")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_CLASSES = {"d": "digit", "w": "word", "s": "space"}
 
 
-@dataclass(frozen=True)
-class _Task:
-    """One file's byte range (``end`` None: to the end), with what reading it needs."""
-
-    path: str
-    start: int
-    end: int | None
-    anchor: datetime
-    zone: tzinfo
-    journal: bool
-    chunksize: int
-
-
-def _frame(rows: list[Row], zone: tzinfo) -> pd.DataFrame:
-    """Rows (a LogEvent's fields, in order) as the contract's columns with their dtypes."""
-    data = {name: list(map(itemgetter(i), rows)) for i, name in enumerate(COLUMNS)}
-    time = pd.to_datetime(pd.Series(data["time"], dtype=object), utc=True)
-    frame = {"time": time.dt.tz_convert(zone)}
-    for name in ("pid", "port"):
-        values = np.array([-1 if v is None else v for v in data[name]], dtype="int64")
-        frame[name] = pd.arrays.IntegerArray(values, values < 0)
-    frame["event"] = pd.Categorical(data["event"], categories=_EVENTS)
-    frame["outcome"] = pd.Categorical(data["outcome"], categories=_OUTCOMES)
-    for name in ("process", "method"):
-        frame[name] = _categorical(data[name])
-    for name in ("host", "user", "ip", "reason", "raw"):
-        # Straight to Arrow: pandas' own string constructor checks every value again.
-        frame[name] = pd.arrays.ArrowStringArray(pa.array(data[name], type=pa.large_string()))
-    return pd.DataFrame(frame, columns=list(COLUMNS))
+def _rust(pattern: str) -> str:
+    """A pattern of ours (compiled by ``re`` with ASCII classes) for Rust's ``regex``,
+    which reads ``\\d``, ``\\w`` and ``\\s`` as Unicode classes: spelled as ASCII ones."""
+    out, i, in_class = [], 0, False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            escaped = pattern[i + 1]
+            name = _CLASSES.get(escaped.lower())
+            if name is None:
+                out.append(pattern[i : i + 2])
+            elif in_class:
+                out.append(f"[:{name}:]")  # \S inside a class is not in our patterns
+            else:
+                out.append(f"[[:{'^' if escaped.isupper() else ''}{name}:]]")
+            i += 2
+            continue
+        if char == "[" and not in_class:
+            in_class = True
+        elif char == "]" and in_class and pattern[i - 1] not in "[^":
+            in_class = False
+        out.append(char)
+        i += 1
+    return "".join(out)
 
 
-def _categorical(values: list[str | None]) -> pd.Categorical:
-    """A few distinct values (or None) as a Categorical, faster than pandas' own hashing."""
-    index: dict[str, int] = {}
-    codes = [-1 if v is None else index.setdefault(v, len(index)) for v in values]
-    categories = pd.Index(list(index), dtype="str")  # also when empty, for union_categoricals
-    return pd.Categorical.from_codes(np.array(codes, dtype="int32"), categories=categories)
-
-
-def _concat(pieces: list[pd.DataFrame]) -> pd.DataFrame:
-    """Pieces into one frame, categories merged (pandas alone would fall back to object)."""
-    if len(pieces) == 1:
-        return pieces[0]
-    merged = {
-        name: union_categoricals([p[name] for p in pieces], ignore_order=True)
-        for name in ("process", "method")
+_MONTH = "(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+_BSD = rf"{_MONTH}  ?\d{{1,2}} \d\d:\d\d:\d\d"
+_ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:[0-5]\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)"
+# The headers whose reading by logs._header is certain, as two one-pass patterns (with a
+# host, without): a syslog or ISO stamp, sshd's name and pid, one space, and a message
+# starting with neither a space nor "[" (so no Solaris "[ID ...]" tag). A BSD "host" of
+# four digits would be a year there: such lines take the slow path.
+_HEADERS = [
+    _rust(
+        rf"^(?P<head>(?:(?P<bsd>{_BSD})|(?P<iso>{_ISO})) {host}"
+        r"(?P<proc>sshd(?:-session|-auth)?)\[(?P<pid>\d{1,9})\]: )[^\s\[]"
+    )
+    for host in (r"(?P<host>[^\s\[\]]+) ", "")
+]
+# Another program's line (cron, sudo, systemd...): logs._header returns None for these.
+_OTHER_HEADER = _rust(
+    rf"^(?:{_MONTH} +\d{{1,2}} \d\d:\d\d:\d\d|\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\S*) "
+    r"[^\s\[\]]+ ([\w./-]+)\[\d+\]: "
+)
+# logs._message's two indexes of MESSAGES (by first word, by needle), in Rust's dialect,
+# each message with its index in MESSAGES and its whole match as one more group.
+_MATCHED = "_matched"
+_BY_FIRST, _BY_NEEDLE = (
+    {
+        key: [(MESSAGES.index(m), f"(?P<{_MATCHED}>{_rust(m.pattern)})") for m, _ in found]
+        for key, found in index.items()
     }
-    frame = pd.concat(pieces, ignore_index=True)
-    for name, values in merged.items():
-        frame[name] = values
-    return frame
+    for index in (logs._BY_FIRST, logs._BY_NEEDLE)
+)
+_HEADER_COLUMNS = ["line", "raw", "bsd", "iso", "host", "proc", "pid", "msg"]
+_EVENT_CODE = [_EVENTS.index(m.event) for m in MESSAGES]
+_OUTCOME_CODE = [_OUTCOMES.index(m.outcome) for m in MESSAGES]
+_FAILURE = _OUTCOMES.index("failure")
+_PREAUTH_ENDS = [_EVENTS.index(e) for e in logs._PREAUTH_FAILURES]
+_SCHEMA = {
+    "line": pl.Int64,
+    "time": pl.Int64,  # microseconds since the epoch
+    "host": pl.String,
+    "process": pl.String,
+    "pid": pl.Int64,
+    "event": pl.Int8,
+    "outcome": pl.Int8,
+    "user": pl.String,
+    "ip": pl.String,
+    "port": pl.Int64,
+    "method": pl.String,
+    "reason": pl.String,
+    "raw": pl.String,
+}
 
 
-def _collect(rows: Iterator[Row], zone: tzinfo, chunksize: int) -> pd.DataFrame:
-    """Rows into one frame, built ``chunksize`` rows at a time."""
-    pieces, chunk = [], []
-    with _no_gc():
-        for row in rows:
-            chunk.append(row)
-            if len(chunk) >= chunksize:
-                pieces.append(_frame(chunk, zone))
-                chunk = []
-        if chunk or not pieces:
-            pieces.append(_frame(chunk, zone))
-    return _concat(pieces)
+def _micros(stamp: datetime | None) -> int | None:
+    return None if stamp is None else (stamp - _EPOCH) // _MICROSECOND
 
 
-def _run(task: _Task) -> tuple[pd.DataFrame, LogStats]:
-    """One byte range to a frame piece (in a worker process, or inline for small input)."""
+def _truthy(name: str) -> pl.Expr:
+    """Python's truth of an optional string field: present and not empty."""
+    return pl.col(name).is_not_null() & (pl.col(name) != "")
+
+
+def _messages(msg: pl.Series) -> tuple[np.ndarray, pl.DataFrame]:
+    """sshd messages to (each one's index in MESSAGES, -1 for none; the fields of those
+    found, in order), tried as logs._message tries them: first the messages of the line's
+    first word, then those of each needle found in it, in the order found."""
+    found = np.full(len(msg), -1, dtype=np.int16)
+    parts: list[pl.DataFrame] = []
+    first = msg.str.extract(r"^(?:error: |fatal: )?([^ ]*)", 1)
+    left = [np.flatnonzero(~first.is_in(list(_BY_FIRST)).to_numpy())]
+    for word, candidates in _BY_FIRST.items():
+        rows = np.flatnonzero((first == word).to_numpy())
+        left.append(_try(msg, rows, candidates, found, parts))
+    rows = np.sort(np.concatenate(left))
+    hits = msg.gather(rows).str.extract_all(logs._NEEDLES.pattern)
+    rank = 0
+    while len(rows):
+        more = (hits.list.len() > rank).to_numpy()
+        rows, hits = rows[more], hits.filter(more)
+        needles = hits.list.get(rank)
+        left = [
+            _try(msg, rows[(needles == needle).to_numpy()], _BY_NEEDLE[needle], found, parts)
+            for needle in needles.unique()
+        ]
+        kept = np.isin(rows, np.concatenate(left)) if left else more[:0]
+        rows, hits = rows[kept], hits.filter(kept)
+        rank += 1
+    if not parts:
+        return found, pl.DataFrame(schema={"at": pl.Int64, "message": pl.Int16})
+    return found, pl.concat(parts, how="diagonal_relaxed").sort("at")
+
+
+def _try(
+    msg: pl.Series,
+    rows: np.ndarray,
+    candidates: list[tuple[int, str]],
+    found: np.ndarray,
+    parts: list[pl.DataFrame],
+) -> np.ndarray:
+    """Messages tried in order on ``rows``: each row's first match noted in ``found``, its
+    fields added to ``parts``; the rows none matched returned.
+
+    Each pattern is wrapped in one more group, whose presence says that it matched: the
+    match and its fields come from one pass (a line that does not match costs what a
+    plain search costs).
+    """
+    for index, pattern in candidates:
+        if not len(rows):
+            break
+        fields = msg.gather(rows).str.extract_groups(pattern).struct.unnest()
+        hit = fields.get_column(_MATCHED).is_not_null().to_numpy()
+        if hit.any():
+            found[rows[hit]] = index
+            parts.append(
+                fields.filter(hit)
+                .drop(_MATCHED)
+                .with_columns(at=pl.Series(rows[hit]), message=pl.lit(index, pl.Int16))
+            )
+        rows = rows[~hit]
+    return rows
+
+
+def _events(events: pl.DataFrame) -> pl.DataFrame:
+    """Extracted fields to the frame's columns, as logs._parse derives them."""
+    for name in _FIELDS:
+        if name not in events.columns:
+            events = events.with_columns(pl.lit(None, pl.String).alias(name))
+    message = pl.col("message")
+    event = message.replace_strict(list(range(len(MESSAGES))), _EVENT_CODE, return_dtype=pl.Int8)
+    base = message.replace_strict(list(range(len(MESSAGES))), _OUTCOME_CODE, return_dtype=pl.Int8)
+    user = pl.coalesce("user", "user2")
+    ip = pl.when(pl.col("ip") != "").then(pl.col("ip"))
+    mapped = ip.str.slice(0, 7).str.to_lowercase().eq("::ffff:") & ip.str.contains(
+        ".", literal=True
+    )
+    port = pl.col("port").cast(pl.Int64, strict=False)
+    return events.with_columns(
+        event=event,
+        outcome=pl.when(event.is_in(_PREAUTH_ENDS) & (_truthy("preauth") | user.is_not_null()))
+        .then(pl.lit(_FAILURE, pl.Int8))
+        .when((event == _EVENTS.index("disconnect")) & pl.col("code").is_in(["3", "14"]))
+        .then(pl.lit(_FAILURE, pl.Int8))
+        .otherwise(base),
+        user=user,
+        ip=pl.when(mapped).then(ip.str.slice(7)).otherwise(ip),
+        port=pl.when(port <= 65535).then(port),
+        reason=pl.when(_truthy("reason"))
+        .then(pl.col("reason"))
+        .when(_truthy("detail"))
+        .then(pl.col("detail")),
+    )
+
+
+def _times(events: pl.DataFrame, anchor: datetime, zone: tzinfo) -> pl.Series:
+    """Each event's time in microseconds: syslog stamps read by logs._bsd_time (once per
+    distinct stamp), ISO stamps by polars."""
+    stamps = events.get_column("bsd").unique().drop_nulls().to_list()
+    bsd = {s: _micros(logs._bsd_time(logs._BSD_TIME.match(s + " "), anchor, zone)) for s in stamps}
+    iso = (
+        events.get_column("iso")
+        .str.replace("Z", "+00:00", literal=True)
+        .str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", strict=False, time_unit="us")
+        .dt.epoch("us")
+    )
+    return (
+        events.get_column("bsd").replace_strict(bsd, default=None, return_dtype=pl.Int64)
+        if bsd
+        else pl.Series("time", [None] * len(events), pl.Int64)
+    ).fill_null(iso)
+
+
+def _batch(
+    text: str, anchor: datetime, zone: tzinfo
+) -> tuple[pl.DataFrame, LogStats, list[tuple[int, str]]]:
+    """One batch of whole lines to (its events in the frame's columns, with their line
+    numbers; its counts; its unrecognised sshd lines, numbered)."""
     stats = LogStats()
-    lines = logs._lines(Path(task.path), stats, task.start, task.end)
-    rows = logs._scan(lines, task.anchor, task.zone, stats, journal=task.journal)
-    return _collect(rows, task.zone, task.chunksize), stats
+    lines = pl.Series("raw", [text]).str.split("\n").explode()
+    if text.endswith("\n"):
+        lines = lines.head(-1)
+    stats.lines = len(lines)
+    binary = lines.str.contains("\0", literal=True)
+    stats.unreadable = binary.sum()
+    frame = (
+        pl.DataFrame([lines])
+        .with_row_index("line")
+        .filter(~binary)
+        .with_columns(pl.col("raw").str.slice(0, logs.MAX_LINE).str.strip_chars_end("\r\n"))
+    )
+    certain, rest = _headers(frame)
+    found, fields = _messages(certain.get_column("msg"))
+    unknown = certain.filter(found < 0)
+    stats.sshd_unrecognised = len(unknown)
+    examples = list(unknown.select("line", "raw").head(5).iter_rows())
+    proc = rest.get_column("raw").str.extract(_OTHER_HEADER, 1)
+    other = proc.is_not_null() & ~proc.str.contains("sshd", literal=True)
+    stats.other = other.sum()
+    rows = []
+    for line, raw in rest.filter(~other).select("line", "raw").iter_rows():
+        row = logs._parse(raw, anchor, zone)
+        if row is None:
+            stats.other += 1
+        elif row is False:
+            stats.sshd_unrecognised += 1
+            examples.append((line, raw))
+        else:
+            rows.append(_coded(line, row))
+    events = _events(pl.concat([certain.filter(found >= 0), fields], how="horizontal"))
+    events = events.with_columns(
+        time=_times(events, anchor, zone),
+        process=pl.col("proc"),
+        pid=pl.col("pid").cast(pl.Int64),
+        line=pl.col("line").cast(pl.Int64),
+    ).select(list(_SCHEMA))
+    if rows:
+        events = events.merge_sorted(pl.DataFrame(rows, schema=_SCHEMA, orient="row"), "line")
+    examples.sort()
+    return events, stats, examples
+
+
+def _headers(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Lines to (those whose sshd header is certain, read; the rest), each in order."""
+    found, rest = [], frame
+    year = pl.col("bsd").is_not_null() & pl.col("host").str.contains(r"^[0-9]{4}$")
+    for pattern in _HEADERS:
+        read = (
+            rest.with_columns(host=pl.lit(None, pl.String))
+            .with_columns(pl.col("raw").str.extract_groups(pattern).struct.unnest())
+            .with_columns(msg=pl.col("raw").str.slice(pl.col("head").str.len_chars()))
+        )
+        # A kernel's prefix before sshd's message is for logs._parse to take off.
+        sure = (~year.fill_null(False) & ~pl.col("msg").str.starts_with("kernel")).fill_null(False)
+        found.append(read.filter(sure).select(_HEADER_COLUMNS))
+        rest = read.filter(~sure).select(frame.columns)
+    return found[0].merge_sorted(found[1], "line"), rest
+
+
+def _piece(
+    text: str, anchor: datetime, zone: tzinfo
+) -> tuple[pa.Table, LogStats, list[tuple[int, str]]]:
+    """One batch to its piece of the frame (in a worker thread, as much as can be)."""
+    events, stats, examples = _batch(text, anchor, zone)
+    return _table(events), stats, examples
+
+
+def _coded(line: int, row: Row) -> tuple:
+    """A row of logs._parse in _SCHEMA's terms."""
+    time, host, process, pid, event, outcome, *rest = row
+    return (
+        line,
+        _micros(time),
+        host,
+        process,
+        pid,
+        _EVENTS.index(event),
+        _OUTCOMES.index(outcome),
+        *rest,
+    )
+
+
+def _from_rows(rows: Iterator[Row], chunksize: int) -> Iterator[pl.DataFrame]:
+    """Rows of logs._scan (journal records, lines given in memory) in _SCHEMA's terms."""
+    with _no_gc():
+        while chunk := [_coded(0, row) for row in islice(rows, chunksize)]:
+            yield pl.DataFrame(chunk, schema=_SCHEMA, orient="row")
 
 
 @contextmanager
 def _no_gc() -> Iterator[None]:
     """Without the cyclic collector for a while: the rows hold no cycles, and the collector
-    would otherwise walk the growing heap of them again and again (5% of a range's time)."""
+    would otherwise walk the growing heap of them again and again."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -135,20 +353,76 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _ranges(path: Path, size: int, step: int) -> list[tuple[int, int | None]]:
-    """Line-aligned byte ranges of about ``step`` bytes (a gzip file is one range)."""
-    if path.suffix == ".gz" or size <= step:
-        return [(0, None)]
-    cuts = [0]
-    with path.open("rb") as handle:
-        for offset in range(step, size, step):
-            handle.seek(max(offset, cuts[-1]))
-            handle.readline()  # to the start of the next line
-            if handle.tell() >= size:
-                break
-            if handle.tell() > cuts[-1]:
-                cuts.append(handle.tell())
-    return [*pairwise(cuts), (cuts[-1], None)]
+def _batches(path: Path, stats: LogStats) -> Iterator[str]:
+    """The text of a file in batches of whole lines, about BATCH_BYTES each."""
+    batch, size = [], 0
+    for text in logs._blocks(path, stats):
+        batch.append(text)
+        size += len(text)
+        if size >= BATCH_BYTES:
+            yield "".join(batch)
+            batch, size = [], 0
+    if batch:
+        yield "".join(batch)
+
+
+def _parsed(
+    path: Path, anchor: datetime, zone: tzinfo, stats: LogStats, workers: int
+) -> Iterator[pa.Table]:
+    """A text file's events, ``workers`` batches at a time (polars lets go of the GIL)."""
+    with ThreadPoolExecutor(workers) as pool:
+        pending: list = []
+        batches = _batches(path, stats)
+        while True:
+            while len(pending) < workers and (text := next(batches, None)) is not None:
+                pending.append(pool.submit(_piece, text, anchor, zone))
+            if not pending:
+                return
+            events, counted, examples = pending.pop(0).result()
+            for name in ("lines", "sshd_unrecognised", "other", "unreadable"):
+                setattr(stats, name, getattr(stats, name) + getattr(counted, name))
+            room = max(0, 5 - len(stats.examples))
+            stats.examples += [raw.strip()[:200] for _, raw in examples[:room]]
+            yield events
+
+
+def _table(frame: pl.DataFrame) -> pa.Table:
+    """Events as Arrow, strings as pandas holds them (large_string, not polars' views)."""
+    table = frame.drop("line").to_arrow()
+    return table.cast(
+        pa.schema(
+            pa.field(f.name, pa.large_string())
+            if pa.types.is_string_view(f.type) or pa.types.is_string(f.type)
+            else f
+            for f in table.schema
+        )
+    )
+
+
+def _pandas(pieces: list[pa.Table], zone: tzinfo) -> pd.DataFrame:
+    """The pieces as one frame in the contract's columns and dtypes: a zoned datetime,
+    Int64 numbers, categories, and Arrow strings that stay the pieces' own buffers."""
+    table = pa.concat_tables(pieces) if pieces else _table(pl.DataFrame(schema=_SCHEMA))
+    nat = np.iinfo(np.int64).min
+    stamps = table["time"].fill_null(nat).to_numpy().view("datetime64[us]")
+    columns = {"time": pd.DatetimeIndex(stamps).tz_localize("UTC").tz_convert(zone)}
+    for name in ("pid", "port"):
+        values = table[name]
+        columns[name] = pd.arrays.IntegerArray(
+            values.fill_null(0).to_numpy().astype("int64"), values.is_null().to_numpy()
+        )
+    for name, categories in (("event", _EVENTS), ("outcome", _OUTCOMES)):
+        codes = table[name].to_numpy().astype("int8")
+        columns[name] = pd.Categorical.from_codes(codes, categories=categories)
+    for name in ("process", "method"):
+        encoded = table[name].combine_chunks().dictionary_encode()
+        columns[name] = pd.Categorical.from_codes(
+            encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype("int32"),
+            categories=pd.Index(encoded.dictionary.to_pylist(), dtype="str"),
+        )
+    for name in ("host", "user", "ip", "reason", "raw"):
+        columns[name] = pd.arrays.ArrowStringArray(table[name])
+    return pd.DataFrame({name: pd.Series(columns[name]) for name in COLUMNS})
 
 
 def _cores() -> int:
@@ -158,20 +432,6 @@ def _cores() -> int:
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
     return min(cores, MAX_WORKERS)
-
-
-def _results(tasks: list[_Task], workers: int) -> Iterator[tuple[pd.DataFrame, LogStats]]:
-    if workers <= 1 or len(tasks) <= 1:
-        yield from map(_run, tasks)
-        return
-    # fork is the cheap start, but forking a process that runs other threads (a Jupyter
-    # kernel) can inherit a held lock; forkserver starts clean (spawn where neither exists).
-    methods = multiprocessing.get_all_start_methods()
-    wanted = ["fork"] if threading.active_count() == 1 else []
-    method = next(m for m in [*wanted, "forkserver", "spawn"] if m in methods)
-    context = multiprocessing.get_context(method)
-    with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context) as pool:
-        yield from pool.map(_run, tasks)
 
 
 def _latest(flags: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -234,27 +494,6 @@ def _carry_over(frame: pd.DataFrame) -> None:
         frame.loc[rows[flip], "outcome"] = "failure"
 
 
-def _tasks(
-    paths: Sequence[str | os.PathLike[str]],
-    now: datetime | None,
-    zone: tzinfo,
-    chunksize: int,
-    workers: int,
-    stats: LogStats,
-) -> tuple[list[_Task], int]:
-    """The byte ranges to read, and their total size."""
-    files = logs._files(paths)
-    sizes = [path.stat().st_size for path in files]
-    step = min(MAX_RANGE, max(MIN_RANGE, sum(sizes) // (4 * workers)))
-    tasks = []
-    for path, size in zip(files, sizes, strict=True):
-        stats.files.append(str(path))
-        anchor, journal = logs._anchor(path, now, zone), logs._is_journal(path)
-        for start, end in _ranges(path, size, step):
-            tasks.append(_Task(str(path), start, end, anchor, zone, journal, chunksize))
-    return tasks, sum(sizes)
-
-
 def read(
     paths: Sequence[str | os.PathLike[str]] = (),
     *,
@@ -268,24 +507,20 @@ def read(
 ) -> pd.DataFrame:
     """See :func:`runbook.logs.read_sshd_log`."""
     stats = LogStats()
-    pieces = []
+    parts: list[pa.Table] = []
     if lines is not None:
         rows = logs._scan(lines, now or datetime.now(zone), zone, stats, count=True)
-        pieces.append(_collect(rows, zone, chunksize))
-    workers = workers or _cores()
-    tasks, size = _tasks(paths, now, zone, chunksize, workers, stats)
-    try:
-        results = list(_results(tasks, workers if size > INLINE_BYTES else 1))
-    except (OSError, BrokenProcessPool):
-        # No worker processes here (a sandbox without fork, a worker killed for memory):
-        # the same ranges on this process alone, slower but whole.
-        results = [_run(task) for task in tasks]
-    for piece, counted in results:
-        pieces.append(piece)
-        for name in ("lines", "sshd_unrecognised", "other", "unreadable"):
-            setattr(stats, name, getattr(stats, name) + getattr(counted, name))
-        stats.examples += counted.examples[: max(0, 5 - len(stats.examples))]
-    frame = _concat(pieces) if pieces else _frame([], zone)
+        parts += map(_table, _from_rows(rows, chunksize))
+    for path in logs._files(paths):
+        stats.files.append(str(path))
+        anchor = logs._anchor(path, now, zone)
+        if logs._is_journal(path):
+            rows = logs._scan(logs._lines(path, stats), anchor, zone, stats, journal=True)
+            parts += map(_table, _from_rows(rows, chunksize))
+        else:
+            parts += _parsed(path, anchor, zone, stats, workers or _cores())
+    frame = _pandas(parts, zone)
+    del parts
     _carry_over(frame)
     if since is not None or until is not None:
         time = frame["time"]

@@ -73,7 +73,7 @@ class Message:
 # "port" or a number cannot be taken for it, which keeps injected user names apart.
 _IP = (
     r"(?P<ip>(?:::ffff:)?\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]*:[0-9A-Fa-f:.]*[0-9A-Fa-f]"
-    r"|(?=[\w.-]*[A-Za-z])[\w-]+(?:\.[\w-]+)+)"
+    r"|[\w-]*[A-Za-z][\w-]*(?:\.[\w-]+)+|[\w-]+(?:\.[\w-]+)*\.[\w-]*[A-Za-z][\w-]*(?:\.[\w-]+)*)"
 )
 _PORT = r"(?: port (?P<port>\d+))?"
 _TAIL = r"(?: ssh\d?)?(?:: (?P<detail>.*?))?(?P<preauth> \[(?:preauth|postauth)\])?\s*$"
@@ -81,7 +81,7 @@ _TAIL = r"(?: ssh\d?)?(?:: (?P<detail>.*?))?(?P<preauth> \[(?:preauth|postauth)\
 # may hold spaces, so the address is the last one, always followed by its port.
 _WHO = r"(?:(?:authenticating|invalid) user (?P<user>.*) )?"
 # The user of "Failed/Accepted ... for USER from": the first " from " ends it.
-_FOR = r"(?P<user>(?:(?! from ).)*?)"
+_FOR = r"(?P<user>.*?)"
 
 # fmt: off
 MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
@@ -92,8 +92,8 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     # An invalid user's name is whatever the client sent, " from 1.2.3.4 port 22" included:
     # the address is then the last one, with nothing after it that names another.
     ("failed", "failure", "Failed ",
-     rf"^Failed (?P<method>\S+) for invalid user (?P<user>.*?)(?<!:) from {_IP}{_PORT}(?: ssh\d?)?"
-     r"(?:: (?P<detail>(?:(?! from ).)*?))?(?P<preauth> \[preauth\])?\s*$"),
+     rf"^Failed (?P<method>\S+) for invalid user (?P<user>(?:.*[^:])?) from {_IP}{_PORT}"
+     r"(?: ssh\d?)?(?:: (?P<detail>.*?))?(?P<preauth> \[preauth\])?\s*$"),
     ("failed", "failure", "Failed ",
      rf"^Failed (?P<method>\S+) for {_FOR} from {_IP}{_PORT}{_TAIL}"),
     ("invalid_user", "failure", "nvalid user ",
@@ -205,7 +205,7 @@ _AUTH_DISCONNECTS = frozenset({"3", "14"})
 _PREFIX = re.compile(r"^kernel: ?\[ *[\d.]+\]:? ?")
 _BY_NEEDLE: dict[str, list[tuple[Message, re.Pattern[str]]]] = {}
 for _m in MESSAGES:
-    _BY_NEEDLE.setdefault(_m.needle, []).append((_m, re.compile(_m.pattern)))
+    _BY_NEEDLE.setdefault(_m.needle, []).append((_m, re.compile(_m.pattern, re.ASCII)))
 # Messages anchored at a literal first word, indexed by it (the fast path of _message).
 _FIRST_WORD = re.compile(r"^\^(?:\(\?:(?:error|fatal): \)\?)?((?:[\w:]|\\[()])+) ")
 _BY_FIRST: dict[str, list[tuple[Message, re.Pattern[str]]]] = {}
@@ -213,7 +213,7 @@ for _m in MESSAGES:
     _first = _FIRST_WORD.match(_m.pattern)
     if _first:
         _BY_FIRST.setdefault(_first.group(1).replace("\\", ""), []).append(
-            (_m, re.compile(_m.pattern))
+            (_m, re.compile(_m.pattern, re.ASCII))
         )
 # Longest first, so that at one position the more specific needle is the one found.
 _NEEDLES = re.compile("|".join(re.escape(n) for n in sorted(_BY_NEEDLE, key=len, reverse=True)))
@@ -225,22 +225,26 @@ _MONTHS = {
 }
 _BSD_TIME = re.compile(
     r"^(?P<stamp>(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +(?P<day>\d{1,2}) "
-    r"(?P<hms>\d\d:\d\d:\d\d)(?:\.\d+)?(?: (?P<year>\d{4}))?) +"
+    r"(?P<hms>\d\d:\d\d:\d\d)(?:\.\d+)?(?: (?P<year>\d{4}))?) +",
+    re.ASCII,
 )
 _ISO_TIME = re.compile(
-    r"^(?P<iso>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?) +"
+    r"^(?P<iso>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?) +",
+    re.ASCII,
 )
 _RFC5424 = re.compile(
     r"^<\d{1,3}>1 (?P<iso>\S+) (?P<host>\S+) (?P<app>\S+) (?P<pid>\S+) \S+ "
-    r'(?:-|(?:\[(?:[^\]"]|"(?:[^"\\]|\\.)*")*\])+) ?(?P<msg>.*)$'
+    r'(?:-|(?:\[(?:[^\]"]|"(?:[^"\\]|\\.)*")*\])+) ?(?P<msg>.*)$',
+    re.ASCII,
 )
 _TAG = re.compile(
     r"^(?:(?P<host>[^\s\[\]]+) +)?\[?(?P<proc>[\w./-]+?)\]?(?:\[(?P<pid>\d+)\])?:? +"
-    r"(?:\[ID \d+ [\w.]+\] +)?(?P<msg>.*)$"
+    r"(?:\[ID \d+ [\w.]+\] +)?(?P<msg>.*)$",
+    re.ASCII,
 )
-_SYSLOG = re.compile(_BSD_TIME.pattern + _TAG.pattern[1:])
+_SYSLOG = re.compile(_BSD_TIME.pattern + _TAG.pattern[1:], re.ASCII)
 _SSHD_NAMES = frozenset({"sshd", "sshd-session", "sshd-auth"})
-_SSHD = re.compile(r"(?:^|[./])sshd(?:-session|-auth)?$")
+_SSHD = re.compile(r"(?:^|[./])sshd(?:-session|-auth)?$", re.ASCII)
 MAX_LINE = 8192
 
 
@@ -438,7 +442,7 @@ def _parse(text: str, anchor: datetime, zone: tzinfo) -> Row | Literal[False] | 
         outcome,
         user,
         ip or None,
-        int(port) if port else None,
+        int(port) if port and int(port) <= 65535 else None,  # not a TCP port: no port
         get("method"),
         get("reason") or get("detail") or None,
         text,
@@ -472,39 +476,40 @@ def _files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     return found
 
 
-def _lines(path: Path, stats: LogStats, start: int = 0, end: int | None = None) -> Iterator[str]:
-    """The decoded lines of ``path`` (or of its byte range ``start:end``, line-aligned).
+def _blocks(path: Path, stats: LogStats) -> Iterator[str]:
+    """The decoded text of ``path``, a block of whole lines at a time (each block but a
+    last line without its newline ends with one).
 
     Read and decoded a block at a time (a line at a time costs a third of the parse).
     """
     opener = gzip.open if path.suffix == ".gz" else open
-    left = None if end is None else end - start
     rest = b""
     try:
         with opener(path, "rb") as handle:  # type: ignore[operator]
-            if start:
-                handle.seek(start)
-            while left is None or left > 0:
-                block = handle.read(_BLOCK if left is None else min(_BLOCK, left))
-                if not block:
-                    break
-                if left is not None:
-                    left -= len(block)
+            while block := handle.read(_BLOCK):
                 cut = block.rfind(b"\n") + 1
                 if not cut:
                     # Inside one long line: only its head is ever read (MAX_LINE), so a
                     # 100 MB line of garbage costs no more than a short one.
                     rest = (rest + block)[: 4 * MAX_LINE]
                     continue
-                lines = (rest + block[:cut]).decode("utf-8", errors="replace").split("\n")
+                yield (rest + block[:cut]).decode("utf-8", errors="replace")
                 rest = block[cut:]
-                yield from _counted(lines[:-1], stats)
     except (OSError, EOFError, gzip.BadGzipFile) as err:
         # A truncated gzip or a vanished file ends that file, not the run.
         stats.unreadable += 1
         stats.examples.append(f"{path}: {err}")
     if rest:
-        yield from _counted([rest.decode("utf-8", errors="replace")], stats)
+        yield rest.decode("utf-8", errors="replace")
+
+
+def _lines(path: Path, stats: LogStats) -> Iterator[str]:
+    """The decoded lines of ``path``, each counted in ``stats``."""
+    for text in _blocks(path, stats):
+        lines = text.split("\n")
+        if text.endswith("\n"):
+            lines.pop()
+        yield from _counted(lines, stats)
 
 
 _BLOCK = 1 << 20
@@ -700,10 +705,11 @@ def read_sshd_log(
 ):  # -> pd.DataFrame
     """sshd's events as a DataFrame (the contract's columns, proper dtypes).
 
-    Big files are parsed in line-aligned byte ranges on every core (``workers``, default:
-    the cores this process may use, at most 8), each range in pieces of ``chunksize``
-    events, so memory follows the events kept, not the size of the logs. The result equals
-    :func:`iter_events`'s; ``frame.attrs["stats"]`` holds the :class:`LogStats` of the read.
+    Text files are parsed column-wise by polars in batches of lines, ``workers`` batches
+    at once (default: the cores this process may use, at most 8), so memory follows the
+    events kept, not the size of the logs; journal exports and ``lines`` are read
+    ``chunksize`` events at a time. The result equals :func:`iter_events`'s;
+    ``frame.attrs["stats"]`` holds the :class:`LogStats` of the read.
     """
     from runbook import logframe
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
 import subprocess
 import sys
@@ -356,10 +355,10 @@ def _records_of_events(events) -> list[tuple]:
     return [tuple(getattr(e, name) for name in logs.COLUMNS) for e in events]
 
 
-def test_bulk_reader_equals_the_streaming_one_across_byte_ranges(tmp_path, monkeypatch) -> None:
-    """read_sshd_log cuts big files into byte ranges parsed by worker processes and does
-    the per-connection carry-over afterwards: the result must be iter_events', line for
-    line, even when every range boundary cuts through connections."""
+def test_bulk_reader_equals_the_streaming_one_across_batches(tmp_path, monkeypatch) -> None:
+    """read_sshd_log parses text files column-wise in batches, two at once, and does the
+    per-connection carry-over afterwards: the result must be iter_events', line for line,
+    even when every batch boundary cuts through connections."""
     if not CORPUS.is_dir():
         pytest.skip(f"the fail2ban corpus is not beside this checkout ({CORPUS})")
     logs_dir = tmp_path / "logs"
@@ -369,9 +368,8 @@ def test_bulk_reader_equals_the_streaming_one_across_byte_ranges(tmp_path, monke
     with gzip.open(logs_dir / "auth.log.1.gz", "wt") as handle:
         handle.write(text[: len(text) // 3])
     (logs_dir / "journal.json").write_text((CORPUS / "sshd-journal").read_text(errors="replace"))
-    monkeypatch.setattr(logframe, "INLINE_BYTES", 0)
-    monkeypatch.setattr(logframe, "MIN_RANGE", 700)
-    monkeypatch.setattr(logframe, "MAX_RANGE", 700)
+    monkeypatch.setattr(logframe, "BATCH_BYTES", 700)
+    monkeypatch.setattr(logs, "_BLOCK", 300)
     since = datetime(2005, 1, 1, tzinfo=ZURICH)
     frame = logs.read_sshd_log([logs_dir], now=F2B_NOW, tz=ZURICH, since=since, workers=2)
     stats = logs.LogStats()
@@ -382,6 +380,143 @@ def test_bulk_reader_equals_the_streaming_one_across_byte_ranges(tmp_path, monke
     assert (got.lines, got.events, got.other, got.unreadable, got.sshd_unrecognised) == (
         stats.lines,
         stats.events,
+        stats.other,
+        stats.unreadable,
+        stats.sshd_unrecognised,
+    )
+
+
+def _corpus_messages() -> list[str]:
+    """The messages of the corpus's lines (what follows "sshd[pid]: "), as templates."""
+    if not CORPUS.is_dir():
+        return [f"{m.needle}x" for m in logs.MESSAGES]
+    text = (CORPUS / "sshd").read_text(errors="replace").splitlines()
+    return [line.split("]: ", 1)[1] for line in text if "sshd[" in line and "]: " in line]
+
+
+_HEADERS = [
+    "Nov 28 10:00:{s:02d} {h} sshd[{p}]: ",
+    "Feb  7 01:02:{s:02d} {h} sshd-session[{p}]: ",
+    "Feb 7 01:02:{s:02d} {h} sshd[{p}]: ",
+    "Nov 28 10:00:{s:02d} sshd[{p}]: ",
+    "Nov 28 10:00:{s:02d} 2024 sshd[{p}]: ",
+    "Nov 28 10:00:{s:02d}.123 {h} sshd[{p}]: ",
+    "2026-11-28T10:00:{s:02d}.{p}+01:00 {h} sshd[{p}]: ",
+    "2026-11-28T10:00:{s:02d}Z {h} sshd-auth[{p}]: ",
+    "2026-02-30T10:00:{s:02d}+01:00 {h} sshd[{p}]: ",
+    "2026-11-28T10:00:{s:02d} {h} sshd[{p}]: ",
+    "<38>1 2026-11-28T10:00:{s:02d}-04:00 {h} sshd {p} - - ",
+    "Nov 28 10:00:{s:02d} {h} sshd[{p}]: [ID 800047 auth.info] ",
+    "Nov 28 10:00:{s:02d} {h} sshd[{p}]:  ",
+    "Nov 28 10:00:{s:02d} {h} sshd[{p}]: kernel: [ 9.5]: ",
+    "Nov 28 10:00:{s:02d} {h} CRON[{p}]: ",
+    "Nov 28 10:00:{s:02d} {h} /usr/sbin/sshd[{p}]: ",
+    "",
+]
+_PIECES = [
+    " from ",
+    " port ",
+    "192.0.2.7",
+    "::ffff:10.0.0.1",
+    "2001:db8::1",
+    "host.example",
+    ": ",
+    " ssh2",
+    " [preauth]",
+    " [postauth]",
+    "invalid user ",
+    "é",
+    "\t",
+    "  ",
+    "999999999",
+    "3: ",
+    "14: ",
+    "\x00",
+    "\r",
+    "root",
+    "ROOT LOGIN REFUSED FROM ",
+    "error: ",
+    "fatal: ",
+    "1.2.3",
+    "a.b-1",
+]
+
+
+@st.composite
+def _mutated_line(draw) -> str:
+    header = draw(st.sampled_from(_HEADERS)).format(
+        s=draw(st.integers(0, 59)),
+        h=draw(st.sampled_from(["h1", "h.example", "2024", "x[y"])),
+        p=draw(st.integers(1, 4)),
+    )
+    message = draw(st.sampled_from(_corpus_messages()))
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(0, len(message)))
+        cut = draw(st.integers(0, 12))
+        piece = draw(st.one_of(st.sampled_from(_PIECES), st.text(max_size=6)))
+        message = message[:at] + piece + message[at + cut :]
+    return header + message
+
+
+# Lines at the edges of how logs._parse derives a field, each read by both readers.
+_EDGE_LINES = [
+    "Received disconnect from 192.0.2.1 port 1684:14: No supported authentication methods",
+    "Received disconnect from 192.0.2.1 port 1684:3: com.jcraft.jsch.JSchException: Auth fail",
+    "Received disconnect from 192.0.2.1 port 1684:11: Bye Bye",
+    "Failed password for root from 192.0.2.1 port 99999 ssh2",
+    "Failed password for root from 192.0.2.1 port 123456789012345678901234 ssh2",
+    "Failed password for root from ::FFFF:192.0.2.9 port 22 ssh2",
+    "Failed password for root from ::ffff:abcd port 22 ssh2",
+    "Connection closed by authenticating user  192.0.2.1 port 22",
+    "Connection closed by 192.0.2.1 port 22 [preauth]",
+    "Connection closed by 192.0.2.1 port 22 [postauth]",
+    "Disconnected from 192.0.2.1 port 22",
+    "Disconnecting: Too many authentication failures for admin [preauth]",
+    "Failed publickey for git from 192.0.2.1 port 1 ssh2: ",
+    "Failed publickey for git from 192.0.2.1 port 1 ssh2: RSA SHA256:abc",
+    "User bob not allowed because account is locked",
+    "Accepted publickey for alice from host-1.example.org port 5 ssh2: ED25519 SHA256:x",
+    "error: kex_exchange_identification: Connection closed by remote host",
+    "fatal: Timeout before authentication for 192.0.2.1 port 7",
+]
+
+
+def test_bulk_reader_edge_lines(tmp_path) -> None:
+    """Outcome rules (preauth ends, disconnect codes 3 and 14), ports that are no TCP
+    port, mapped addresses, empty details: both readers derive the fields alike."""
+    lines = [f"Nov 28 10:00:{i:02d} h sshd[{i % 3}]: {m}" for i, m in enumerate(_EDGE_LINES)]
+    path = tmp_path / "auth.log"
+    path.write_text("\n".join(lines) + "\n")
+    now = datetime(2026, 11, 28, 12, tzinfo=ZURICH)
+    frame = logs.read_sshd_log([path], now=now, tz=ZURICH)
+    events = list(logs.iter_events([path], now=now, tz=ZURICH))
+    assert len(events) == len(lines)
+    assert _records_of(frame) == _records_of_events(events)
+    by_line = {e.raw.split(": ", 1)[1]: e for e in events}
+    assert by_line[_EDGE_LINES[0]].outcome == "failure"  # code 14: no methods left
+    assert by_line[_EDGE_LINES[2]].outcome == "info"
+    assert by_line[_EDGE_LINES[4]].port is None and by_line[_EDGE_LINES[5]].ip == "192.0.2.9"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_mutated_line(), min_size=1, max_size=30))
+def test_fuzz_bulk_reader_equals_the_streaming_one(lines: list[str]) -> None:
+    """The bulk reader runs the message patterns in Rust's regex engine, the streaming one
+    in Python's: on mutated corpus lines (every framing, injected addresses, odd
+    characters, garbage) both must read every line alike."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "auth.log"
+        path.write_bytes("\n".join(lines).encode("utf-8", "surrogatepass") + b"\n")
+        now = datetime(2026, 11, 28, 12, tzinfo=ZURICH)
+        frame = logs.read_sshd_log([path], now=now, tz=ZURICH)
+        stats = logs.LogStats()
+        events = list(logs.iter_events([path], now=now, tz=ZURICH, stats=stats))
+    assert _records_of(frame) == _records_of_events(events)
+    got = frame.attrs["stats"]
+    assert (got.lines, got.other, got.unreadable, got.sshd_unrecognised) == (
+        stats.lines,
         stats.other,
         stats.unreadable,
         stats.sshd_unrecognised,
@@ -427,64 +562,3 @@ def test_fuzz_carry_over_equals_the_line_by_line_one(lines: list[tuple]) -> None
     frame = logs.read_sshd_log(lines=text, now=now, tz=ZURICH)
     events = list(logs.iter_events(lines=text, now=now, tz=ZURICH))
     assert _records_of(frame) == _records_of_events(events)
-
-
-def test_bulk_reader_in_a_threaded_process(tmp_path, monkeypatch) -> None:
-    """A Jupyter kernel runs threads, where forking is unsafe: the workers then start from
-    a clean forkserver, with the same result."""
-    import threading
-
-    lines = [
-        f"Nov 28 10:{i // 60:02d}:{i % 60:02d} h sshd[{i % 7}]: Failed password for root from "
-        f"192.0.2.{i % 5} port {1000 + i} ssh2"
-        for i in range(3000)
-    ]
-    (tmp_path / "auth.log").write_text("\n".join(lines) + "\n")
-    monkeypatch.setattr(logframe, "INLINE_BYTES", 0)
-    monkeypatch.setattr(logframe, "MIN_RANGE", 20_000)
-    monkeypatch.setattr(logframe, "MAX_RANGE", 20_000)
-    started = []
-    real = logframe.multiprocessing.get_context
-    monkeypatch.setattr(
-        logframe.multiprocessing, "get_context", lambda m: started.append(m) or real(m)
-    )
-    stop = threading.Event()
-    other = threading.Thread(target=stop.wait, daemon=True)
-    other.start()
-    try:
-        frame = logs.read_sshd_log([tmp_path / "auth.log"], tz="UTC", workers=2)
-    finally:
-        stop.set()
-    assert started == ["forkserver"]
-    events = list(logs.iter_events([tmp_path / "auth.log"], tz=ZoneInfo("UTC")))
-    assert len(events) == 3000 and _records_of(frame) == _records_of_events(events)
-
-
-_PARENT, _RUN = os.getpid(), logframe._run
-
-
-def _dying_worker(task):
-    """logframe._run, but a worker process running it gets killed (top level: the pool
-    pickles it by name)."""
-    import signal
-
-    if os.getpid() != _PARENT:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return _RUN(task)
-
-
-def test_bulk_reader_survives_a_killed_worker(tmp_path, monkeypatch) -> None:
-    """A worker killed (out of memory, say) breaks the pool: the read still completes, on
-    this process alone, with every event."""
-    lines = [
-        f"Nov 28 10:00:{i % 60:02d} h sshd[{i}]: Invalid user u{i} from 192.0.2.9 port {i}"
-        for i in range(2000)
-    ]
-    (tmp_path / "auth.log").write_text("\n".join(lines) + "\n")
-    monkeypatch.setattr(logframe, "_run", _dying_worker)
-    monkeypatch.setattr(logframe, "INLINE_BYTES", 0)
-    monkeypatch.setattr(logframe, "MIN_RANGE", 10_000)
-    monkeypatch.setattr(logframe, "MAX_RANGE", 10_000)
-    frame = logs.read_sshd_log([tmp_path / "auth.log"], tz="UTC", workers=2)
-    assert len(frame) == 2000 and frame.attrs["stats"].lines == 2000
-    assert list(frame["user"][:3]) == ["u0", "u1", "u2"]
