@@ -14,6 +14,7 @@ import csv
 import html
 import io
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from runbook.diagnose import diagnose
 from runbook.errors import BadInput
 from runbook.findings import Diagnosis
 from runbook.inventory import BadLine, InventoryTarget
@@ -77,10 +79,10 @@ class BatchResult:
 def triage(target: InventoryTarget, timeout: float, lang: str = "en") -> dict[str, Any]:
     """One target's diagnosis as a plain dict (the findings.json shape), or its crash.
 
-    Top-level and picklable: it is what runs on a dask worker too.
+    Top-level and picklable: it is what runs on a dask worker too. (diagnose is imported
+    with this module, not here: 200 threads importing it at once queue on the import lock
+    one GIL hand-off at a time, seconds for a fleet.)
     """
-    from runbook.diagnose import diagnose
-
     started = time.monotonic()
     try:
         result = diagnose(
@@ -203,15 +205,16 @@ def run_batch(
     keep = [done[t.key] for t in targets if t.key in done]
     todo = [t for t in targets if t.key not in done]
     result = BatchResult(rows=list(keep), bad_lines=list(bad_lines), out=out)
-    submit, reporter, completed, close = _executors(dask, concurrency, reports != "none")
+    run = _executors(dask, concurrency, reports != "none")
     bar = _bar(len(todo), progress)
     pending_reports: list[tuple[int, Future[str]]] = []
     futures: dict[Future[dict[str, Any]], InventoryTarget] = {}
     written = time.monotonic()
     try:
-        futures = {submit(triage, t, timeout, lang): t for t in todo}
+        futures = {run.submit(triage, t, timeout, lang): t for t in todo}
+        run.start()
         _write_summary(result)  # what a previous run finished, while these run
-        for future in completed(futures):
+        for future in run.completed(futures):
             target = futures[future]
             try:
                 data = future.result()
@@ -222,7 +225,7 @@ def run_batch(
             wanted = reports == "all" or (reports == "failed" and row["verdict"] != "ok")
             if wanted and "error" not in data:
                 pending_reports.append(
-                    (len(result.rows) - 1, reporter(render, data, str(out), lang))
+                    (len(result.rows) - 1, run.report(render, data, str(out), lang))
                 )
             bar.update(1)
             if time.monotonic() - written >= SUMMARY_EVERY:
@@ -239,15 +242,25 @@ def run_batch(
             future.cancel()
     finally:
         bar.close()
-        close()
+        run.close()
         _write_summary(result)
     return result
 
 
-def _executors(
-    dask: str | None, concurrency: int, reporting: bool
-) -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any], Callable[[], None]]:
-    """submit (diagnoses), submit (reports), as_completed and close, local or on dask."""
+@dataclass
+class _Executors:
+    """Where diagnoses and reports run: ``submit`` (diagnoses), ``report``, ``completed``
+    (as_completed), ``start`` (once every diagnosis is submitted) and ``close``."""
+
+    submit: Callable[..., Any]
+    report: Callable[..., Any]
+    completed: Callable[..., Any]
+    start: Callable[[], None]
+    close: Callable[[], None]
+
+
+def _executors(dask: str | None, concurrency: int, reporting: bool) -> _Executors:
+    """Executors on this machine, or on the dask cluster at ``dask``."""
     if dask:
         try:
             from distributed import Client
@@ -268,7 +281,7 @@ def _executors(
 
         from distributed import as_completed as dask_completed
 
-        return submit, submit, dask_completed, client.close
+        return _Executors(submit, submit, dask_completed, lambda: None, client.close)
     if reporting:
         # Import what report threads import, here and once: a module half-imported by one
         # thread can break another that peeks at it (IPython, under papermill).
@@ -278,12 +291,25 @@ def _executors(
     pool = ThreadPoolExecutor(concurrency, thread_name_prefix="runbook-batch")
     # Each report starts a notebook kernel: a few at a time, whatever the concurrency.
     renderers = ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="report")
+    # Diagnoses wait at a gate until all are submitted: the pool starts a thread per
+    # submission, and each start waits for the GIL, which running diagnoses hold in turn;
+    # 200 targets then started over seconds, and the last black hole ended that much later.
+    gate = threading.Event()
+
+    def submit(fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        return pool.submit(_gated, gate, fn, *args)
 
     def close() -> None:
+        gate.set()
         pool.shutdown(wait=False, cancel_futures=True)
         renderers.shutdown(wait=True, cancel_futures=True)
 
-    return pool.submit, renderers.submit, as_completed, close
+    return _Executors(submit, renderers.submit, as_completed, gate.set, close)
+
+
+def _gated(gate: threading.Event, fn: Callable[..., Any], *args: Any) -> Any:
+    gate.wait()
+    return fn(*args)
 
 
 def _bar(total: int, progress: bool):  # -> tqdm

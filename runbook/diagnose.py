@@ -124,7 +124,10 @@ def diagnose(
     if run_real_ssh:
         # The user's own flags; known_hosts goes through sshrun's private copies.
         flags = sshconfig.ssh_flags(port, user, identities, ssh_config, jump, None)
-        real = SshRun(settings, flags, target, timeout, password_env)
+        # A fleet's logins offer the cheapest key exchange first (see SshRun); not with a
+        # password, which then keeps the post-quantum exchange the user's ssh would use.
+        cheap = quick_ok and not password_env
+        real = SshRun(settings, flags, target, timeout, password_env, cheap_kex=cheap)
     try:
         quick = real.finish() if real is not None and quick_ok else None
         if quick is not None and _decided(quick):
