@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -242,6 +243,34 @@ r = diagnose(sys.argv[1], timeout=float(sys.argv[2]), quick_ok=True)
 print(json.dumps({"cause": r.root_cause.id if r.root_cause else None,
                   "steps": [f.step for f in r.findings], "took": r.duration_s}))
 """
+
+
+_KEX = """
+import json, re, sys
+from runbook.diagnose import diagnose
+out = {}
+for fleet in (False, True):
+    r = diagnose(sys.argv[1], timeout=5, quick_ok=fleet)
+    ssh = next(f for f in r.findings if f.step == "ssh")
+    kex = re.search(r"kex: algorithm: (\\S+)", ssh.data["transcript"])
+    out[str(fleet)] = [r.root_cause.id if r.root_cause else None, kex and kex.group(1)]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("name", ["healthy", "kex-mismatch"])
+def test_fleet_logins_offer_the_cheapest_key_exchange_first(lab, name) -> None:
+    """A fleet login offers curve25519 first (OpenSSH's post-quantum default costs 0.1 s of
+    CPU a login here), from the user's own set of algorithms: the verdict is the one a
+    single diagnosis gives, a server without curve25519 included."""
+    proc = lab.run_client(name, [sys.executable, "-c", _KEX, lab.targets[name].alias], timeout=120)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    single, fleet = json.loads(proc.stdout)["False"], json.loads(proc.stdout)["True"]
+    assert single[0] == fleet[0] == (None if name == "healthy" else "kex.no_common_alg")
+    if name == "healthy":
+        default = subprocess.run(["ssh", "-G", "x"], capture_output=True, text=True).stdout
+        first = re.search(r"^kexalgorithms ([^,\n]+)", default, re.M).group(1)
+        assert single[1] == first and fleet[1] == "curve25519-sha256"
 
 
 @pytest.mark.parametrize(
