@@ -7,7 +7,7 @@ already run over these logs), the ratio to `grep -c` shown; peak memory under 1 
 The file is fail2ban's own annotated sshd sample (../shared/corpora), every format in
 it, repeated to a million lines. Our time is the median of three runs, each in a fresh
 process (imports included). Memory is the proportional set size (PSS, shared pages split
-fairly) of that process and its worker processes together, sampled every 50 ms in a
+fairly) of that process and any children it starts, sampled every 50 ms in a
 fourth run: the memory the read really takes from the machine.
 
 fail2ban-regex comes from PATH, or from Debian's fail2ban package unpacked (not
@@ -157,7 +157,7 @@ def run() -> list[dict]:
         + (f"fail2ban-regex {f2b_took:.1f}s" if f2b_took else "fail2ban-regex not available")
     )
     print(
-        f"  memory: peak PSS {peak:.0f} MiB (process and workers) for a DataFrame of {kept:.0f} MiB"
+        f"  memory: peak PSS {peak:.0f} MiB (the reading process) for a DataFrame of {kept:.0f} MiB"
     )
     results = [
         figure(
