@@ -6,8 +6,8 @@ that polars parses column-wise, outside the GIL, two batches at once on two core
 sshd header with one-pass patterns, then each message with the very patterns of
 :data:`runbook.logs.MESSAGES` (written in the dialect Python's ``re`` and Rust's
 ``regex`` read alike: ASCII classes, no look-arounds), tried in the order
-``logs._message`` tries them. Only lines whose header this path cannot vouch for (a
-Solaris tag, RFC 5424, a bracketed process name, a kernel prefix) go through
+``logs._message`` tries them. Only lines whose header this path cannot vouch for (RFC
+5424, a bracketed process name, a kernel prefix) go through
 ``logs._parse`` one by one, and journal exports go that way whole. What one line of a
 connection lends the next (its client's address, its failed state: see
 ``logs._Connections``) is done afterwards over the whole frame with numpy. The result
@@ -79,13 +79,14 @@ _MONTH = "(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
 _BSD = rf"{_MONTH}  ?\d{{1,2}} \d\d:\d\d:\d\d"
 _ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:[0-5]\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)"
 # The headers whose reading by logs._header is certain, as two one-pass patterns (with a
-# host, without): a syslog or ISO stamp, sshd's name and pid, one space, and a message
-# starting with neither a space nor "[" (so no Solaris "[ID ...]" tag). A BSD "host" of
-# four digits would be a year there: such lines take the slow path.
+# host, without): a syslog or ISO stamp, sshd's name and pid, one space, a Solaris
+# "[ID 800047 auth.info]" tag or none, and a message starting with neither a space nor
+# "[". A BSD "host" of four digits would be a year there: such lines take the slow path.
 _HEADERS = [
     _rust(
         rf"^(?P<head>(?:(?P<bsd>{_BSD})|(?P<iso>{_ISO})) {host}"
-        r"(?P<proc>sshd(?:-session|-auth)?)\[(?P<pid>\d{1,9})\]: )[^\s\[]"
+        r"(?P<proc>sshd(?:-session|-auth)?)\[(?P<pid>\d{1,9})\]: (?:\[ID \d+ [\w.]+\] +)?)"
+        r"[^\s\[]"
     )
     for host in (r"(?P<host>[^\s\[\]]+) ", "")
 ]
