@@ -52,7 +52,7 @@ _CLASSES = {"d": "digit", "w": "word", "s": "space"}
 def _rust(pattern: str) -> str:
     """A pattern of ours (compiled by ``re`` with ASCII classes) for Rust's ``regex``,
     which reads ``\\d``, ``\\w`` and ``\\s`` as Unicode classes: spelled as ASCII ones."""
-    out, i, in_class = [], 0, False
+    out, i, class_start = [], 0, None  # class_start: where the open class's items begin
     while i < len(pattern):
         char = pattern[i]
         if char == "\\":
@@ -60,16 +60,18 @@ def _rust(pattern: str) -> str:
             name = _CLASSES.get(escaped.lower())
             if name is None:
                 out.append(pattern[i : i + 2])
-            elif in_class:
-                out.append(f"[:{name}:]")  # \S inside a class is not in our patterns
-            else:
+            elif class_start is None:
                 out.append(f"[[:{'^' if escaped.isupper() else ''}{name}:]]")
+            elif escaped.isupper():
+                raise ValueError(f"\\{escaped} inside a class has no ASCII spelling: {pattern}")
+            else:
+                out.append(f"[:{name}:]")
             i += 2
             continue
-        if char == "[" and not in_class:
-            in_class = True
-        elif char == "]" and in_class and pattern[i - 1] not in "[^":
-            in_class = False
+        if char == "[" and class_start is None:
+            class_start = i + 2 if pattern[i + 1 : i + 2] == "^" else i + 1
+        elif char == "]" and class_start is not None and i > class_start:
+            class_start = None  # a "]" first in a class is a literal one
         out.append(char)
         i += 1
     return "".join(out)
