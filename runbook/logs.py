@@ -83,6 +83,9 @@ _WHO = r"(?:(?:authenticating|invalid) user (?P<user>.*) )?"
 # The user of "Failed/Accepted ... for USER from": the first " from " ends it.
 _FOR = r"(?P<user>.*?)"
 
+# The patterns are written in the dialect that Python's re (with re.ASCII) and Rust's regex
+# (runbook.logframe runs them through polars) read alike: no look-arounds, no
+# back-references, ASCII classes.
 # fmt: off
 MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     ("accepted", "success", "Accepted ",
@@ -90,7 +93,8 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     ("partial", "info", " for ",
      rf"^(?:Partial|Postponed) (?P<method>\S+) for {_FOR} from {_IP}{_PORT}{_TAIL}"),
     # An invalid user's name is whatever the client sent, " from 1.2.3.4 port 22" included:
-    # the address is then the last one, with nothing after it that names another.
+    # the address is then the last one whose user part does not end in ":" (so a detail
+    # after "ssh2: " that names another address cannot pass for the real one).
     ("failed", "failure", "Failed ",
      rf"^Failed (?P<method>\S+) for invalid user (?P<user>(?:.*[^:])?) from {_IP}{_PORT}"
      r"(?: ssh\d?)?(?:: (?P<detail>.*?))?(?P<preauth> \[preauth\])?\s*$"),
