@@ -152,15 +152,17 @@ def _messages(msg: pl.Series) -> tuple[np.ndarray, pl.DataFrame]:
     rows = np.sort(np.concatenate(left))
     hits = msg.gather(rows).str.extract_all(logs._NEEDLES.pattern)
     rank = 0
-    while len(rows):
-        more = (hits.list.len() > rank).to_numpy()
+    while True:
+        more = (hits.list.len() > rank).to_numpy()  # rows with a needle left to try
         rows, hits = rows[more], hits.filter(more)
+        if not len(rows):
+            break
         needles = hits.list.get(rank)
         left = [
             _try(msg, rows[(needles == needle).to_numpy()], _BY_NEEDLE[needle], found, parts)
             for needle in needles.unique()
         ]
-        kept = np.isin(rows, np.concatenate(left)) if left else more[:0]
+        kept = np.isin(rows, np.concatenate(left))
         rows, hits = rows[kept], hits.filter(kept)
         rank += 1
     if not parts:

@@ -446,7 +446,7 @@ def _parse(text: str, anchor: datetime, zone: tzinfo) -> Row | Literal[False] | 
         outcome,
         user,
         ip or None,
-        int(port) if port and int(port) <= 65535 else None,  # not a TCP port: no port
+        number if port and (number := int(port)) <= 65535 else None,  # else no TCP port
         get("method"),
         get("reason") or get("detail") or None,
         text,
