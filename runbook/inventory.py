@@ -64,9 +64,10 @@ class BadLine:
         return f"{self.source}: {self.reason}"
 
 
+# user@host[:port], also as an ssh:// URI (what ssh itself accepts, and tools print).
 _TARGET = re.compile(
-    r"^(?:(?P<user>[A-Za-z0-9._][A-Za-z0-9._-]*)@)?(?P<host>[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])"
-    r"(?::(?P<port>\d{1,5}))?$"
+    r"^(?:ssh://)?(?:(?P<user>[A-Za-z0-9._][A-Za-z0-9._-]*)@)?"
+    r"(?P<host>[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>\d{1,5}))?/?$"
 )
 
 
@@ -117,12 +118,14 @@ def _csv(text: str, name: str) -> tuple[list[InventoryTarget], list[BadLine]]:
         if not row.get("target"):
             bad.append(BadLine(where, "the target cell is empty"))
             continue
-        if not _TARGET.match(row["target"]) or ":" in row["target"].split("@")[-1]:
+        target = row["target"]
+        if not _TARGET.match(target) or (
+            ":" in target.split("@")[-1] and not target.startswith("ssh://")
+        ):
             bad.append(
                 BadLine(
                     where,
-                    f"target {row['target']!r} is not [user@]host "
-                    "(the port goes in the port column)",
+                    f"target {target!r} is not [user@]host (the port goes in the port column)",
                 )
             )
             continue
@@ -131,7 +134,7 @@ def _csv(text: str, name: str) -> tuple[list[InventoryTarget], list[BadLine]]:
             continue
         targets.append(
             InventoryTarget(
-                row["target"],
+                target,
                 where,
                 port=port,  # type: ignore[arg-type]
                 user=row.get("user") or None,

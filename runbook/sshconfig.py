@@ -22,6 +22,13 @@ __all__ = ["Settings", "home", "parse_target", "resolve", "ssh_flags"]
 
 _HOST_RE = re.compile(r"^[A-Za-z0-9_.%+-]+$|^\[?[0-9A-Fa-f:.]+\]?$")
 _USER_RE = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.@-]*\$?$")
+# ssh://[user@]host[:port][/] (RFC 3986's authority as OpenSSH's parse_uri reads it).
+_URI = re.compile(
+    r"^ssh://(?:(?P<user>[^@/]*)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[^:/@\[\]]+)(?::(?P<port>\d+))?/?$",
+    re.IGNORECASE,
+)
+# host:port or [address]:port, which ssh takes for a host name.
+_HOST_PORT = re.compile(r"^(?P<name>[^:\[\]]+|\[[0-9A-Fa-f:.]+\]):(?P<port>\d+)$")
 _BAD_PERMS = re.compile(r"Bad owner or permissions on (\S+)")
 
 
@@ -61,23 +68,40 @@ class Settings:
         return self.user_known_hosts_files + self.global_known_hosts_files
 
 
-def parse_target(target: str) -> tuple[str | None, str]:
-    """Split ``[user@]host`` and reject what ssh would misread (``host:port``, spaces...)."""
+def parse_target(target: str) -> tuple[str | None, str, int | None]:
+    """Split ``[user@]host`` or ``ssh://[user@]host[:port]`` (OpenSSH reads both) into
+    (user, host, port), and reject what ssh would misread (``host:port``, spaces...)."""
     text = target.strip()
     if not text or any(c.isspace() for c in text):
         raise BadInput(f"malformed target {target!r}", hint="write it as [user@]host")
-    user, _, host = text.rpartition("@")
-    if ":" in host and not host.startswith("[") and host.count(":") == 1:
-        name, port = host.split(":")
-        raise BadInput(
-            f"target {target!r} puts the port in the host name",
-            hint=f"ssh wants the port apart: {(user + '@') if user else ''}{name} -p {port}",
-        )
+    uri = _URI.match(text)
+    if text.lower().startswith("ssh://") and not uri:
+        raise BadInput(f"malformed URI {target!r}", hint="write it as ssh://[user@]host[:port]")
+    if uri:
+        user, host, port_text = uri.group("user", "host", "port")
+    else:
+        user, _, host = text.rpartition("@")
+        port_text = None
+        inline = _HOST_PORT.match(host)
+        if inline:
+            name, port = inline.group("name", "port")
+            shown = f"{(user + '@') if user else ''}{name.strip('[]')}"
+            hint = (
+                f"ssh wants the port apart: {shown} -p {port}"
+                if 1 <= int(port) <= 65535
+                else "write it as [user@]host and give the port (1-65535) with -p"
+            )
+            raise BadInput(f"target {target!r} puts the port in the host name", hint=hint)
     if not host or not _HOST_RE.match(host):
         raise BadInput(f"malformed host in target {target!r}", hint="write it as [user@]host")
-    if user and not _USER_RE.match(user):
+    if "@" in text and not _USER_RE.match(user or ""):
         raise BadInput(f"malformed user in target {target!r}", hint="write it as [user@]host")
-    return (user or None), host.strip("[]")
+    port = int(port_text) if port_text else None
+    if port is not None and not 1 <= port <= 65535:
+        raise BadInput(
+            f"port {port} of {target!r} is out of range", hint="give a port from 1 to 65535"
+        )
+    return (user or None), host.strip("[]"), port
 
 
 def home() -> str:
@@ -140,7 +164,7 @@ def resolve(
     A ~/.ssh/config that ssh refuses for its permissions is not an input error but a
     finding: the settings are then read with ``-F`` and ``config_error`` says why.
     """
-    parse_target(target)
+    _, host, _ = parse_target(target)
     if port is not None and not 1 <= port <= 65535:
         raise BadInput(f"port {port} is out of range", hint="give -p a number from 1 to 65535")
     if ssh_config and not Path(ssh_config).is_file():
@@ -168,7 +192,7 @@ def resolve(
     for line in proc.stdout.splitlines():
         key, _, value = line.partition(" ")
         options.setdefault(key.lower(), []).append(value)
-    return _settings(target, options, ssh_config, config_error)
+    return _settings(host, options, ssh_config, config_error)
 
 
 def _settings(
@@ -187,7 +211,7 @@ def _settings(
     jump = one("proxyjump", "none")
     command = one("proxycommand", "none")
     return Settings(
-        alias=alias.rpartition("@")[2],
+        alias=alias,
         hostname=one("hostname"),
         port=int(one("port", "22")),
         user=one("user"),
@@ -227,14 +251,14 @@ def _resolve_paramiko(
     """No ssh binary: read ssh_config with paramiko and fill OpenSSH's defaults."""
     import paramiko  # here only: the reports and fixes that import this module need no SSH
 
-    target_user, host = parse_target(target)
+    target_user, host, target_port = parse_target(target)
     path = ssh_config or os.path.join(home(), ".ssh", "config")
     config = paramiko.SSHConfig.from_path(path) if os.path.exists(path) else paramiko.SSHConfig()
     found = config.lookup(host)
     defaults = [f"~/.ssh/id_{k}" for k in ("rsa", "ecdsa", "ecdsa_sk", "ed25519", "ed25519_sk")]
     options = {
         "hostname": [found.get("hostname", host)],
-        "port": [str(port or found.get("port", 22))],
+        "port": [str(port or target_port or found.get("port", 22))],
         "user": [user or target_user or found.get("user") or pwd.getpwuid(os.getuid()).pw_name],
         "identityfile": list(identities) + list(found.get("identityfile", [])) or defaults,
         "identitiesonly": [found.get("identitiesonly", "no")],
@@ -246,4 +270,4 @@ def _resolve_paramiko(
         ],
         "globalknownhostsfile": ["/etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2"],
     }
-    return _settings(target, options, ssh_config, None)
+    return _settings(host, options, ssh_config, None)

@@ -28,7 +28,7 @@ def test_inventory_kinds_are_told_apart_by_content(tmp_path) -> None:
         "hosts.yml": "all:\n  children:\n    db:\n      hosts:\n        db1:\n          "
         "ansible_host: 192.0.2.20\n          ansible_user: pg\n",
         "ssh_config": "Host web1 web2\n  HostName 192.0.2.1\nHost *.internal\n  User x\n",
-        "list.txt": "# fleet\nalice@192.0.2.5:2201\nbob@\nweb3\n",
+        "list.txt": "# fleet\nalice@192.0.2.5:2201\nbob@\nweb3\nssh://carol@[2001:db8::7]:2202/\n",
     }
     for name, text in files.items():
         (tmp_path / name).write_text(text)
@@ -48,7 +48,11 @@ def test_inventory_kinds_are_told_apart_by_content(tmp_path) -> None:
     assert [t.target for t in targets] == ["web1", "web2"]  # no wildcard patterns
     assert targets[0].ssh_config == str((tmp_path / "ssh_config").resolve())
     targets, bad = read_inventory(tmp_path / "list.txt")
-    assert [t.key for t in targets] == ["alice@192.0.2.5:2201", "web3"]
+    assert [(t.target, t.port, t.user) for t in targets] == [
+        ("192.0.2.5", 2201, "alice"),
+        ("web3", None, None),
+        ("2001:db8::7", 2202, "carol"),
+    ]
     assert [b.source for b in bad] == ["list.txt:3"]
     with pytest.raises(BadInput, match="unknown CSV column"):
         (tmp_path / "bad.csv").write_text("target,colour\nx,red\n")

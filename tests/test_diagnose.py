@@ -71,6 +71,11 @@ def test_password_never_in_output(lab) -> None:
     [
         (["bad host"], "malformed target"),
         (["host:2222"], "-p 2222"),
+        (["alice@[::1]:2222"], "alice@::1 -p 2222"),
+        (["host:0"], "give the port (1-65535) with -p"),
+        (["@host"], "malformed user"),
+        (["ssh://host:99999"], "out of range"),
+        (["ssh://host/path"], "ssh://[user@]host[:port]"),
         (["localhost", "-p", "70000"], "out of range"),
         (["localhost", "-F", "/nonexistent/ssh_config"], "does not exist"),
         (["localhost", "--timeout", "-1"], "not positive"),
@@ -91,6 +96,20 @@ def test_bad_input_is_one_line_exit_2(args: list[str], needle: str) -> None:
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert needle in proc.stderr and proc.stderr.count("\n") == 1
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("scenario, cause", [("healthy", None), ("port-refused", "port.refused")])
+def test_ssh_uri_target_uses_its_port(lab, scenario: str, cause: str | None) -> None:
+    """`ssh://user@host:port`, which OpenSSH reads (7.7+), is diagnosed at that port: the
+    healthy alias with the port of the refusing scenario is refused."""
+    healthy, port = lab.targets["healthy"], lab.targets[scenario].port
+    argv = lab.diagnose_argv("healthy", "--json", "--no-report", "--timeout", "4")
+    argv[argv.index(healthy.alias)] = f"ssh://{healthy.user}@{healthy.alias}:{port}"
+    proc = lab.run_client("healthy", argv, timeout=120)
+    assert proc.returncode == (0 if cause is None else 1), proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert result["target"]["port"] == port
+    assert (result["root_cause"] or {}).get("id") == cause
 
 
 def test_blackholed_host_is_bounded(lab) -> None:
