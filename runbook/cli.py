@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from runbook.errors import RunbookError
+from runbook.errors import BadInput, RunbookError
 from runbook.tables import table
 
 
@@ -416,6 +416,15 @@ def logs(
     else:
         stats = logs_mod.LogStats()
         events = list(logs_mod.iter_events(paths, since=start, until=end, stats=stats))
+        if not (events or stats.sshd_unrecognised) and (stats.lines or stats.unreadable):
+            garbage = [p for p in stats.files if not logs_mod.holds_log_lines(p)]
+            if len(garbage) == len(stats.files):
+                raise BadInput(
+                    f"{', '.join(garbage)}: not a log ({stats.lines} lines, {stats.unreadable} "
+                    "unreadable, none with a syslog, ISO or journal stamp)",
+                    hint="give sshd's log: /var/log/auth.log, /var/log/secure, a "
+                    "`journalctl -o json` export, or --journal",
+                )
     if fmt == "jsonl":
         write = sys.stdout.write  # not click.echo per line: a million lines add up
         for event in events:

@@ -23,6 +23,7 @@ from runbook import (
     envsecret,
     hostkeycheck,
     hosts,
+    logs,
     netcheck,
     servercheck,
     serverlog,
@@ -101,6 +102,11 @@ def diagnose(
             raise BadInput(
                 f"auth log {log} is not readable",
                 hint="run as root or a member of adm, or copy it somewhere readable",
+            )
+        if os.path.isfile(log) and os.path.getsize(log) and not logs.holds_log_lines(log):
+            raise BadInput(
+                f"auth log {log} is not a log (no line with a syslog, ISO or journal stamp)",
+                hint="copy the server's /var/log/auth.log (or secure, or `journalctl -o json`)",
             )
     for identity in identities:
         if os.path.exists(identity) and not os.access(identity, os.R_OK):

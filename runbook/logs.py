@@ -31,6 +31,7 @@ import subprocess
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta, tzinfo
+from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -45,6 +46,7 @@ __all__ = [
     "accepted_after_failures",
     "brute_force_sources",
     "failures_by",
+    "holds_log_lines",
     "iter_events",
     "parse_line",
     "read_journal",
@@ -533,6 +535,27 @@ def _is_journal(path: Path) -> bool:
     stats = LogStats()
     first = next(_lines(path, stats), "")
     return first.lstrip().startswith("{")
+
+
+def holds_log_lines(path: str | os.PathLike[str], sample: int = 200) -> bool:
+    """Whether any of the first ``sample`` lines of a file (or of the files of a directory)
+    is a log line: a syslog, ISO or RFC 5424 stamp, a journal record, or a message of sshd.
+
+    What tells a log without sshd events (a syslog of cron lines) from a file that is no
+    log at all (a binary, a README), which the CLI refuses as bad input.
+    """
+    for file in _files([path]):
+        for line in islice(_lines(file, LogStats()), sample):
+            text = line[:MAX_LINE].rstrip("\r\n")
+            if (
+                _BSD_TIME.match(text)
+                or _ISO_TIME.match(text)
+                or _RFC5424.match(text)
+                or (text.lstrip().startswith("{") and _journal_line(text, UTC) is not None)
+                or _message(text) is not None
+            ):
+                return True
+    return False
 
 
 def _journal_line(line: str, zone: tzinfo) -> str | None:

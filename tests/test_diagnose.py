@@ -76,6 +76,7 @@ def test_password_never_in_output(lab) -> None:
         (["@host"], "malformed user"),
         (["ssh://host:99999"], "out of range"),
         (["ssh://host/path"], "ssh://[user@]host[:port]"),
+        (["localhost", "--auth-log", "/bin/true"], "is not a log"),
         (["localhost", "-p", "70000"], "out of range"),
         (["localhost", "-F", "/nonexistent/ssh_config"], "does not exist"),
         (["localhost", "--timeout", "-1"], "not positive"),

@@ -313,6 +313,32 @@ def test_logs_command_formats_and_bad_input(tmp_path) -> None:
     assert bad_time.returncode == 2 and "time" in bad_time.stderr
 
 
+def test_logs_command_refuses_what_is_no_log(tmp_path) -> None:
+    """A binary, a README or a broken .gz is bad input (one line, exit 2); a real log without
+    sshd lines (cron only) is an answer: no events, its lines counted, exit 0."""
+    (tmp_path / "photo.jpg").write_bytes(bytes(range(256)) * 40)
+    (tmp_path / "README").write_text("How to deploy\n\nRun make.\n")
+    (tmp_path / "auth.log.gz").write_bytes(b"\x1f\x8b\x08\x00 truncated")
+    (tmp_path / "cron.log").write_text("Nov 28 10:00:00 h CRON[12]: (root) CMD (true)\n")
+
+    def run(*names: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "runbook", "logs", *(str(tmp_path / n) for n in names)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    for name in ("photo.jpg", "README", "auth.log.gz"):
+        refused = run(name)
+        assert refused.returncode == 2, refused.stderr
+        assert "not a log" in refused.stderr and refused.stderr.count("\n") == 1
+        assert not refused.stdout and "Traceback" not in refused.stderr
+    cron = run("cron.log")
+    assert cron.returncode == 0 and "1 from other programs" in cron.stderr
+    assert run("photo.jpg", "cron.log").returncode == 0  # one real log among them
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.lists(
