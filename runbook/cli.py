@@ -304,7 +304,12 @@ def batch(
 
 # -- fix --------------------------------------------------------------------------------
 @cli.command()
-@click.option("--from", "source", required=True, help="DIR/findings.json of a diagnose run.")
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    help="A diagnose run's incident folder, or its findings.json.",
+)
 @click.option("--apply", "do_apply", is_flag=True, help="Carry the plan out (default: show it).")
 @click.option(
     "--accept-hostkey",

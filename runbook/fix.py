@@ -72,17 +72,22 @@ class Step:
 
 
 def read_diagnosis(path: str | Path) -> Diagnosis:
-    """The diagnosis to fix, from its findings.json (one clear line when it is not one)."""
+    """The diagnosis to fix, from its findings.json or the incident folder that holds it
+    (one clear line when it is not one)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "findings.json"
     try:
-        return Diagnosis.from_dict(json.loads(Path(path).read_text()))
+        return Diagnosis.from_dict(json.loads(path.read_text()))
     except OSError as err:
         raise BadInput(
             f"cannot read {path}: {err.strerror}",
             hint="give the findings.json of a runbook diagnose run",
         ) from err
     except (ValueError, KeyError, TypeError) as err:
+        why = f"no {err} field" if isinstance(err, KeyError) else str(err)
         raise BadInput(
-            f"{path} is not a runbook findings.json: {err}",
+            f"{path} is not a runbook findings.json: {why}",
             hint="give the findings.json of a runbook diagnose run",
         ) from err
 

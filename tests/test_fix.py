@@ -99,7 +99,7 @@ def test_dry_run_then_apply_makes_the_login_work(fix_lab, tmp_path, name) -> Non
         str(scenario / "etc" / "upper"),  # the shadow this sshd sees (usermod, chage)
     )
     before = _digests(*watched)
-    dry = _fix(findings, *server)
+    dry = _fix(findings.parent, *server)  # the incident folder, as `runbook diagnose` names it
     assert dry.returncode == 0 and "dry run: nothing changed" in dry.stdout
     assert _digests(*watched) == before
     applied = _fix(findings, "--apply", *server)
