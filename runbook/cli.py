@@ -201,6 +201,9 @@ def _print_explanation(result: dict[str, Any]) -> None:
     click.echo("")
     if rc is None:
         click.echo(f"verdict: {result['verdict']}")
+        final = result["details"].get("final_error")
+        if final:  # a failure no cause of the catalog explains: the line that says it
+            click.echo(f"  no known cause fits; the last error: {final}")
         return
     click.echo(f"verdict: failed: {rc['id']} ({rc['confidence']} confidence)")
     click.echo(f"  {rc['title']}")

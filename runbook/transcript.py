@@ -59,6 +59,7 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
      r"Executing proxy (?:dialer )?command: (?:exec )?(?P<command>.+)$", "proxy"),
     ("proxy_unknown", "UNKNOWN port 65535", r"(?:closed|reset) by UNKNOWN port 65535", "proxy"),
     ("channel_failed", "open failed", r"channel \d+: open failed: (?P<reason>.+)$", "proxy"),
+    ("channel_failed", "stdio forwarding failed", r"stdio forwarding failed", "proxy"),
     # -- name resolution and TCP --
     ("dns_failed", "Could not resolve host",
      r"Could not resolve host(?:name)? \"?(?P<hostname>[^\s\"]+?)\"?(?:: (?P<detail>.+))?$",
@@ -85,6 +86,10 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("closed_early", "exchange_identification",
      r"_exchange_identification: (?:read: )?(?P<error>Connection (?:closed|reset).*)$",
      "protocol"),
+    # A fatal protocol error: a corrupted stream (MTU, NIC offload, a middlebox) or a broken
+    # crypto library; no cause of the catalog, but a failure of that phase.
+    ("dispatch_fatal", "ssh_dispatch_run_fatal",
+     r"ssh_dispatch_run_fatal: Connection to \S+ port \d+: (?P<error>.+)$", "kex"),
     # -- key exchange --
     ("kex_failed", "Unable to negotiate",
      r"Unable to negotiate with \S+ port \d+: no matching (?P<what>.+?) found\.?"
@@ -180,7 +185,7 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # The level prefix, possibly after a pasted timestamp or host name.
-_LEVEL = re.compile(r"(?P<level>debug[123]|error|fatal):\s")
+_LEVEL = re.compile(r"\b(?P<level>debug[123]|error|fatal):\s")  # not "..._run_fatal: "
 _NEEDLES = re.compile("|".join(sorted({re.escape(r.needle) for r in RULES}, key=len, reverse=True)))
 _COMPILED = [(r, re.compile(r.pattern)) for r in RULES]
 _BY_NEEDLE: dict[str, list[tuple[Rule, re.Pattern[str]]]] = {}
@@ -314,6 +319,7 @@ _FAILURES = frozenset(
         "proxy_unknown",
         "channel_failed",
         "kex_failed",
+        "dispatch_fatal",
         "hostkey_failed",
         "denied",
         "too_many",
@@ -371,7 +377,7 @@ def _proxy_signal(t: Transcript, proxy: Event | None) -> _Signal | None:
     """The hop failed: the pipe closed before the target's banner and the hop never worked."""
     if proxy is None:
         return None
-    closure = [e for e in t.of("proxy_unknown", "closed_early") if e.lineno > proxy.lineno]
+    closure = [e for e in t.of("proxy_unknown", "closed_early") if e.lineno >= proxy.lineno]
     if not closure:
         return None
     channel = t.first("channel_failed")
@@ -622,7 +628,8 @@ def classify(t: Transcript) -> Classification:
         return Classification("ok", None, None, [], facts)
     candidates = [
         _Signal("client.config_perms", config, "high") if config else None,
-        _proxy_signal(t, proxy),
+        # Without -v the hop shows only in its traces: "UNKNOWN port 65535", a refused channel.
+        _proxy_signal(t, proxy or t.first("channel_failed", "proxy_unknown")),
         _channel_signal(t),
         _network_signal(t),
         _banner_signal(t),

@@ -159,10 +159,31 @@ def test_first_error_wins_over_the_last() -> None:
             ],
             "proxy.failed",
         ),
+        (  # without -v: the hop shows only in its refused channel and "UNKNOWN port 65535"
+            [
+                "channel 0: open failed: administratively prohibited: open failed",
+                "stdio forwarding failed",
+                "kex_exchange_identification: Connection closed by remote host",
+                "Connection closed by UNKNOWN port 65535",
+            ],
+            "proxy.failed",
+        ),
     ],
 )
 def test_messages_of_other_versions_and_platforms(lines: list[str], cause: str) -> None:
     assert transcript.explain("\n".join(lines))["root_cause"]["id"] == cause
+
+
+def test_a_failure_no_cause_explains_still_fails_with_its_line() -> None:
+    """A fatal protocol error (a corrupted stream) is no cause of the catalog: the verdict
+    is still "failed", and the line that says why is the final error shown."""
+    line = (
+        "ssh_dispatch_run_fatal: Connection to 192.0.2.9 port 22: "
+        "message authentication code incorrect"
+    )
+    result = transcript.explain(f"debug1: Connection established.\n{line}\n")
+    assert (result["verdict"], result["root_cause"]) == ("failed", None)
+    assert result["details"]["final_error"] == line
 
 
 def test_text_that_is_not_a_transcript_is_unknown() -> None:
