@@ -112,6 +112,13 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"^User (?P<user>.*) not allowed because account is locked"),
     ("shell_refused", "failure", " not allowed because shell ",
      r"^User (?P<user>.*) not allowed because (?P<reason>shell .*)$"),
+    # Without the address (OpenSSH before 5.x, some vendor builds).
+    ("not_allowed", "failure", " not allowed because ",
+     r"^User (?P<user>\S+) not allowed because (?P<reason>.+?)(?: \[preauth\])?$"),
+    # access.conf said no (pam_access); sshd then logs "Access denied ... by PAM account".
+    ("not_allowed", "failure", "pam_access",
+     r"^pam_access\(sshd:account\): (?P<reason>access denied) for user [`'](?P<user>[^'`]*)' "
+     r"from [`'](?P<ip>[^'`]*)'"),
     ("root_refused", "failure", "ROOT LOGIN REFUSED",
      rf"^ROOT LOGIN REFUSED FROM (?:::ffff:)?{_IP}{_PORT}{_TAIL}"),
     ("bad_modes", "failure", "Authentication refused:",
@@ -120,6 +127,14 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"^Authentication refused: (?P<reason>.+)$"),
     ("account_expired", "failure", "has expired",
      r"^Account (?P<user>\S+) has expired"),
+    ("account_expired", "failure", "has expired",
+     r"^pam_unix\(sshd:account\): account (?P<user>\S+) has expired(?: \((?P<reason>[^)]*)\))?"),
+    ("account_expired", "failure", "PAM: User account has expired",
+     rf"^(?:error: )?PAM: (?P<reason>User account has expired) for (?:illegal user )?(?P<user>.*) "
+     rf"from {_IP}\s*$"),
+    ("password_expired", "failure", "expired password for user",
+     r"^pam_unix\(sshd:account\): expired password for user (?P<user>\S+)"
+     r"(?: \((?P<reason>[^)]*)\))?"),
     ("password_expired", "failure", "password has expired",
      r"^User (?P<user>\S+) password has expired(?: \((?P<reason>[^)]*)\))?"),
     ("max_auth_tries", "failure", "maximum authentication attempts exceeded",
@@ -197,6 +212,12 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"service not allowed.*?)(?: \[preauth\])?$"),
     ("reverse_dns", "info", "POSSIBLE BREAK-IN ATTEMPT",
      rf"^Address {_IP} maps to (?P<reason>.*)$"),
+    # ChrootDirectory and each directory above it must be root's and writable by no one else.
+    ("chroot_refused", "failure", "bad ownership or modes for chroot",
+     r'^(?:fatal: )?bad ownership or modes for chroot directory (?:component )?'
+     r'"(?P<reason>[^"]*)"'),
+    ("hostkey_missing", "info", "Could not load host key",
+     r"^(?:error: )?Could not load host key: (?P<reason>.+)$"),
     ("listening", "info", "Server listening on ",
      r"^Server listening on (?P<ip>\S+) port (?P<port>\d+)"),
     ("stopped", "info", "Received signal", r"^Received signal (?P<reason>\d+); terminating"),
@@ -243,11 +264,14 @@ _RFC5424 = re.compile(
     r'(?:-|(?:\[(?:[^\]"]|"(?:[^"\\]|\\.)*")*\])+) ?(?P<msg>.*)$',
     re.ASCII,
 )
+# BusyBox's syslogd (Alpine, OpenWrt) writes the facility and level after the host.
+_LEVEL = r"(?:(?:auth|authpriv|daemon|security|user|local[0-7])\.[a-z]+ +)?"
 _TAG = re.compile(
-    r"^(?:(?P<host>[^\s\[\]]+) +)?\[?(?P<proc>[\w./-]+?)\]?(?:\[(?P<pid>\d+)\])?:? +"
+    r"^(?:(?P<host>[^\s\[\]]+) +)?" + _LEVEL + r"\[?(?P<proc>[\w./-]+?)\]?(?:\[(?P<pid>\d+)\])?:? +"
     r"(?:\[ID \d+ [\w.]+\] +)?(?P<msg>.*)$",
     re.ASCII,
 )
+_PRI = re.compile(r"^<\d{1,3}>")
 _SYSLOG = re.compile(_BSD_TIME.pattern + _TAG.pattern[1:], re.ASCII)
 _SSHD_NAMES = frozenset({"sshd", "sshd-session", "sshd-auth"})
 _SSHD = re.compile(r"(?:^|[./])sshd(?:-session|-auth)?$", re.ASCII)
@@ -360,6 +384,18 @@ def _iso_time(text: str, tz: tzinfo) -> datetime | None:
 
 def _header(text: str, anchor: datetime, zone: tzinfo):
     """(time, host, process, pid, message) of a line, or None for another program's line."""
+    if text[:1] == "<":
+        if rfc := _RFC5424.match(text):
+            pid = rfc.group("pid")
+            return (
+                _iso_time(rfc.group("iso"), zone),
+                rfc.group("host"),
+                rfc.group("app"),
+                int(pid) if pid.isdigit() else None,
+                rfc.group("msg"),
+            )
+        if pri := _PRI.match(text):  # RFC 3164 as sent, its priority kept: "<38>Nov 28 ..."
+            text = text[pri.end() :]
     fast = _SYSLOG.match(text)
     if fast:
         host, proc, pid, msg = fast.group("host", "proc", "pid", "msg")
@@ -367,15 +403,6 @@ def _header(text: str, anchor: datetime, zone: tzinfo):
             # The common case, in one match: "Mon DD HH:MM:SS host sshd[pid]: message".
             return _bsd_time(fast, anchor, zone), host, proc, int(pid) if pid else None, msg
         return None
-    if text[:1] == "<" and (rfc := _RFC5424.match(text)):
-        pid = rfc.group("pid")
-        return (
-            _iso_time(rfc.group("iso"), zone),
-            rfc.group("host"),
-            rfc.group("app"),
-            int(pid) if pid.isdigit() else None,
-            rfc.group("msg"),
-        )
     time, rest = None, text
     iso = _ISO_TIME.match(text)
     bsd = None if iso else _BSD_TIME.match(text)

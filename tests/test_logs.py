@@ -188,6 +188,13 @@ def test_framings_and_years(tmp_path) -> None:
     assert (rfc.host, rfc.pid, rfc.ip) == ("web.example.com", 42, "192.0.2.1")
     bare = logs.parse_line("Authentication refused: bad ownership or modes for directory /home/b")
     assert (bare.event, bare.reason) == ("bad_modes", "/home/b")
+    busybox = logs.parse_line(  # Alpine's syslogd: facility.level after the host
+        "Nov 28 10:00:00 h auth.info sshd[9]: Failed password for root from 192.0.2.3 port 2 ssh2"
+    )
+    assert (busybox.host, busybox.process, busybox.pid, busybox.ip) == ("h", "sshd", 9, "192.0.2.3")
+    raw = logs.parse_line("<38>Nov 28 10:00:00 h sshd[9]: Invalid user x from 192.0.2.4 port 1")
+    assert (raw.host, raw.event, raw.ip) == ("h", "invalid_user", "192.0.2.4")
+    assert logs.parse_line("<1>" * 3000) is None  # priorities without a message: no sshd line
     assert logs.parse_line("Nov 28 10:00:00 h CRON[1]: session opened for user root") is None
     assert logs.parse_line("Nov 28 10:00:00 h sshd[1]: something sshd never said") is False
 
@@ -437,6 +444,8 @@ _HEADERS = [
     "Nov 28 10:00:{s:02d} {h} sshd[{p}]: kernel: [ 9.5]: ",
     "Nov 28 10:00:{s:02d} {h} CRON[{p}]: ",
     "Nov 28 10:00:{s:02d} {h} /usr/sbin/sshd[{p}]: ",
+    "Nov 28 10:00:{s:02d} {h} auth.info sshd[{p}]: ",
+    "<38>Nov 28 10:00:{s:02d} {h} sshd[{p}]: ",
     "",
 ]
 _PIECES = [
@@ -504,7 +513,33 @@ _EDGE_LINES = [
     "Accepted publickey for alice from host-1.example.org port 5 ssh2: ED25519 SHA256:x",
     "error: kex_exchange_identification: Connection closed by remote host",
     "fatal: Timeout before authentication for 192.0.2.1 port 7",
+    "User bob not allowed because not listed in AllowUsers",
+    "pam_access(sshd:account): access denied for user `bob' from `192.0.2.5'",
+    "pam_unix(sshd:account): account eve has expired (account expired)",
+    "pam_unix(sshd:account): expired password for user eve (password aged)",
+    "error: PAM: User account has expired for eve from 192.0.2.6",
+    'fatal: bad ownership or modes for chroot directory component "/srv/" [postauth]',
+    "error: Could not load host key: /etc/ssh/ssh_host_ed25519_key",
 ]
+
+
+def test_server_side_messages_of_pam_and_older_sshd() -> None:
+    """What Linux PAM stacks and older or vendor sshd log for the account causes: each
+    read as the event whose cause `diagnose --auth-log` names."""
+    got = {
+        m: (e.event, e.user, e.ip, e.reason)
+        for m in _EDGE_LINES[-7:]
+        if (e := logs.parse_line(f"Nov 28 10:00:00 h sshd[1]: {m}"))
+    }
+    assert list(got.values()) == [
+        ("not_allowed", "bob", None, "not listed in AllowUsers"),
+        ("not_allowed", "bob", "192.0.2.5", "access denied"),
+        ("account_expired", "eve", None, "account expired"),
+        ("password_expired", "eve", None, "password aged"),
+        ("account_expired", "eve", "192.0.2.6", "User account has expired"),
+        ("chroot_refused", None, None, "/srv/"),
+        ("hostkey_missing", None, None, "/etc/ssh/ssh_host_ed25519_key"),
+    ]
 
 
 def test_bulk_reader_edge_lines(tmp_path) -> None:
