@@ -153,8 +153,10 @@ def _none(conn: Connection, user: str) -> list[str] | None:
 
 def _try_keys(
     conn: Connection, user: str, keys: Sequence[Candidate], budget: int
-) -> tuple[Candidate | None, list[Candidate], bool]:
-    """Offer keys until one is accepted, the budget is spent or the server hangs up."""
+) -> tuple[Candidate | None, list[Candidate], bool, list[str]]:
+    """Offer keys until one is accepted, the budget is spent or the server hangs up:
+    (the accepted key, the refused ones, whether the server hung up, and the methods it
+    still wants after the accepted key: AuthenticationMethods "publickey,password")."""
     rejected: list[Candidate] = []
     for cand in keys[:budget]:
         try:
@@ -164,12 +166,10 @@ def _try_keys(
         except (paramiko.SSHException, EOFError, OSError):
             rejected.append(cand)
             if not conn.alive():
-                return None, rejected, True
+                return None, rejected, True, []
             continue
-        if not rest:
-            return cand, rejected, False
-        rejected.append(cand)  # partial success: AuthenticationMethods wants more
-    return None, rejected, not conn.alive()
+        return cand, rejected, False, list(rest)
+    return None, rejected, not conn.alive(), []
 
 
 def _password(conn: Connection, user: str, password: str) -> bool:
@@ -236,7 +236,7 @@ def check_auth(
     if use_keys:
         remaining = list(keys)
         while remaining:
-            accepted, refused, hung_up = _try_keys(conn, user, remaining, budget)
+            accepted, refused, hung_up, more = _try_keys(conn, user, remaining, budget)
             rejected += refused
             tried = len(refused) + (1 if accepted else 0)
             remaining = remaining[tried:]
@@ -249,6 +249,8 @@ def check_auth(
             conn, connections = reconnect(), connections + 1
             if _none(conn, user) is None:
                 break
+        if accepted and more:
+            return [*findings, *_second_factor(conn, user, accepted, more, password, timeout)]
         if accepted:
             return [
                 *findings,
@@ -280,6 +282,62 @@ def check_auth(
         ]
     conn.close()
     return [*findings, _rejected(user, rejected, limit, conn.said)]
+
+
+def _second_factor(
+    conn: Connection,
+    user: str,
+    key: Candidate,
+    more: list[str],
+    password: str | None,
+    timeout: float,
+) -> list[Finding]:
+    """A key accepted "with partial success": the server's AuthenticationMethods wants
+    another method too; with a password to give, it is tried on the same connection."""
+    first = Finding(
+        "auth",
+        "publickey",
+        "pass",
+        f"{key.label} is accepted with partial success: the server also wants {','.join(more)}",
+        evidence=[
+            'Authenticated using "publickey" with partial success.',
+            f"Authentications that can continue: {','.join(more)}",
+        ],
+        data={"identity_file": key.label},
+    )
+    if password is None or not {"password", "keyboard-interactive"} & set(more):
+        conn.close()
+        return [
+            first,
+            Finding(
+                "auth",
+                "methods",
+                "fail",
+                f"Permission denied ({','.join(more)}): the key is not enough, the server's "
+                f"AuthenticationMethods requires {','.join(more)} after it, which ssh in "
+                "BatchMode (or without --password-env) cannot give",
+                cause_id="auth.no_method",
+                evidence=[f"Authentications that can continue: {','.join(more)}"],
+            ),
+        ]
+    if _password(conn, user, password):
+        return [
+            first,
+            Finding("auth", "password", "pass", f"the password of {user} completes the login"),
+            check_session(conn, timeout),
+        ]
+    conn.close()
+    return [
+        first,
+        Finding(
+            "auth",
+            "password",
+            "fail",
+            f"the key is accepted, then the password of {user} is refused",
+            cause_id="auth.password_rejected",
+            evidence=["Permission denied, please try again.", *conn.said],
+        ),
+    ]
 
 
 def _no_method(
@@ -402,10 +460,14 @@ def check_session(conn: Connection, timeout: float) -> Finding:
             "(a forced command or a slow login profile)",
             evidence=lines[:3],
         )
+    # `true` cannot fail where it runs: the shell or a forced command did not run it.
     return Finding(
         "session",
         "exec",
-        "warn",
-        f"a session starts, but `true` exits {status}" + (f": {said}" if said else ""),
-        evidence=lines[:3],
+        "fail",
+        f"authentication works, but `true` exits {status}"
+        + (f": {said}" if said else "")
+        + ": the login shell or a forced command runs no commands",
+        cause_id="account.nologin",
+        evidence=lines[:3] or [f"exit status {status}, nothing said"],
     )

@@ -59,7 +59,7 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
      r"Executing proxy (?:dialer )?command: (?:exec )?(?P<command>.+)$", "proxy"),
     ("proxy_unknown", "UNKNOWN port 65535", r"(?:closed|reset) by UNKNOWN port 65535", "proxy"),
     ("channel_failed", "open failed", r"channel \d+: open failed: (?P<reason>.+)$", "proxy"),
-    ("channel_failed", "stdio forwarding failed", r"stdio forwarding failed", "proxy"),
+    ("stdio_failed", "stdio forwarding failed", r"stdio forwarding failed", "proxy"),
     # -- name resolution and TCP --
     ("dns_failed", "Could not resolve host",
      r"Could not resolve host(?:name)? \"?(?P<hostname>[^\s\"]+?)\"?(?:: (?P<detail>.+))?$",
@@ -166,6 +166,9 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("too_many", "Too many authentication failures", r"Too many authentication failures", "auth"),
     ("no_methods", "No supported authentication methods",
      r"No supported authentication methods", "auth"),
+    # A method accepted, and AuthenticationMethods wants another one after it.
+    ("partial", "with partial success",
+     r"Authenticated (?:using \"?(?P<method>[\w@.-]+)\"? )?with partial success", "auth"),
     ("authenticated", "Authenticated to", r"Authenticated to ", "auth"),
     ("authenticated", "Authentication succeeded", r"Authentication succeeded", "auth"),
     # -- account and session --
@@ -173,6 +176,7 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("expired", "has expired", r"(?:account|password) has expired", "account"),
     ("expired", "change your password", r"required to change your password", "account"),
     ("exit_status", "Exit status", r"Exit status (?P<status>-?\d+)", "session"),
+    ("command_sent", "Sending command:", r"Sending command: (?P<command>.+)$", "session"),
     ("session_open", "Entering interactive session", r"Entering interactive session", "session"),
     ("closed", "Connection closed by",
      r"Connection closed by (?P<address>\S+) port (?P<port>\d+)", "network"),
@@ -318,6 +322,7 @@ _FAILURES = frozenset(
         "closed_early",
         "proxy_unknown",
         "channel_failed",
+        "stdio_failed",
         "kex_failed",
         "dispatch_fatal",
         "hostkey_failed",
@@ -557,6 +562,16 @@ def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
     ]
     if retries or (tried and t.first("password_asked")):
         return _Signal("auth.password_rejected", [*(retries or tried)[:2], denied], "high")
+    partial = t.first("partial")
+    if partial is not None:
+        method = partial.facts.get("method", "a method")
+        return _Signal(
+            "auth.no_method",
+            [partial, denied],
+            "high",
+            f"{method} was accepted; the server's AuthenticationMethods also requires "
+            f"{denied.facts.get('methods') or 'another method'}, which this login could not give",
+        )
     if offered:
         facts.setdefault("identity_file", offered[-1].facts.get("identity_file", ""))
         return _Signal("auth.key_rejected", [*offered[:3], denied], "medium")
@@ -599,7 +614,23 @@ def _session_signal(t: Transcript) -> _Signal | None:
         return _Signal("account.nologin", t.of("nologin")[:2], "high")
     if t.first("expired"):
         return _Signal("account.expired", t.of("expired")[:2], "high")
+    sent, status = t.first("command_sent"), t.of("exit_status")
+    if sent is None or not status or status[-1].facts["status"] == "0":
+        return None
+    command = sent.facts["command"].strip()
+    if command in _CANNOT_FAIL:  # the shell or a forced command ran instead of it
+        return _Signal(
+            "account.nologin",
+            [sent, status[-1]],
+            "high",
+            f"`{command}` cannot fail where it runs: the login shell (/bin/false, nologin) or "
+            "a forced command (ForceCommand, command= in authorized_keys) ran instead",
+        )
     return None
+
+
+# Commands that exit 0 wherever a shell runs them (`ssh host true`, the usual probe).
+_CANNOT_FAIL = frozenset({"true", ":", "/bin/true", "/usr/bin/true", "exit 0"})
 
 
 def _login_worked(t: Transcript) -> bool:
@@ -628,9 +659,10 @@ def classify(t: Transcript) -> Classification:
         return Classification("ok", None, None, [], facts)
     candidates = [
         _Signal("client.config_perms", config, "high") if config else None,
-        # Without -v the hop shows only in its traces: "UNKNOWN port 65535", a refused channel.
-        _proxy_signal(t, proxy or t.first("channel_failed", "proxy_unknown")),
-        _channel_signal(t),
+        # Without -v the hop shows only in its traces: ssh -W's "stdio forwarding failed",
+        # "UNKNOWN port 65535" (a connection that is a pipe, not a socket).
+        _proxy_signal(t, hop := proxy or t.first("stdio_failed", "proxy_unknown")),
+        _channel_signal(t) if hop else None,  # without a hop: the target refused a session
         _network_signal(t),
         _banner_signal(t),
         _kex_signal(t, facts),

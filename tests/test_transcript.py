@@ -159,6 +159,14 @@ def test_first_error_wins_over_the_last() -> None:
             ],
             "proxy.failed",
         ),
+        (  # AuthenticationMethods publickey,password, before 8.x without the method's name
+            [
+                "debug1: Offering public key: /home/u/.ssh/id_ed25519 ED25519 SHA256:x",
+                "Authenticated with partial success.",
+                "u@h: Permission denied (password).",
+            ],
+            "auth.no_method",
+        ),
         (  # without -v: the hop shows only in its refused channel and "UNKNOWN port 65535"
             [
                 "channel 0: open failed: administratively prohibited: open failed",
@@ -184,6 +192,19 @@ def test_a_failure_no_cause_explains_still_fails_with_its_line() -> None:
     result = transcript.explain(f"debug1: Connection established.\n{line}\n")
     assert (result["verdict"], result["root_cause"]) == ("failed", None)
     assert result["details"]["final_error"] == line
+
+
+def test_a_refused_session_without_a_hop_is_no_proxy_failure() -> None:
+    """ "channel 0: open failed" after logging in to the target itself (MaxSessions 0, a
+    refused session) is the target's doing: no jump host is blamed."""
+    text = (
+        'Authenticated to 192.0.2.9 ([192.0.2.9]:22) using "publickey".\n'
+        "debug1: Entering interactive session.\n"
+        "channel 0: open failed: connect failed: open failed\n"
+    )
+    result = transcript.explain(text)
+    assert result["verdict"] == "failed" and result["root_cause"] is None
+    assert "open failed" in result["details"]["final_error"]
 
 
 def test_text_that_is_not_a_transcript_is_unknown() -> None:

@@ -357,6 +357,26 @@ SCENARIOS: tuple[Scenario, ...] = (
         server_log=r"Accepted publickey for frank from 127\.0\.0\.1",
     ),
     Scenario(
+        "forced-command",
+        "account.nologin",
+        "authentication works but a ForceCommand runs no commands (/bin/false), silently",
+        r"Exit status 1",
+        sshd_options={"ForceCommand": "/bin/false"},
+        exit_status=1,
+        server_log=r"Accepted publickey for alice from 127\.0\.0\.1",
+    ),
+    Scenario(
+        "two-factor",
+        "auth.no_method",
+        "AuthenticationMethods wants the key and then a password, which BatchMode cannot give",
+        r"with partial success",
+        sshd_options={
+            "AuthenticationMethods": "publickey,password",
+            "PasswordAuthentication": "yes",
+        },
+        server_log=r"Partial publickey for alice from 127\.0\.0\.1",
+    ),
+    Scenario(
         "proxy-failed",
         "proxy.failed",
         "the ProxyJump host refuses the connection; the target itself is fine",
