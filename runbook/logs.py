@@ -212,6 +212,8 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"service not allowed.*?)(?: \[preauth\])?$"),
     ("reverse_dns", "info", "POSSIBLE BREAK-IN ATTEMPT",
      rf"^Address {_IP} maps to (?P<reason>.*)$"),
+    # The connection's process hands the session to a child: its pid, the child's lines.
+    ("user_child", "info", "User child is on pid", r"^User child is on pid (?P<reason>\d+)"),
     # ChrootDirectory and each directory above it must be root's and writable by no one else.
     ("chroot_refused", "failure", "bad ownership or modes for chroot",
      r'^(?:fatal: )?bad ownership or modes for chroot directory (?:component )?'

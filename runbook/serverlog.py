@@ -24,6 +24,7 @@ __all__ = ["SERVER_CAUSES", "check_auth_log", "source_address"]
 SERVER_CAUSES: dict[str, tuple[str, str | None]] = {
     "bad_modes": ("server.bad_modes", "bad_path"),
     "keys_unreadable": ("server.bad_modes", "bad_path"),
+    "chroot_refused": ("server.bad_modes", "chroot_dir"),
     "invalid_user": ("account.invalid_user", None),
     "account_locked": ("account.locked", None),
     "account_expired": ("account.expired", None),
@@ -64,6 +65,12 @@ def _ours(events: list[logs.LogEvent], user: str, client: str | None) -> list[lo
         if e.pid is not None
         and (client is None or e.ip == client)
         and (e.user in (None, user) or e.event == "invalid_user")
+    }
+    # The session's own process ("User child is on pid N": ChrootDirectory, the shell).
+    pids |= {
+        (e.host, int(e.reason))
+        for e in events
+        if e.event == "user_child" and (e.host, e.pid) in pids and e.reason
     }
     by_pid = [e for e in events if (e.host, e.pid) in pids]
     # A process some other user's lines belong to is not ours.
@@ -118,6 +125,8 @@ def check_auth_log(
         data: dict[str, str | int] = {"user": event.user or user}
         if fact and event.reason:
             data[fact] = event.reason
+            if fact == "chroot_dir":  # the path the modes are wrong on, as for StrictModes
+                data["bad_path"] = event.reason
         if fact == "algorithm" and event.method:
             data["algorithm"] = event.method
         findings.append(

@@ -12,7 +12,7 @@ import json
 import re
 import subprocess
 import sys
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -520,6 +520,7 @@ _EDGE_LINES = [
     "error: PAM: User account has expired for eve from 192.0.2.6",
     'fatal: bad ownership or modes for chroot directory component "/srv/" [postauth]',
     "error: Could not load host key: /etc/ssh/ssh_host_ed25519_key",
+    "User child is on pid 24443",
 ]
 
 
@@ -528,7 +529,7 @@ def test_server_side_messages_of_pam_and_older_sshd() -> None:
     read as the event whose cause `diagnose --auth-log` names."""
     got = {
         m: (e.event, e.user, e.ip, e.reason)
-        for m in _EDGE_LINES[-7:]
+        for m in _EDGE_LINES[-8:-1]
         if (e := logs.parse_line(f"Nov 28 10:00:00 h sshd[1]: {m}"))
     }
     assert list(got.values()) == [
@@ -623,3 +624,32 @@ def test_fuzz_carry_over_equals_the_line_by_line_one(lines: list[tuple]) -> None
     frame = logs.read_sshd_log(lines=text, now=now, tz=ZURICH)
     events = list(logs.iter_events(lines=text, now=now, tz=ZURICH))
     assert _records_of(frame) == _records_of_events(events)
+
+
+def test_session_child_lines_belong_to_the_attempt(tmp_path) -> None:
+    """A ChrootDirectory refused in the session's own process ("User child is on pid N",
+    no address on its lines) still proves server.bad_modes for this attempt, naming the
+    directory; another connection's child does not."""
+    from runbook import serverlog
+
+    log = tmp_path / "auth.log"
+    stamp = "2026-11-28T13:05:42.{:06d}+00:00 srv sshd[{}]: {}"
+    lines = [
+        (24439, 'Connection from 192.0.2.7 port 40104 on 192.0.2.1 port 22 rdomain ""'),
+        (24439, "Accepted publickey for alice from 192.0.2.7 port 40104 ssh2: ED25519 SHA256:x"),
+        (24439, "User child is on pid 24443"),
+        (24443, 'fatal: bad ownership or modes for chroot directory "/srv/sftp/alice"'),
+        (25000, "Accepted publickey for alice from 198.51.100.9 port 5 ssh2: ED25519 SHA256:y"),
+        (25000, "User child is on pid 25001"),
+        (25001, 'fatal: bad ownership or modes for chroot directory "/srv/other"'),
+    ]
+    log.write_text("".join(stamp.format(i, pid, m) + "\n" for i, (pid, m) in enumerate(lines)))
+    when = datetime(2026, 11, 28, 13, 5, 42, tzinfo=UTC)
+    findings = serverlog.check_auth_log(
+        [str(log)], user="alice", client="192.0.2.7", since=when, until=when, settle=0
+    )
+    proved = [f for f in findings if f.cause_id]
+    assert [(f.cause_id, f.data.get("chroot_dir")) for f in proved] == [
+        ("server.bad_modes", "/srv/sftp/alice")
+    ]
+    assert proved[0].data["bad_path"] == "/srv/sftp/alice"
