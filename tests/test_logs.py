@@ -513,34 +513,118 @@ _EDGE_LINES = [
     "Accepted publickey for alice from host-1.example.org port 5 ssh2: ED25519 SHA256:x",
     "error: kex_exchange_identification: Connection closed by remote host",
     "fatal: Timeout before authentication for 192.0.2.1 port 7",
-    "User bob not allowed because not listed in AllowUsers",
-    "pam_access(sshd:account): access denied for user `bob' from `192.0.2.5'",
-    "pam_unix(sshd:account): account eve has expired (account expired)",
-    "pam_unix(sshd:account): expired password for user eve (password aged)",
-    "error: PAM: User account has expired for eve from 192.0.2.6",
-    'fatal: bad ownership or modes for chroot directory component "/srv/" [postauth]',
-    "error: Could not load host key: /etc/ssh/ssh_host_ed25519_key",
     "User child is on pid 24443",
 ]
+# What Linux PAM stacks and older or vendor sshd log for the account causes.
+_ACCOUNT_LINES = {
+    "User bob not allowed because not listed in AllowUsers": (
+        "not_allowed",
+        "bob",
+        None,
+        "not listed in AllowUsers",
+    ),
+    "pam_access(sshd:account): access denied for user `bob' from `192.0.2.5'": (
+        "not_allowed",
+        "bob",
+        "192.0.2.5",
+        "access denied",
+    ),
+    "pam_unix(sshd:account): account eve has expired (account expired)": (
+        "account_expired",
+        "eve",
+        None,
+        "account expired",
+    ),
+    "pam_unix(sshd:account): expired password for user eve (password aged)": (
+        "password_expired",
+        "eve",
+        None,
+        "password aged",
+    ),
+    "error: PAM: User account has expired for eve from 192.0.2.6": (
+        "account_expired",
+        "eve",
+        "192.0.2.6",
+        "User account has expired",
+    ),
+    'fatal: bad ownership or modes for chroot directory component "/srv/" [postauth]': (
+        "chroot_refused",
+        None,
+        None,
+        "/srv/",
+    ),
+    "error: Could not load host key: /etc/ssh/ssh_host_ed25519_key": (
+        "hostkey_missing",
+        None,
+        None,
+        "/etc/ssh/ssh_host_ed25519_key",
+    ),
+}
+# sshd's own words for refusals (OpenSSH's reference table), and the lines of a session.
+_REFERENCE_LINES = {
+    "Authentication refused for al: bad owner or modes for /home/al/.ssh/known_hosts": (
+        "bad_modes",
+        "failure",
+    ),
+    "userauth_pubkey: unsupported public key algorithm: ssh-dss [preauth]": (
+        "sig_alg_refused",
+        "failure",
+    ),
+    "/home/al/.ssh/authorized_keys:1: Authentication tried for al with correct key but not "
+    "from a permitted host (host=h, ip=192.0.2.7, required=10.0.0.0/8).": (
+        "key_from_refused",
+        "failure",
+    ),
+    "error: Authentication key ED25519 SHA256:abc revoked by file /etc/ssh/revoked": (
+        "key_revoked",
+        "failure",
+    ),
+    "error: Certificate invalid: expired": ("cert_refused", "failure"),
+    'Refusing certificate ID "al" serial=5 signed by ED25519 CA SHA256:x via /etc/ssh/ca: '
+    "Certificate does not contain an authorized principal": ("cert_refused", "failure"),
+    "administratively prohibited connection for al from 192.0.2.7 port 5": (
+        "not_allowed",
+        "failure",
+    ),
+    "no hostkeys available -- exiting.": ("sshd_failed", "info"),
+    "error: Bind to port 22 on 0.0.0.0 failed: Address already in use.": ("sshd_failed", "info"),
+    'Unable to load host key "/etc/ssh/ssh_host_rsa_key": invalid format': (
+        "hostkey_missing",
+        "info",
+    ),
+    "Accepted key ED25519 SHA256:x found at /home/al/.ssh/authorized_keys:1": ("key_found", "info"),
+    "Starting session: command for al from 192.0.2.7 port 5 id 0": ("session_start", "info"),
+    "Close session: user al from 192.0.2.7 port 5 id 0": ("session_close", "info"),
+    "Transferred: sent 2616, received 2520 bytes": ("transferred", "info"),
+    "Closing connection to 192.0.2.7 port 5": ("closing", "info"),
+    "Disconnected from user al 192.0.2.7 port 5": ("logout", "info"),  # not a failed attempt
+    "Disconnected from authenticating user al 192.0.2.7 port 5 [preauth]": (
+        "disconnected",
+        "failure",
+    ),
+}
+_EDGE_LINES += [*_ACCOUNT_LINES, *_REFERENCE_LINES]
+
+
+def test_sshd_refusals_and_session_lines_of_the_reference() -> None:
+    """Every refusal OpenSSH logs has its event (a normal logout is no failure), so a real
+    auth.log leaves few "sshd lines not recognised"."""
+    got = {
+        m: (e.event, e.outcome)
+        for m in _REFERENCE_LINES
+        if (e := logs.parse_line(f"Nov 28 10:00:00 h sshd[1]: {m}"))
+    }
+    assert got == _REFERENCE_LINES
 
 
 def test_server_side_messages_of_pam_and_older_sshd() -> None:
-    """What Linux PAM stacks and older or vendor sshd log for the account causes: each
-    read as the event whose cause `diagnose --auth-log` names."""
+    """Each read as the event whose cause `diagnose --auth-log` names."""
     got = {
         m: (e.event, e.user, e.ip, e.reason)
-        for m in _EDGE_LINES[-8:-1]
+        for m in _ACCOUNT_LINES
         if (e := logs.parse_line(f"Nov 28 10:00:00 h sshd[1]: {m}"))
     }
-    assert list(got.values()) == [
-        ("not_allowed", "bob", None, "not listed in AllowUsers"),
-        ("not_allowed", "bob", "192.0.2.5", "access denied"),
-        ("account_expired", "eve", None, "account expired"),
-        ("password_expired", "eve", None, "password aged"),
-        ("account_expired", "eve", "192.0.2.6", "User account has expired"),
-        ("chroot_refused", None, None, "/srv/"),
-        ("hostkey_missing", None, None, "/etc/ssh/ssh_host_ed25519_key"),
-    ]
+    assert got == _ACCOUNT_LINES
 
 
 def test_bulk_reader_edge_lines(tmp_path) -> None:
