@@ -52,6 +52,8 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
      "config"),
     ("config_perms", "Bad owner or permissions on",
      r"Bad owner or permissions on (?P<ssh_config>.+?)\s*$", "config"),
+    ("config_missing", "Can't open user config file",
+     r"Can't open user config file (?P<ssh_config>.+?): (?P<error>.+)$", "config"),
     ("config_bad_option", "Bad configuration option",
      r"line \d+: Bad configuration option: (?P<option>\S+)", "config"),
     ("proxy_jump", "ProxyCommand from ProxyJump", r"ProxyJump: (?P<command>.+)$", "proxy"),
@@ -60,6 +62,14 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("proxy_unknown", "UNKNOWN port 65535", r"(?:closed|reset) by UNKNOWN port 65535", "proxy"),
     ("channel_failed", "open failed", r"channel \d+: open failed: (?P<reason>.+)$", "proxy"),
     ("stdio_failed", "stdio forwarding failed", r"stdio forwarding failed", "proxy"),
+    # The ProxyCommand itself could not run: the shell's own words ("nc: not found").
+    ("proxy_start_failed", "not found",
+     r"^(?:/usr)?(?:/bin/)?(?:ba|da|z)?sh: (?:line )?(?:\d+: )?(?:exec: )?(?P<command>\S+): "
+     r"(?:command )?not found", "proxy"),
+    ("proxy_config", "jumphost loop", r"jumphost loop via (?P<command>\S+)", "proxy"),
+    ("proxy_config", "Cannot specify -J with ProxyCommand", r"Cannot specify -J", "proxy"),
+    ("proxy_config", "inconsistent options: ProxyCommand+ProxyJump",
+     r"inconsistent options: ProxyCommand\+ProxyJump", "proxy"),
     # -- name resolution and TCP --
     ("dns_failed", "Could not resolve host",
      r"Could not resolve host(?:name)? \"?(?P<hostname>[^\s\"]+?)\"?(?:: (?P<detail>.+))?$",
@@ -83,13 +93,17 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("not_ssh", "No SSH version received", r"No SSH version received", "protocol"),
     ("not_ssh", "invalid format", r"banner exchange: .*invalid format", "protocol"),
     ("banner_timeout", "timed out during banner", r"timed out during banner", "protocol"),
+    # MaxStartups or PerSourcePenalties (9.8+) turned the connection away before the banner.
+    ("closed_early", "Not allowed at this time", r"(?P<error>Not allowed at this time)",
+     "protocol"),
     ("closed_early", "exchange_identification",
      r"_exchange_identification: (?:read: )?(?P<error>Connection (?:closed|reset).*)$",
      "protocol"),
     # A fatal protocol error: a corrupted stream (MTU, NIC offload, a middlebox) or a broken
     # crypto library; no cause of the catalog, but a failure of that phase.
-    ("dispatch_fatal", "ssh_dispatch_run_fatal",
+    ("protocol_fatal", "ssh_dispatch_run_fatal",
      r"ssh_dispatch_run_fatal: Connection to \S+ port \d+: (?P<error>.+)$", "kex"),
+    ("protocol_fatal", "strict KEX violation", r"strict KEX violation: (?P<error>.+)$", "kex"),
     # -- key exchange --
     ("kex_failed", "Unable to negotiate",
      r"Unable to negotiate with \S+ port \d+: no matching (?P<what>.+?) found\.?"
@@ -108,6 +122,10 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("hostkey_changed", "ost key for ", r"[Hh]ost key for (?P<host_spec>\S+) has changed",
      "hostkey"),
     ("hostkey_changed", "was revoked and you have requested", r"was revoked", "hostkey"),
+    # CheckHostIP: the key for the name is known, the one stored for the address differs.
+    ("hostkey_changed", "differs from the key for the IP address",
+     r"(?P<key_type>\S+) host key for '(?P<host_spec>[^']+)' differs from the key for the IP",
+     "hostkey"),
     ("hostkey_changed", "to avoid man-in-the-middle",
      r"authentication is disabled to avoid man-in-the-middle", "hostkey"),
     ("hostkey_offending", "Offending",
@@ -120,6 +138,9 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("hostkey_ask", "can't be established", r"authenticity of host '(?P<host_spec>[^' ]+)",
      "hostkey"),
     ("hostkey_failed", "Host key verification failed", r"Host key verification failed", "hostkey"),
+    ("hostkey_refused", "Bad server host key", r"Bad server host key: (?P<error>.+)$", "hostkey"),
+    ("hostkey_refused", "not in HostKeyAlgorithms",
+     r"Server host key (?P<key_type>\S+) not in HostKeyAlgorithms", "hostkey"),
     ("hostkey_ok", "is known and matches", r"is known and matches", "hostkey"),
     ("hostkey_found", "Found key in",
      r"Found key in (?P<known_hosts>.+):(?P<known_hosts_line>\d+)\s*$", "hostkey"),
@@ -158,6 +179,14 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("key_skipped", "corresponding algorithm not in",
      r"Skipping (?P<key_type>\S+) key (?P<identity_file>\S+)", "auth"),
     ("sig_alg", "no mutual signature", r"no mutual signature", "auth"),
+    # The agent or a security key would not sign: the key exists, it cannot be used.
+    ("signing_failed", "signing failed for",
+     r"signing failed for (?P<key_type>\S+) \"(?P<identity_file>[^\"]+)\".*?: (?P<error>[^:]+)$",
+     "client"),
+    # No terminal and no askpass program: a password or passphrase cannot be asked for.
+    ("askpass_missing", "ssh_askpass: exec",
+     r"ssh_askpass: exec\((?P<command>[^)]*)\): (?P<error>.+)$", "auth"),
+    ("auth_failed", "Authentication failed.", r"^Authentication failed\.", "auth"),
     ("password_asked", "read_passphrase", r"read_passphrase", "auth"),
     ("password_retry", "please try again", r"Permission denied, please try again", "auth"),
     ("denied", "Permission denied (",
@@ -177,6 +206,15 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("expired", "change your password", r"required to change your password", "account"),
     ("exit_status", "Exit status", r"Exit status (?P<status>-?\d+)", "session"),
     ("command_sent", "Sending command:", r"Sending command: (?P<command>.+)$", "session"),
+    # After a login: the session dropped or a forward failed (the login itself worked).
+    ("session_lost", "client_loop: send disconnect",
+     r"client_loop: send disconnect: (?P<error>.+)$", "session"),
+    ("session_lost", "not responding", r"Timeout, server \S+ not responding", "session"),
+    ("session_lost", "closed by remote host.", r"Connection to \S+ closed by remote host\.",
+     "session"),
+    ("forward_failed", "port forwarding failed", r"port forwarding failed", "session"),
+    ("mux_failed", "Control socket connect",
+     r"Control socket connect\((?P<path>[^)]*)\): (?P<error>.+)$", "config"),
     ("session_open", "Entering interactive session", r"Entering interactive session", "session"),
     ("closed", "Connection closed by",
      r"Connection closed by (?P<address>\S+) port (?P<port>\d+)", "network"),
@@ -324,7 +362,11 @@ _FAILURES = frozenset(
         "channel_failed",
         "stdio_failed",
         "kex_failed",
-        "dispatch_fatal",
+        "protocol_fatal",
+        "hostkey_refused",
+        "config_missing",
+        "auth_failed",
+        "proxy_config",
         "hostkey_failed",
         "denied",
         "too_many",
@@ -345,6 +387,7 @@ _HOP_ERRORS = frozenset(
         "channel_failed",
         "key_perms",
         "identity_missing",
+        "proxy_start_failed",
     }
 )
 
@@ -518,6 +561,7 @@ def _client_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
     for name, cause in (
         ("key_perms", "client.key_perms"),
         ("key_invalid", "client.key_invalid"),
+        ("signing_failed", "client.key_invalid"),
         ("identity_missing", "client.identity_missing"),
     ):
         events = t.of(name)
@@ -562,6 +606,17 @@ def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
     ]
     if retries or (tried and t.first("password_asked")):
         return _Signal("auth.password_rejected", [*(retries or tried)[:2], denied], "high")
+    askpass = t.first("askpass_missing")
+    if askpass is not None:  # nothing could ask: a password, or the passphrase of a key
+        wanted = denied.facts.get("methods", "")
+        asked = "password" in wanted or "keyboard-interactive" in wanted
+        return _Signal(
+            "auth.no_method" if asked else "client.key_invalid",
+            [askpass, denied],
+            "high",
+            "ssh has no terminal and no askpass program to ask for the "
+            + ("password" if asked else "key's passphrase"),
+        )
     partial = t.first("partial")
     if partial is not None:
         method = partial.facts.get("method", "a method")
@@ -661,7 +716,9 @@ def classify(t: Transcript) -> Classification:
         _Signal("client.config_perms", config, "high") if config else None,
         # Without -v the hop shows only in its traces: ssh -W's "stdio forwarding failed",
         # "UNKNOWN port 65535" (a connection that is a pipe, not a socket).
-        _proxy_signal(t, hop := proxy or t.first("stdio_failed", "proxy_unknown")),
+        _proxy_signal(
+            t, hop := proxy or t.first("proxy_start_failed", "stdio_failed", "proxy_unknown")
+        ),
         _channel_signal(t) if hop else None,  # without a hop: the target refused a session
         _network_signal(t),
         _banner_signal(t),

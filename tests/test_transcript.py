@@ -167,6 +167,42 @@ def test_first_error_wins_over_the_last() -> None:
             ],
             "auth.no_method",
         ),
+        (  # CheckHostIP: the name's key is known, the address's entry is stale
+            [
+                "Warning: the ECDSA host key for 'h' differs from the key for the IP address "
+                "'192.0.2.1'",
+                "Offending key for IP in /home/u/.ssh/known_hosts:3",
+                "Host key verification failed.",
+            ],
+            "hostkey.changed",
+        ),
+        (
+            ["Not allowed at this time", "Connection closed by 192.0.2.1 port 22"],
+            "proto.closed_early",
+        ),
+        (
+            [
+                'sign_and_send_pubkey: signing failed for ED25519 "/home/u/.ssh/id_ed25519" from '
+                "agent: agent refused operation",
+                "u@h: Permission denied (publickey).",
+            ],
+            "client.key_invalid",
+        ),
+        (
+            [
+                "ssh_askpass: exec(/usr/bin/ssh-askpass): No such file or directory",
+                "u@h: Permission denied (password).",
+            ],
+            "auth.no_method",
+        ),
+        (  # ProxyCommand nc ... on a machine without nc
+            [
+                "/bin/sh: 1: exec: nc: not found",
+                "kex_exchange_identification: Connection closed by remote host",
+                "Connection closed by UNKNOWN port 65535",
+            ],
+            "proxy.failed",
+        ),
         (  # without -v: the hop shows only in its refused channel and "UNKNOWN port 65535"
             [
                 "channel 0: open failed: administratively prohibited: open failed",
@@ -192,6 +228,32 @@ def test_a_failure_no_cause_explains_still_fails_with_its_line() -> None:
     result = transcript.explain(f"debug1: Connection established.\n{line}\n")
     assert (result["verdict"], result["root_cause"]) == ("failed", None)
     assert result["details"]["final_error"] == line
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Bad server host key: Invalid key length",
+        "Server host key ssh-rsa not in HostKeyAlgorithms",
+        "strict KEX violation: unexpected packet type 2 (seqnr 1)",
+        "Can't open user config file /nope: No such file or directory",
+        "Authentication failed.",
+        "jumphost loop via bastion",
+    ],
+)
+def test_fatal_lines_without_a_cause_still_fail(line: str) -> None:
+    """OpenSSH's fatal words that no cause of the catalog covers: a failure, with its line."""
+    result = transcript.explain(line + "\n")
+    assert (result["verdict"], result["root_cause"]) == ("failed", None)
+    assert result["details"]["final_error"] == line
+
+
+def test_a_session_that_drops_after_login_is_a_working_login() -> None:
+    text = (
+        'Authenticated to h ([192.0.2.1]:22) using "publickey".\n'
+        "client_loop: send disconnect: Broken pipe\n"
+    )
+    assert transcript.explain(text)["verdict"] == "ok"
 
 
 def test_a_refused_session_without_a_hop_is_no_proxy_failure() -> None:
