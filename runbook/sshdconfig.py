@@ -3,10 +3,12 @@
 ``sshd -T -C`` is the truth when sshd can run; this module is for ``--server-root``: a
 server's root filesystem mounted elsewhere (a rescue disk, a snapshot). It follows
 OpenSSH's rules: keywords are case-insensitive, the first value obtained wins, Include
-pulls in files (relative names under /etc/ssh, globs sorted) at that point, Match blocks
-apply when every criterion matches (User, Group, Host, Address, LocalAddress, LocalPort,
-All; patterns with ``*``/``?``, lists, ``!`` negation), and a few keywords accumulate
-(AllowUsers, DenyUsers, AllowGroups, DenyGroups, HostKey).
+pulls in files (relative names under /etc/ssh, globs sorted) at that point and in that
+line's context (a Match inside an included file ends with the file), Match blocks apply
+when every criterion matches (User, Group, Host, Address, LocalAddress, LocalPort, All;
+patterns with ``*``/``?``, lists, ``!`` negation) and their values override the main
+section's, and a few keywords accumulate (AllowUsers, DenyUsers, AllowGroups, DenyGroups,
+HostKey). A test compares it with the real ``sshd -T -C`` on generated configurations.
 """
 
 from __future__ import annotations
@@ -99,16 +101,41 @@ def _matches(args: list[str], ctx: MatchContext) -> bool:
     return True
 
 
-def _lines(root: Path, path: str, depth: int = 0) -> list[tuple[str, list[str], str]]:
-    """(keyword, args, origin) in file order, Includes expanded in place."""
+@dataclass
+class _Found:
+    """Values found so far: the global section's, and those of the matching Match blocks
+    (which override them, as sshd applies Match blocks after the main section)."""
+
+    settings: dict[str, list[str]]
+    origin: dict[str, str]
+
+    def add(self, keyword: str, value: str, where: str) -> None:
+        if keyword in ACCUMULATE:
+            self.settings.setdefault(keyword, []).append(value)
+            self.origin.setdefault(keyword, where)
+        elif keyword not in self.settings:  # the first value obtained wins
+            self.settings[keyword] = [value]
+            self.origin[keyword] = where
+
+
+def _read(
+    root: Path,
+    path: str,
+    ctx: MatchContext,
+    found: tuple[_Found, _Found],
+    in_match: bool = False,
+    active: bool = True,
+    depth: int = 0,
+) -> None:
+    """Apply one file's lines. An Include reads its files in the context of the Include
+    line (a Match inside them ends with that file); the context is restored afterwards."""
     if depth > 16:
-        return []
-    real = root / path.lstrip("/")
+        return
     try:
-        text = real.read_text(errors="replace")
+        text = (root / path.lstrip("/")).read_text(errors="replace")
     except OSError:
-        return []
-    out: list[tuple[str, list[str], str]] = []
+        return
+    outer = active  # what an included file's own Match blocks can at most be
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -120,14 +147,16 @@ def _lines(root: Path, path: str, depth: int = 0) -> list[tuple[str, list[str], 
         except ValueError:
             args = rest.split()
         keyword = key.strip().lower()
-        if keyword == "include":
+        if keyword == "match":
+            in_match, active = True, outer and _matches(args, ctx)
+        elif keyword == "include":
             for pattern in args:
                 full = pattern if pattern.startswith("/") else f"/etc/ssh/{pattern}"
-                for found in sorted(glob.glob(str(root / full.lstrip("/")))):
-                    out += _lines(root, "/" + str(Path(found).relative_to(root)), depth + 1)
-            continue
-        out.append((keyword, args, f"{path}:{number}"))
-    return out
+                for name in sorted(glob.glob(str(root / full.lstrip("/")))):
+                    included = "/" + str(Path(name).relative_to(root))
+                    _read(root, included, ctx, found, in_match, active, depth + 1)
+        elif active:
+            found[in_match].add(keyword, " ".join(args), f"{path}:{number}")
 
 
 def effective(
@@ -135,22 +164,10 @@ def effective(
 ) -> tuple[dict[str, list[str]], dict[str, str]]:
     """The settings that apply to ``ctx`` (lower-case keyword -> values) and where each
     came from (``file:line``), as ``sshd -T -C`` would print them."""
-    settings: dict[str, list[str]] = {}
-    origin: dict[str, str] = {}
-    active = True
-    for keyword, args, where in _lines(Path(root), config):
-        if keyword == "match":
-            active = _matches(args, ctx)
-            continue
-        if not active:
-            continue
-        value = " ".join(args)
-        if keyword in ACCUMULATE:
-            settings.setdefault(keyword, []).append(value)
-            origin.setdefault(keyword, where)
-        elif keyword not in settings:
-            settings[keyword] = [value]
-            origin[keyword] = where
+    main, matched = _Found({}, {}), _Found({}, {})
+    _read(Path(root), config, ctx, (main, matched))
+    settings = {**main.settings, **matched.settings}
+    origin = {**main.origin, **matched.origin}
     for keyword, value in DEFAULTS.items():
         settings.setdefault(keyword, value)
     return settings, origin

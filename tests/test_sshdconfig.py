@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from runbook.sshdconfig import MatchContext, effective
 
@@ -50,3 +57,102 @@ def test_missing_or_looping_files_do_not_break(tmp_path) -> None:
     root = _root(tmp_path, "Include sshd_config\nInclude /nope/*.conf\nPort = 2200\n")
     settings, _ = effective(root, MatchContext(user="x"))
     assert settings["port"] == ["2200"]
+
+
+# -- against the real sshd -T -------------------------------------------------------------
+
+_KEYS = (
+    "passwordauthentication",
+    "permitrootlogin",
+    "maxauthtries",
+    "allowusers",
+    "pubkeyauthentication",
+)
+_SETTINGS = [
+    "PasswordAuthentication yes",
+    "passwordauthentication no",
+    "PermitRootLogin=no",
+    "PermitRootLogin prohibit-password",
+    "PERMITROOTLOGIN yes",
+    "MaxAuthTries 2",
+    "MaxAuthTries = 7",
+    "AllowUsers alice bob",
+    "AllowUsers carol",
+    "PubkeyAuthentication no",
+]
+_MATCHES = [
+    "Match User alice",
+    "Match User !alice,*",
+    "Match Address 192.0.2.0/24",
+    "Match Address 10.0.0.*",
+    "Match User carol Address 10.0.0.0/8",
+    "Match LocalPort 22",
+    "Match Host h",
+    "Match all",
+]
+
+
+def _config(draw_lines: list[str], include: str) -> str:
+    return "".join(line.replace("INCLUDE", include) + "\n" for line in draw_lines)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    main=st.lists(st.sampled_from([*_SETTINGS, *_MATCHES, "Include INCLUDE"]), max_size=12),
+    drop_in=st.lists(st.sampled_from([*_SETTINGS, *_MATCHES]), max_size=6),
+)
+def test_offline_reading_equals_sshd_T(tmp_path_factory, main: list[str], drop_in: list[str]):
+    """Generated sshd_configs (Match blocks, drop-ins included inside and outside them,
+    keyword case, "=" separators): what --server-root reads offline is what the real
+    `sshd -T -C` prints for the same user and address."""
+    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not Path(sshd).is_file():
+        message = "the comparison needs OpenSSH's sshd (make test installs it as root)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    root = tmp_path_factory.mktemp("sshd")
+    key = root / "hostkey"
+    if not key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    (root / "d").mkdir(exist_ok=True)
+    (root / "d" / "10.conf").write_text(_config(drop_in, ""))
+    config = root / "sshd_config"
+    config.write_text(f"HostKey {key}\n" + _config(main, str(root / "d" / "*.conf")))
+    for user, address in (("alice", "192.0.2.7"), ("carol", "10.0.0.7")):
+        done = subprocess.run(
+            [
+                sshd,
+                "-T",
+                "-f",
+                str(config),
+                "-C",
+                f"user={user},host=h,addr={address},laddr=127.0.0.1,lport=22",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 0, done.stderr
+        real: dict[str, list[str]] = {}
+        for line in done.stdout.splitlines():
+            name, _, value = line.partition(" ")
+            if name in _KEYS:
+                real.setdefault(name, []).extend(
+                    value.replace("without-password", "prohibit-password").split()
+                )
+        ours, _ = effective(
+            "/",
+            MatchContext(user, host="h", address=address, local_address="127.0.0.1", local_port=22),
+            str(config),
+        )
+        mine = {k: [w for v in ours.get(k, []) for w in v.split()] for k in _KEYS}
+        real.setdefault("allowusers", [])
+        assert mine == real, (
+            user,
+            address,
+            config.read_text(),
+            (root / "d" / "10.conf").read_text(),
+        )
