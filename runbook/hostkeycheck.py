@@ -117,9 +117,11 @@ def _lookup_paramiko(spec: str, path: str) -> list[KnownEntry]:
 def negotiated_host_key_algorithm(
     settings: Settings, entries: Sequence[KnownEntry], server_algorithms: Sequence[str]
 ) -> str | None:
-    """The host key algorithm ssh would agree on: its own list, known key types first."""
+    """The host key algorithm ssh would agree on: its own list, known key types first (a
+    key also listed @revoked does not count as known: ssh then prefers another type)."""
     client = list(settings.host_key_algorithms) or list(server_algorithms)
-    known = {e.key_type for e in entries if e.marker is None}
+    revoked = {e.blob for e in entries if e.marker == "@revoked"}
+    known = {e.key_type for e in entries if e.marker is None and e.blob not in revoked}
     ordered = [a for a in client if key_type_of(a) in known] + [
         a for a in client if key_type_of(a) not in known
     ]

@@ -113,6 +113,23 @@ def test_ssh_uri_target_uses_its_port(lab, scenario: str, cause: str | None) -> 
     assert (result["root_cause"] or {}).get("id") == cause
 
 
+def test_a_revoked_key_steers_the_host_key_choice_as_in_ssh(lab, tmp_path) -> None:
+    """With its ed25519 key @revoked and the others known, ssh prefers a known type and
+    logs in: the probe agrees (no failing host key next to an "ok"); with the revoked key
+    alone, both refuse it."""
+    target = lab.targets["healthy"]
+    known = Path(target.known_hosts).read_text()
+    first = next(line for line in known.splitlines() if "ssh-ed25519" in line).split()
+    revoked = f"@revoked * {first[1]} {first[2]}\n"
+    for text, verdict in ((revoked + known, "ok"), (revoked, "failed")):
+        path = tmp_path / "known_hosts"
+        path.write_text(text)
+        _, result, _ = _diagnose(lab, "healthy", "--known-hosts", str(path))
+        hostkey = next(f for f in result["findings"] if f["step"] == "hostkey")
+        assert result["verdict"] == verdict
+        assert hostkey["status"] == ("pass" if verdict == "ok" else "fail"), hostkey
+
+
 def test_blackholed_host_is_bounded(lab) -> None:
     """A black-holed host's verdict comes within the time-out plus a margin, not minutes."""
     code, result, _ = _diagnose(lab, "timeout", timeout=2)
