@@ -13,7 +13,6 @@ session runs ``true`` to catch nologin shells, expired passwords and forced comm
 from __future__ import annotations
 
 import logging
-import os
 import re
 import socket
 import time
@@ -23,7 +22,7 @@ from itertools import count
 
 import paramiko
 
-from runbook.clientcheck import Identity
+from runbook.clientcheck import Identity, agent_keys
 from runbook.findings import Finding
 from runbook.sshconfig import Settings
 
@@ -115,13 +114,8 @@ def connect(
 
 def candidates(settings: Settings, identities: Sequence[Identity]) -> list[Candidate]:
     """The keys ssh offers, in its order (sshconnect2.c pubkey_prepare)."""
-    agent_keys: list[paramiko.AgentKey] = []
-    if os.environ.get("SSH_AUTH_SOCK"):
-        try:
-            agent_keys = list(paramiko.Agent().get_keys())
-        except paramiko.SSHException:
-            agent_keys = []
-    by_fp = {k.fingerprint: k for k in agent_keys}
+    held = agent_keys()
+    by_fp = {k.fingerprint: k for k in held}
     order: list[Candidate] = []
     used: set[str] = set()
     for ident in identities:
@@ -131,7 +125,7 @@ def candidates(settings: Settings, identities: Sequence[Identity]) -> list[Candi
     if not settings.identities_only:
         order += [
             Candidate(f"agent key {k.comment or k.fingerprint}", k, "agent")
-            for k in agent_keys
+            for k in held
             if k.fingerprint not in used
         ]
     order += [

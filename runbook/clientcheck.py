@@ -9,11 +9,13 @@ the user named with ``-i`` or ``IdentityFile`` is a finding.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import re
 import stat
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import paramiko
@@ -21,7 +23,7 @@ import paramiko
 from runbook.findings import Finding
 from runbook.sshconfig import Settings, home
 
-__all__ = ["DEFAULT_IDENTITIES", "Identity", "check_client_files", "load_key"]
+__all__ = ["DEFAULT_IDENTITIES", "Identity", "agent_keys", "check_client_files", "load_key"]
 
 DEFAULT_IDENTITIES = tuple(
     f"~/.ssh/id_{kind}"
@@ -67,16 +69,20 @@ def load_key(path: str) -> tuple[paramiko.PKey | None, str | None, str]:
         return paramiko.PKey.from_path(path), None, ""
     except paramiko.PasswordRequiredException:
         return None, "passphrase", "the key is protected by a passphrase"
-    except (paramiko.SSHException, ValueError, UnicodeDecodeError) as err:
+    except (paramiko.SSHException, ValueError, TypeError, UnicodeDecodeError) as err:
+        # (cryptography raises TypeError for an OpenSSH key with a passphrase: ssh-keygen
+        # below says which it is)
         reason = str(err) or type(err).__name__
     except OSError as err:
         return None, "unreadable", err.strerror or str(err)
     try:
         data = Path(path).read_bytes()
+        if _sealed(data):
+            return None, "passphrase", "the key is protected by a passphrase"
         if data.startswith(b"PuTTY-User-Key-File"):
             return None, "invalid", "a PuTTY .ppk key, which OpenSSH cannot read (convert it)"
-        if data.split(b" ", 1)[0] in _PUBLIC_PREFIXES:
-            return None, "invalid", "a public key; IdentityFile must name the private key"
+        if not_private := _not_a_private_key(path):
+            return None, "invalid", not_private
         proc = subprocess.run(
             ["ssh-keygen", "-y", "-P", "", "-f", "/dev/stdin"],
             input=data,
@@ -92,6 +98,88 @@ def load_key(path: str) -> tuple[paramiko.PKey | None, str | None, str]:
     if "passphrase" in last:
         return None, "passphrase", "the key is protected by a passphrase"
     return None, "invalid", re.sub(r'^Load key "[^"]*": ', "", last)
+
+
+def _not_a_private_key(path: str) -> str | None:
+    """Why ``path`` cannot be a private key at all (a directory, a public key), or None."""
+    if os.path.isdir(path):
+        return "a directory, not a key file"
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+    except OSError:
+        return None  # unreadable: load_key says so
+    if head.split(b" ", 1)[0] in _PUBLIC_PREFIXES or head.startswith(b"---- BEGIN SSH2 PUBLIC"):
+        private = path[: -len(".pub")] if path.endswith(".pub") else None
+        if private and os.path.isfile(private):
+            return f"a public key; IdentityFile must name the private key: {private}"
+        return "a public key; IdentityFile must name the private key"
+    return None
+
+
+_OPENSSH_KEY = re.compile(
+    rb"-----BEGIN OPENSSH PRIVATE KEY-----(.*?)-----END OPENSSH PRIVATE KEY-----", re.S
+)
+_MAGIC = b"openssh-key-v1\0"
+
+
+def _openssh_fields(data: bytes, count: int) -> list[bytes]:
+    """The first ``count`` length-prefixed fields of an OpenSSH-format private key (its
+    cipher, KDF, KDF options, the number of keys as a field of its own, the first public
+    key), which the format keeps unencrypted; [] for another format."""
+    body = _OPENSSH_KEY.search(data)
+    if body is None:
+        return []
+    try:
+        raw = base64.b64decode(b"".join(body.group(1).split()))
+    except ValueError:
+        return []
+    if not raw.startswith(_MAGIC):
+        return []
+    fields, at = [], len(_MAGIC)
+    while len(fields) < count and at + 4 <= len(raw):
+        if len(fields) == 3:  # the number of keys: a bare uint32
+            fields.append(raw[at : at + 4])
+            at += 4
+            continue
+        size = int.from_bytes(raw[at : at + 4], "big")
+        fields.append(raw[at + 4 : at + 4 + size])
+        at += 4 + size
+    return fields
+
+
+def _sealed(data: bytes) -> bool:
+    """Whether a private key file is protected by a passphrase (OpenSSH's format, or PEM's
+    "Proc-Type: 4,ENCRYPTED" and PKCS#8's "ENCRYPTED PRIVATE KEY")."""
+    fields = _openssh_fields(data, 1)
+    if fields:
+        return fields[0] != b"none"
+    return b"ENCRYPTED" in data[:256]
+
+
+def public_fingerprint(path: str) -> str | None:
+    """The SHA256 fingerprint of a private key's public half without its passphrase: from
+    the file itself (OpenSSH's format keeps it in clear) or from KEY.pub beside it."""
+    try:
+        fields = _openssh_fields(Path(path).read_bytes(), 5)
+        blob = fields[4] if len(fields) == 5 else None
+        if blob is None and os.path.isfile(path + ".pub"):
+            blob = base64.b64decode(Path(path + ".pub").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    if not blob:
+        return None
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+def agent_keys() -> list[paramiko.AgentKey]:
+    """The keys of the user's ssh-agent (none without one): read-only, nothing is signed."""
+    if not os.environ.get("SSH_AUTH_SOCK"):
+        return []
+    try:
+        return list(paramiko.Agent().get_keys())
+    except paramiko.SSHException:
+        return []
 
 
 def _explicit(settings: Settings) -> bool:
@@ -112,6 +200,18 @@ def _check_identity(path: str, explicit: bool) -> tuple[Identity, Finding | None
             f"no such identity: {path}: No such file or directory",
             cause_id="client.identity_missing",
             evidence=[f"IdentityFile {path} does not exist"],
+            data={"identity_file": path},
+        )
+    not_private = _not_a_private_key(path)
+    if not_private:  # before the modes: ssh's own "too open" would send the user astray
+        ident.problem = "invalid"
+        return ident, Finding(
+            "client",
+            "identity file",
+            "fail",
+            f'Load key "{path}": {not_private}',
+            cause_id="client.key_invalid",
+            evidence=[f"{path}: {not_private}"],
             data={"identity_file": path},
         )
     st = os.stat(path)
@@ -155,12 +255,33 @@ def _check_identity(path: str, explicit: bool) -> tuple[Identity, Finding | None
         )
     if problem == "unsupported":
         ident.usable = True
+    if problem == "passphrase":
+        ident.fingerprint = public_fingerprint(path)
     return ident, Finding(
         "client",
         "identity file",
         "info" if problem == "unsupported" else "warn",
         f"{path}: {detail}",
         data={"identity_file": path},
+    )
+
+
+def _sealed_outcome(finding: Finding, identities: list[Identity]) -> Finding:
+    """A key with a passphrase is no finding while another key can log in or ssh-agent
+    holds it; else it is why ssh fails: it cannot ask for the passphrase here."""
+    ident = next((i for i in identities if i.path == finding.data.get("identity_file")), None)
+    if ident is None or ident.problem != "passphrase" or any(i.usable for i in identities):
+        return finding
+    if ident.fingerprint and ident.fingerprint in {k.fingerprint for k in agent_keys()}:
+        ident.usable = True
+        return replace(finding, status="pass", summary=f"{ident.path}: held by ssh-agent")
+    return replace(
+        finding,
+        status="fail",
+        cause_id="client.key_invalid",
+        summary=f"{ident.path} is protected by a passphrase: ssh cannot ask for it here "
+        "(BatchMode, no terminal) and no ssh-agent holds the key",
+        evidence=[f"{ident.path}: an encrypted private key"],
     )
 
 
@@ -205,7 +326,8 @@ def check_client_files(settings: Settings) -> tuple[list[Finding], list[Identity
         identities.append(ident)
         if finding is not None:
             findings.append(finding)
-    if not any(i.usable for i in identities) and not explicit:
+    findings = [_sealed_outcome(f, identities) for f in findings]
+    if all(i.problem == "missing" for i in identities) and not explicit:
         findings.append(
             Finding(
                 "client",

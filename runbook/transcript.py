@@ -570,6 +570,14 @@ def _client_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
                 for key in ("identity_file", "mode"):
                     if key in event.facts:
                         facts.setdefault(key, event.facts[key])
+            if facts.get("identity_file", "").endswith(".pub"):  # "too open": it is public
+                return _Signal(
+                    "client.key_invalid",
+                    events[:4],
+                    "high",
+                    f"{facts['identity_file']} is the public key: -i and IdentityFile name the "
+                    "private one, without .pub",
+                )
             return _Signal(cause, events[:4], "high")
     return None
 

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -128,6 +129,63 @@ def test_a_revoked_key_steers_the_host_key_choice_as_in_ssh(lab, tmp_path) -> No
         hostkey = next(f for f in result["findings"] if f["step"] == "hostkey")
         assert result["verdict"] == verdict
         assert hostkey["status"] == ("pass" if verdict == "ok" else "fail"), hostkey
+
+
+def _diagnose_with_key(lab, key: Path, env: dict[str, str] | None = None) -> dict:
+    """The healthy target by address with only ``key`` (-i): no Host block adds another."""
+    target = lab.targets["healthy"]
+    argv = lab.diagnose_argv("healthy", "--json", "--no-report", "--timeout", "4")
+    argv[argv.index(target.alias)] = f"{target.user}@{target.host}"
+    argv += ["-p", str(target.port), "--known-hosts", target.known_hosts, "-i", str(key)]
+    prefix = ["env", *(f"{k}={v}" for k, v in (env or {}).items())]
+    proc = lab.run_client("healthy", [*prefix, *argv], timeout=120)
+    assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    return json.loads(proc.stdout)
+
+
+def test_keys_that_cannot_sign_are_named_not_blamed_on_the_server(lab, tmp_path) -> None:
+    """The public key given as -i (ssh itself only says its mode is "too open"), and a
+    private key with a passphrase that nothing can ask for: client.key_invalid, each with
+    its reason; the same passphrase key held by a running ssh-agent logs in."""
+    public = Path(lab.targets["healthy"].identity_files[0] + ".pub")
+    result = _diagnose_with_key(lab, public)
+    assert result["root_cause"]["id"] == "client.key_invalid"
+    assert "public key" in " ".join(result["root_cause"]["evidence"])
+    sealed = tmp_path / "id_sealed"
+    shutil.copy(lab.targets["healthy"].identity_files[0], sealed)
+    sealed.chmod(0o600)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-p", "-N", "lab-secret", "-P", "", "-f", str(sealed)],
+        check=True,
+        capture_output=True,
+    )
+    result = _diagnose_with_key(lab, sealed)
+    assert result["root_cause"]["id"] == "client.key_invalid"
+    assert "passphrase" in " ".join(result["root_cause"]["evidence"])
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
+    try:
+        askpass = tmp_path / "askpass"
+        askpass.write_text("#!/bin/sh\necho lab-secret\n")
+        askpass.chmod(0o700)
+        for _ in range(50):  # the agent's socket appears once it listens
+            if sock.exists():
+                break
+            time.sleep(0.1)
+        env = {"SSH_AUTH_SOCK": str(sock), "SSH_ASKPASS": str(askpass)}
+        subprocess.run(
+            ["ssh-add", str(sealed)],
+            env={**os.environ, **env, "SSH_ASKPASS_REQUIRE": "force"},
+            check=True,
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=30,
+        )
+        result = _diagnose_with_key(lab, sealed, {"SSH_AUTH_SOCK": str(sock)})
+        assert (result["verdict"], result["root_cause"]) == ("ok", None), result["findings"]
+    finally:
+        agent.terminate()
+        agent.wait(10)
 
 
 def test_blackholed_host_is_bounded(lab) -> None:
