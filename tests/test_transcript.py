@@ -180,6 +180,14 @@ def test_first_error_wins_over_the_last() -> None:
             ["Not allowed at this time", "Connection closed by 192.0.2.1 port 22"],
             "proto.closed_early",
         ),
+        (  # -i id.pub: ssh only says its mode is too open; the cause is the wrong file
+            [
+                "Permissions 0644 for '/home/u/.ssh/id_ed25519.pub' are too open.",
+                'Load key "/home/u/.ssh/id_ed25519.pub": bad permissions',
+                "u@h: Permission denied (publickey).",
+            ],
+            "client.key_invalid",
+        ),
         (
             [
                 'sign_and_send_pubkey: signing failed for ED25519 "/home/u/.ssh/id_ed25519" from '
