@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,51 +161,155 @@ def _ssh_config(text: str, name: str, path: Path) -> tuple[list[InventoryTarget]
     return targets, []
 
 
+# Ansible's connection variables: today's names first, then the pre-2.0 ones still seen.
+_ANSIBLE_VARS = {
+    "host": ("ansible_host", "ansible_ssh_host"),
+    "port": ("ansible_port", "ansible_ssh_port"),
+    "user": ("ansible_user", "ansible_ssh_user"),
+    "key": ("ansible_ssh_private_key_file", "ansible_private_key_file"),
+}
+# A host pattern's range: "web[01:10]", "web[01:10:2]", "db-[a:c]".
+_RANGE = re.compile(r"\[([0-9]+|[a-z]):([0-9]+|[a-z])(?::([0-9]+))?\]")
+MAX_RANGE = 10_000
+
+
+@dataclass
+class _Ansible:
+    """An Ansible inventory read: its hosts (where, own variables, groups), each group's
+    variables and each group's parents, for Ansible's precedence of variables."""
+
+    hosts: dict[str, tuple[str, dict[str, str], list[str]]] = field(default_factory=dict)
+    group_vars: dict[str, dict[str, str]] = field(default_factory=dict)
+    parents: dict[str, set[str]] = field(default_factory=dict)
+
+    def add_host(self, host: str, where: str, variables: dict[str, str], group: str) -> None:
+        if host in self.hosts:  # a host listed in several groups is one host
+            _, own, groups = self.hosts[host]
+            own.update(variables)
+            groups.append(group)
+        else:
+            self.hosts[host] = (where, dict(variables), [group])
+
+    def lineage(self, group: str, seen: frozenset[str] = frozenset()) -> list[str]:
+        """``group`` and its ancestors, the farthest first (their variables count least)."""
+        if group in seen:
+            return []
+        out: list[str] = []
+        for parent in sorted(self.parents.get(group, ())):
+            out += [g for g in self.lineage(parent, seen | {group}) if g not in out]
+        return [*out, group]
+
+    def targets(self, bad: list[BadLine]) -> list[InventoryTarget]:
+        found = []
+        for host, (where, own, groups) in self.hosts.items():
+            variables = _canonical(self.group_vars.get("all", {}))
+            for group in groups:
+                for name in self.lineage(group):
+                    variables.update(_canonical(self.group_vars.get(name, {})))
+            variables.update(_canonical(own))
+            target = _ansible_host(host, variables, where, groups, bad)
+            if target:
+                found.append(target)
+        return found
+
+
+def _canonical(variables: dict[str, str]) -> dict[str, str]:
+    """One level's variables with the old names under today's (today's name wins at the
+    same level); precedence between levels then works on one name."""
+    out = dict(variables)
+    for current, *old in _ANSIBLE_VARS.values():
+        for name in old:
+            if name in out:
+                value = out.pop(name)
+                out.setdefault(current, value)
+    return out
+
+
+def _expand(pattern: str) -> list[str]:
+    """A host pattern's names, Ansible's ranges expanded (zero padding kept)."""
+    found = _RANGE.search(pattern)
+    if found is None:
+        return [pattern]
+    start, end, step = found.group(1), found.group(2), int(found.group(3) or 1)
+    if start.isdigit() and end.isdigit():
+        width = len(start) if start.startswith("0") else 0
+        items = [str(i).zfill(width) for i in range(int(start), int(end) + 1, max(step, 1))]
+    elif start.isalpha() and end.isalpha():
+        items = [chr(c) for c in range(ord(start), ord(end) + 1, max(step, 1))]
+    else:
+        return [pattern]
+    if len(items) > MAX_RANGE:
+        raise ValueError(f"the range {found.group(0)} names more than {MAX_RANGE} hosts")
+    head, tail = pattern[: found.start()], pattern[found.end() :]
+    return [name for item in items for name in _expand(head + item + tail)]
+
+
 def _ansible_host(
-    name: str, variables: dict[str, str], where: str, group: str, bad: list[BadLine]
+    name: str, variables: dict[str, str], where: str, groups: list[str], bad: list[BadLine]
 ) -> InventoryTarget | None:
-    port = _port(str(variables.get("ansible_port", "")), where, bad)
+    def var(kind: str) -> str | None:
+        value = variables.get(_ANSIBLE_VARS[kind][0])
+        return None if value in (None, "") else str(value)
+
+    port = _port(var("port") or "", where, bad)
     if port is False:
         return None
-    host = str(variables.get("ansible_host") or name)
+    host = var("host") or name
     if not _TARGET.match(host):
         bad.append(BadLine(where, f"host {host!r} is not a host name or address"))
         return None
+    key = var("key")
     return InventoryTarget(
         host,
         where,
         port=port,  # type: ignore[arg-type]
-        user=variables.get("ansible_user") or None,
-        identity_files=[variables["ansible_ssh_private_key_file"]]
-        if variables.get("ansible_ssh_private_key_file")
-        else [],
-        tags=[group] if group not in ("all", "ungrouped") else [],
+        user=var("user"),
+        identity_files=[key] if key else [],
+        tags=[g for g in dict.fromkeys(groups) if g not in ("all", "ungrouped")],
     )
 
 
+def _ini_words(line: str) -> list[str]:
+    """A host line's words, quotes as Ansible reads them (ansible_user="ops team")."""
+    try:
+        return shlex.split(line)
+    except ValueError:
+        return line.split()
+
+
 def _ansible_ini(text: str, name: str) -> tuple[list[InventoryTarget], list[BadLine]]:
-    targets, bad = [], []
-    group = "ungrouped"
+    inventory, bad = _Ansible(), []
+    group, kind = "ungrouped", "hosts"
     for number, raw in enumerate(text.splitlines(), 1):
         line = (
-            raw.split("#", 1)[0].split(";", 1)[0].strip()
+            raw.split(" #", 1)[0].split(" ;", 1)[0].strip()
             if not raw.lstrip().startswith(("#", ";"))
             else ""
         )
         if not line:
             continue
-        section = re.match(r"^\[([^\]]+)\]$", line)
+        section = re.match(r"^\[([^\]:]+)(?::(vars|children))?\]$", line)
         if section:
-            group = section.group(1)
+            group, kind = section.group(1), section.group(2) or "hosts"
             continue
-        if ":" in group:  # [group:vars] and [group:children] are not hosts
-            continue
-        words = line.split()
-        variables = dict(w.split("=", 1) for w in words[1:] if "=" in w)
-        host = _ansible_host(words[0], variables, f"{name}:{number}", group, bad)
-        if host:
-            targets.append(host)
-    return targets, bad
+        where = f"{name}:{number}"
+        if kind == "vars":
+            key, _, value = line.partition("=")
+            words = _ini_words(value)
+            inventory.group_vars.setdefault(group, {})[key.strip()] = " ".join(words)
+        elif kind == "children":
+            inventory.parents.setdefault(line.split()[0], set()).add(group)
+        else:
+            words = _ini_words(line)
+            variables = dict(w.split("=", 1) for w in words[1:] if "=" in w)
+            try:
+                hosts = _expand(words[0])
+            except ValueError as err:
+                bad.append(BadLine(where, str(err)))
+                continue
+            for host in hosts:
+                inventory.add_host(host, where, variables, group)
+    return inventory.targets(bad), bad
 
 
 def _ansible_yaml(text: str, name: str) -> tuple[list[InventoryTarget], list[BadLine]]:
@@ -216,30 +321,32 @@ def _ansible_yaml(text: str, name: str) -> tuple[list[InventoryTarget], list[Bad
         raise BadInput(
             f"{name}: not valid YAML: {err}".splitlines()[0], hint="check the indentation"
         ) from err
-    targets: list[InventoryTarget] = []
-    bad: list[BadLine] = []
+    inventory, bad = _Ansible(), []
 
     def walk(group: str, node: object) -> None:
         if not isinstance(node, dict):
             return
-        for host, variables in (node.get("hosts") or {}).items():
-            host_vars = variables if isinstance(variables, dict) else {}
-            found = _ansible_host(
-                str(host),
-                {**(node.get("vars") or {}), **host_vars},
-                f"{name}:{group}/{host}",
-                group,
-                bad,
-            )
-            if found:
-                targets.append(found)
+        if isinstance(node.get("vars"), dict):
+            inventory.group_vars.setdefault(group, {}).update(node["vars"])
+        for pattern, variables in (node.get("hosts") or {}).items():
+            where = f"{name}:{group}/{pattern}"
+            try:
+                hosts = _expand(str(pattern))
+            except ValueError as err:
+                bad.append(BadLine(where, str(err)))
+                continue
+            for host in hosts:
+                inventory.add_host(
+                    host, where, variables if isinstance(variables, dict) else {}, group
+                )
         for child, sub in (node.get("children") or {}).items():
+            inventory.parents.setdefault(str(child), set()).add(group)
             walk(str(child), sub)
 
     if isinstance(data, dict):
         for group, node in data.items():
             walk(str(group), node)
-    return targets, bad
+    return inventory.targets(bad), bad
 
 
 def read_inventory(path: str | Path) -> tuple[list[InventoryTarget], list[BadLine]]:

@@ -59,6 +59,45 @@ def test_inventory_kinds_are_told_apart_by_content(tmp_path) -> None:
         read_inventory(tmp_path / "bad.csv")
 
 
+def test_ansible_variables_reach_each_host_as_ansible_applies_them(tmp_path) -> None:
+    """Group variables ([g:vars], vars:), inherited through children and from all, under
+    a host's own; ranges expanded; the pre-2.0 names (ansible_ssh_user...); a host in
+    two groups is one target with both tags. The user a host logs in as is what Ansible
+    would use: a wrong one would be diagnosed as a refused key."""
+    ini = tmp_path / "hosts.ini"
+    ini.write_text(
+        "[all:vars]\nansible_user=deploy\nansible_port=2222\n"
+        '[web]\nweb[01:03].example.org\nweb09.example.org ansible_ssh_user="ops"\n'
+        "[db]\ndb1 ansible_ssh_host=192.0.2.30 ansible_ssh_port=5432\n"
+        "web01.example.org\n"
+        "[prod:children]\nweb\n[prod:vars]\nansible_port=22\n"
+        "[huge]\nn[0:99999]\n"
+    )
+    targets, bad = read_inventory(ini)
+    got = {t.target: (t.port, t.user, t.tags) for t in targets}
+    assert got == {
+        "web01.example.org": (22, "deploy", ["web", "db"]),
+        "web02.example.org": (22, "deploy", ["web"]),
+        "web03.example.org": (22, "deploy", ["web"]),
+        "web09.example.org": (22, "ops", ["web"]),
+        "192.0.2.30": (5432, "deploy", ["db"]),
+    }
+    assert [b.source for b in bad] == ["hosts.ini:15"] and "more than" in bad[0].reason
+    yml = tmp_path / "hosts.yml"
+    yml.write_text(
+        "all:\n  vars:\n    ansible_user: deploy\n  children:\n    prod:\n"
+        "      vars:\n        ansible_port: 2200\n      children:\n        web:\n"
+        "          hosts:\n            app[a:b]:\n            legacy:\n"
+        "              ansible_ssh_user: root\n"
+    )
+    targets, _ = read_inventory(yml)
+    assert {t.target: (t.port, t.user) for t in targets} == {
+        "appa": (2200, "deploy"),
+        "appb": (2200, "deploy"),
+        "legacy": (2200, "root"),
+    }
+
+
 def _batch(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in (env or os.environ).items() if k != "SSH_AUTH_SOCK"}
     return subprocess.run(
