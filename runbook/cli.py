@@ -350,7 +350,7 @@ def fix(source: str, do_apply: bool, accept_hostkey: str | None, server: str | N
     if not do_apply:
         click.echo("\ndry run: nothing changed (add --apply to carry it out)")
         return
-    fix_mod.apply(steps, Path(source).parent, host)
+    fix_mod.apply(steps, fix_mod.findings_file(source).parent, host)
     for number, step in enumerate(steps, 1):
         click.echo(
             f"{number}. {step.outcome}"

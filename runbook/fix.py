@@ -38,6 +38,7 @@ __all__ = [
     "add_host_alias",
     "apply",
     "copy_id",
+    "findings_file",
     "generate_key",
     "plan",
     "read_diagnosis",
@@ -71,12 +72,16 @@ class Step:
         }
 
 
-def read_diagnosis(path: str | Path) -> Diagnosis:
+def findings_file(source: str | Path) -> Path:
+    """The findings.json a ``--from`` names: the file itself, or the one in that folder."""
+    path = Path(source)
+    return path / "findings.json" if path.is_dir() else path
+
+
+def read_diagnosis(source: str | Path) -> Diagnosis:
     """The diagnosis to fix, from its findings.json or the incident folder that holds it
     (one clear line when it is not one)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "findings.json"
+    path = findings_file(source)
     try:
         return Diagnosis.from_dict(json.loads(path.read_text()))
     except OSError as err:
@@ -374,7 +379,8 @@ def _server_steps(
     entry = host.passwd(user)
     home = entry[5] if entry else f"~{user}"
     quoted = shlex.quote(user)
-    if cause == "server.bad_modes":
+    chroot = any(f.data.get("chroot_dir") for f in diagnosis.findings)
+    if cause == "server.bad_modes" and not chroot:  # a ChrootDirectory's owner is for a person
         paths = [home, f"{home}/.ssh", f"{home}/.ssh/authorized_keys"]
         qp = " ".join(shlex.quote(p) for p in paths)
         return [

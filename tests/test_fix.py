@@ -102,10 +102,10 @@ def test_dry_run_then_apply_makes_the_login_work(fix_lab, tmp_path, name) -> Non
     dry = _fix(findings.parent, *server)  # the incident folder, as `runbook diagnose` names it
     assert dry.returncode == 0 and "dry run: nothing changed" in dry.stdout
     assert _digests(*watched) == before
-    applied = _fix(findings, "--apply", *server)
+    applied = _fix(findings.parent, "--apply", *server)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert "diagnosed again: ok" in applied.stdout
-    record = json.loads((findings.parent / "fixes.json").read_text())
+    record = json.loads((findings.parent / "fixes.json").read_text())  # beside findings.json
     assert all(s["outcome"].startswith("applied") for s in record["steps"]), record
     for step in record["steps"]:
         for backup in step["backups"]:  # a client's backup (a key, known_hosts) stays private
