@@ -256,22 +256,15 @@ def check_auth(
             conn.close()
             conn = reconnect()
             _none(conn, user)
-        if _password(conn, user, password or ""):
-            return [
-                *findings,
-                Finding("auth", "password", "pass", f"password authentication as {user} succeeds"),
-                check_session(conn, timeout),
-            ]
-        conn.close()
         return [
             *findings,
-            Finding(
-                "auth",
-                "password",
-                "fail",
+            *_password_outcome(
+                conn,
+                user,
+                password or "",
+                timeout,
+                f"password authentication as {user} succeeds",
                 f"password authentication as {user} fails",
-                cause_id="auth.password_rejected",
-                evidence=["Permission denied, please try again.", *conn.said],
             ),
         ]
     conn.close()
@@ -314,23 +307,35 @@ def _second_factor(
                 evidence=[f"Authentications that can continue: {','.join(more)}"],
             ),
         ]
-    if _password(conn, user, password):
-        return [
-            first,
-            Finding("auth", "password", "pass", f"the password of {user} completes the login"),
-            check_session(conn, timeout),
-        ]
-    conn.close()
     return [
         first,
+        *_password_outcome(
+            conn,
+            user,
+            password,
+            timeout,
+            f"the password of {user} completes the login",
+            f"the key is accepted, then the password of {user} is refused",
+        ),
+    ]
+
+
+def _password_outcome(
+    conn: Connection, user: str, password: str, timeout: float, works: str, refused: str
+) -> list[Finding]:
+    """The password tried on ``conn``: a session when it logs in, else why not."""
+    if _password(conn, user, password):
+        return [Finding("auth", "password", "pass", works), check_session(conn, timeout)]
+    conn.close()
+    return [
         Finding(
             "auth",
             "password",
             "fail",
-            f"the key is accepted, then the password of {user} is refused",
+            refused,
             cause_id="auth.password_rejected",
             evidence=["Permission denied, please try again.", *conn.said],
-        ),
+        )
     ]
 
 

@@ -187,49 +187,54 @@ def _explicit(settings: Settings) -> bool:
     return not set(settings.identity_files) <= defaults
 
 
+def _unusable(path: str, summary: str, cause: str, evidence: list[str], **data: str) -> Finding:
+    """An identity file ssh cannot use, and why."""
+    return Finding(
+        "client",
+        "identity file",
+        "fail",
+        summary,
+        cause_id=cause,
+        evidence=evidence,
+        data={"identity_file": path, **data},
+    )
+
+
 def _check_identity(path: str, explicit: bool) -> tuple[Identity, Finding | None]:
     ident = Identity(path, explicit)
     if not os.path.exists(path):
         ident.problem = "missing"
         if not explicit:
             return ident, None
-        return ident, Finding(
-            "client",
-            "identity file",
-            "fail",
+        return ident, _unusable(
+            path,
             f"no such identity: {path}: No such file or directory",
-            cause_id="client.identity_missing",
-            evidence=[f"IdentityFile {path} does not exist"],
-            data={"identity_file": path},
+            "client.identity_missing",
+            [f"IdentityFile {path} does not exist"],
         )
     not_private = _not_a_private_key(path)
     if not_private:  # before the modes: ssh's own "too open" would send the user astray
         ident.problem = "invalid"
-        return ident, Finding(
-            "client",
-            "identity file",
-            "fail",
+        return ident, _unusable(
+            path,
             f'Load key "{path}": {not_private}',
-            cause_id="client.key_invalid",
-            evidence=[f"{path}: {not_private}"],
-            data={"identity_file": path},
+            "client.key_invalid",
+            [f"{path}: {not_private}"],
         )
     st = os.stat(path)
     mode = _mode(path)
     if st.st_uid == os.getuid() and st.st_mode & 0o077:
         ident.problem = "perms"
-        return ident, Finding(
-            "client",
-            "identity file",
-            "fail",
+        return ident, _unusable(
+            path,
             f"UNPROTECTED PRIVATE KEY FILE: permissions {mode} for '{path}' are too open; "
             "ssh ignores this key",
-            cause_id="client.key_perms",
-            evidence=[
+            "client.key_perms",
+            [
                 f"{path}: mode {mode}, owner uid {st.st_uid}",
                 "ssh requires that a private key is not accessible by others (mode 600)",
             ],
-            data={"identity_file": path, "mode": mode},
+            mode=mode,
         )
     key, problem, detail = load_key(path)
     ident.key, ident.problem = key, problem
@@ -244,14 +249,11 @@ def _check_identity(path: str, explicit: bool) -> tuple[Identity, Finding | None
             data={"identity_file": path},
         )
     if problem == "invalid":
-        return ident, Finding(
-            "client",
-            "identity file",
-            "fail",
+        return ident, _unusable(
+            path,
             f'Load key "{path}": {detail}',
-            cause_id="client.key_invalid",
-            evidence=[f'Load key "{path}": {detail}'],
-            data={"identity_file": path},
+            "client.key_invalid",
+            [f'Load key "{path}": {detail}'],
         )
     if problem == "unsupported":
         ident.usable = True
