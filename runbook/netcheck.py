@@ -112,6 +112,8 @@ def check_dns(
         why = f"{error.strerror} (the name does not exist: spelling, DNS record or /etc/hosts)"
     else:
         why = str(getattr(error, "strerror", None) or error)
+    if hostname.startswith("[") and hostname.endswith("]") and _is_address(hostname[1:-1]):
+        why += f"; ssh takes an IPv6 address without brackets: {hostname[1:-1]}"
     return Finding(
         "dns",
         "getaddrinfo",

@@ -184,6 +184,12 @@ def resolve(
         proc = _ssh_g(["-F", bad.group(1), *flags], target, timeout)
     if proc.returncode != 0:
         message = next((ln for ln in proc.stderr.splitlines() if ln.strip()), "ssh -G failed")
+        if message.startswith("usage:"):  # this ssh cannot parse the destination at all
+            raise BadInput(
+                f"this ssh does not accept the destination {target!r}",
+                hint="write it as [user@]host (an IPv6 address without brackets) and the "
+                "port with -p",
+            )
         raise BadInput(
             f"ssh cannot read the settings for {target!r}: {message.strip()}",
             hint="fix the ssh_config line it names",

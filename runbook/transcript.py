@@ -461,6 +461,11 @@ def _network_signal(t: Transcript) -> _Signal | None:
         note = None
         if re.fullmatch(r"[^:\s]+:\d+", name):
             note = f"the port is typed into the host name {name}: ssh wants -p PORT"
+        elif name.startswith("[") and name.endswith("]"):
+            note = (
+                f"ssh takes an IPv6 address without brackets ({name[1:-1]}); brackets belong "
+                "in known_hosts and ssh:// URIs"
+            )
         return _Signal("dns.unresolved", [dns], "high", note)
     failures = t.of("connect_failed")
     for event in reversed(failures):  # the final "ssh: connect to host" line sums them up

@@ -264,6 +264,17 @@ def test_a_session_that_drops_after_login_is_a_working_login() -> None:
     assert transcript.explain(text)["verdict"] == "ok"
 
 
+def test_mistyped_names_say_what_ssh_wanted() -> None:
+    """A port typed into the name, or an IPv6 address in brackets: the cause is the name
+    not resolving, and the evidence says how ssh wants it written."""
+    for name, says in (("web:2222", "-p PORT"), ("[2001:db8::7]", "without brackets")):
+        result = transcript.explain(
+            f"ssh: Could not resolve hostname {name}: Name or service not known\n"
+        )
+        assert result["root_cause"]["id"] == "dns.unresolved"
+        assert says in " ".join(result["root_cause"]["evidence"])
+
+
 def test_a_refused_session_without_a_hop_is_no_proxy_failure() -> None:
     """ "channel 0: open failed" after logging in to the target itself (MaxSessions 0, a
     refused session) is the target's doing: no jump host is blamed."""
