@@ -152,7 +152,7 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"(?: via \S+)?\s*$"),
     ("pam_failure", "failure", "pam_unix(sshd:auth): authentication failure",
      r"^pam_unix\(sshd:auth\): authentication failure;.*? rhost=(?P<ip>\S*)"
-     r"(?:\s+user=(?P<user>\S*))?\s*$"),
+     r"(?:\s+user=(?P<user>\S*))?(?: \[preauth\])?\s*$"),
     ("account_locked", "failure", "pam_faillock",
      r"^pam_faillock\(sshd:\w+\): (?P<reason>Consecutive login failures for user (?P<user>\S+)"
      r".*)$"),
@@ -187,7 +187,7 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     ("keys_unreadable", "failure", "authorized keys",
      r"^Could not open (?:user '(?P<user>[^']*)' )?authorized keys '(?P<reason>[^']*)'"),
     ("connection", "info", "Connection from ",
-     rf"^Connection from {_IP} port (?P<port>\d+)(?: on (?P<reason>\S+ port \d+))?"),
+     rf"^Connection from {_IP}(?: port (?P<port>\d+)(?: on (?P<reason>\S+ port \d+))?)?"),
     # Some distributions' sshd log each phase this way (Ltype: Version, Kex, Authname).
     ("connection", "info", "Ltype: ",
      r"^SSH: Server;Ltype: (?P<reason>\w+);Remote: (?P<ip>[^;]+?)-(?P<port>\d+);"),
