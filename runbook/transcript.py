@@ -228,7 +228,6 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # The level prefix, possibly after a pasted timestamp or host name.
 _LEVEL = re.compile(r"\b(?P<level>debug[123]|error|fatal):\s")  # not "..._run_fatal: "
-_NEEDLES = re.compile("|".join(sorted({re.escape(r.needle) for r in RULES}, key=len, reverse=True)))
 _COMPILED = [(r, re.compile(r.pattern)) for r in RULES]
 _BY_NEEDLE: dict[str, list[tuple[Rule, re.Pattern[str]]]] = {}
 for _rule, _pattern in _COMPILED:
@@ -297,28 +296,35 @@ def _line_events(text: str, lineno: int) -> Iterator[Event]:
 
 
 def parse(text: str) -> Transcript:
-    """Find every known OpenSSH message in ``text`` (one pass over the text)."""
+    """Find every known OpenSSH message in ``text`` (each line read once)."""
     events: list[Event] = []
-    pos = 0
     lineno = 1
     counted = 0
     debug = False
-    while True:
-        hit = _NEEDLES.search(text, pos)
-        if hit is None:
-            break
-        start = text.rfind("\n", 0, hit.start()) + 1
-        end = text.find("\n", hit.end())
+    for start in _lines_with_needles(text):
+        end = text.find("\n", start)
         end = len(text) if end < 0 else end
         lineno += text.count("\n", counted, start)
         counted = start
         for event in _line_events(text[start:end], lineno):
             events.append(event)
             debug = debug or event.debug
-        pos = end + 1
     if not debug:
         debug = bool(re.search(r"^debug[123]: ", text[:65536], re.M))
     return Transcript(events, text.count("\n") + (0 if text.endswith("\n") else 1), debug)
+
+
+def _lines_with_needles(text: str) -> list[int]:
+    """Where each line holding a needle starts, in order: ``str.find`` per needle runs at C
+    speed, where one ``re`` alternation of all the needles tries each at every position."""
+    starts: set[int] = set()
+    for needle in _NEEDLE_ORDER:
+        at = text.find(needle)
+        while at >= 0:
+            starts.add(text.rfind("\n", 0, at) + 1)
+            end = text.find("\n", at)
+            at = -1 if end < 0 else text.find(needle, end + 1)  # once a line is enough
+    return sorted(starts)
 
 
 # -- classification -------------------------------------------------------------------
