@@ -188,6 +188,29 @@ def test_keys_that_cannot_sign_are_named_not_blamed_on_the_server(lab, tmp_path)
         agent.wait(10)
 
 
+def test_a_hanging_match_exec_is_one_line_and_leaves_nothing(tmp_path) -> None:
+    """ssh -G runs a config's Match exec: one that hangs ends the run within the time-out,
+    in one line, and its command does not outlive it."""
+    marker = f"runbook-test-{os.getpid()}"
+    config = tmp_path / "ssh_config"
+    config.write_text(f'Match exec "sleep 60; : {marker}"\n  User bob\n')
+    config.chmod(0o600)
+    started = time.monotonic()
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "runbook", "diagnose", "alice@127.0.0.1", "-p", "1"),
+            *("-F", str(config), "--timeout", "1", "--no-report"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "did not answer" in proc.stderr, proc.stderr[-1500:]
+    assert proc.stderr.count("\n") == 1 and time.monotonic() - started < 15
+    left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout
+    assert not left.strip(), left
+
+
 def test_blackholed_host_is_bounded(lab) -> None:
     """A black-holed host's verdict comes within the time-out plus a margin, not minutes."""
     code, result, _ = _diagnose(lab, "timeout", timeout=2)
