@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runbook import bounded
 from runbook.errors import BadInput
 
 __all__ = [
@@ -99,17 +99,8 @@ class LocalHost(Host):
     prefix: tuple[str, ...] = ()
 
     def _execute(self, line: str) -> CommandResult:
-        argv = [*self.prefix, "/bin/sh", "-c", line]
-        try:
-            done = subprocess.run(
-                argv,
-                capture_output=True,
-                text=True,
-                timeout=self.timeout,
-                stdin=subprocess.DEVNULL,
-                errors="replace",
-            )
-        except subprocess.TimeoutExpired:
+        done = bounded.run([*self.prefix, "/bin/sh", "-c", line], self.timeout)
+        if done is None:
             return CommandResult(line, 124, "", f"timed out after {self.timeout:.0f}s")
         return CommandResult(line, done.returncode, done.stdout, done.stderr)
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import paramiko
 
+from runbook import bounded
 from runbook.errors import RunbookError
 from runbook.findings import Finding
 from runbook.sshconfig import Settings
@@ -593,13 +594,14 @@ def _check_proxy_command(settings: Settings, timeout: float) -> Finding:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            start_new_session=True,
         )
     except OSError as err:
         return _proxy_fail(command, f"cannot start the ProxyCommand: {err}")
     try:
         first = _first_line(proc, timeout)
     finally:
-        proc.kill()
+        bounded.kill_group(proc)  # the command and whatever it started
         _, err_text = proc.communicate()
     errors = err_text.decode(errors="replace").strip().splitlines()[-3:]
     if first.startswith("SSH-"):

@@ -11,12 +11,12 @@ import os
 import pwd
 import re
 import shutil
-import signal
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runbook import bounded
 from runbook.errors import BadInput
 
 __all__ = ["Settings", "home", "parse_target", "resolve", "ssh_flags"]
@@ -142,25 +142,13 @@ def ssh_flags(
 def _ssh_g(flags: list[str], target: str, timeout: float) -> subprocess.CompletedProcess[str]:
     """``ssh -G``, bounded: a ``Match exec`` in the config runs its command, which may hang
     (it and whatever it started are stopped with it)."""
-    argv = ["ssh", "-G", *flags, target]
-    with subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    ) as proc:
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            raise BadInput(
-                f"ssh -G {target} did not answer within {timeout:g}s",
-                hint="a Match exec in the ssh config (or its Include) hangs: try it by hand",
-            ) from None
-    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+    done = bounded.run(["ssh", "-G", *flags, target], timeout)
+    if done is None:
+        raise BadInput(
+            f"ssh -G {target} did not answer within {timeout:g}s",
+            hint="a Match exec in the ssh config (or its Include) hangs: try it by hand",
+        )
+    return done
 
 
 def resolve(

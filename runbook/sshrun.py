@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from runbook import transcript
+from runbook import bounded, transcript
 from runbook.errors import BadInput
 from runbook.findings import Finding
 from runbook.sshconfig import Settings
@@ -123,7 +123,7 @@ class SshRun:
         try:
             status: int | None = self._proc.wait(max(0.1, limit - self.elapsed))
         except subprocess.TimeoutExpired:
-            self._proc.kill()
+            bounded.kill_group(self._proc)  # ssh, and a ProxyCommand it started
             self._proc.wait()
             status = None
         elapsed = self.elapsed
@@ -156,6 +156,6 @@ class SshRun:
     def cancel(self) -> None:
         """Stop ssh and remove its private files (on errors in the other steps)."""
         if self._proc.poll() is None:
-            self._proc.kill()
+            bounded.kill_group(self._proc)
             self._proc.wait()
         self._tmp.cleanup()
