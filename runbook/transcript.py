@@ -321,7 +321,10 @@ def _lines_with_needles(text: str) -> list[int]:
     for needle in _NEEDLE_ORDER:
         at = text.find(needle)
         while at >= 0:
-            starts.add(text.rfind("\n", 0, at) + 1)
+            # A line is read up to MAX_LINE: a needle further on cannot count.
+            newline = text.rfind("\n", max(0, at - MAX_LINE), at)
+            if newline >= 0 or at <= MAX_LINE:
+                starts.add(newline + 1)
             end = text.find("\n", at)
             at = -1 if end < 0 else text.find(needle, end + 1)  # once a line is enough
     return sorted(starts)
