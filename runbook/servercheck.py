@@ -66,7 +66,8 @@ def _finding(
 
 
 def _skip(check: str, why: str) -> Finding:
-    return _finding(check, "skip", f"not checked: {why}")
+    """A check whose precondition failed, named (the report lists several in a row)."""
+    return _finding(check, "skip", f"{check.replace('_', ' ')} not checked: {why}")
 
 
 # -- sshd: listening, process, configuration ------------------------------------------------
@@ -157,7 +158,7 @@ def check_listening(host: Host, ctx: Context) -> list[Finding]:
             "listening",
             "fail",
             "sshd is not running (no process, nothing listens on "
-            f"port {ctx.port}; systemctl: {active.stdout.split() or ['?']})",
+            f"port {ctx.port}; systemctl: {' '.join(active.stdout.split()) or 'no answer'})",
             "server.sshd_down",
             evidence,
         )
@@ -785,7 +786,8 @@ CHECKS = (
     check_firewall,
     check_fail2ban,
 )
-# Checks that need sshd to run here, and the account checks that need the account.
+# Checks that need the sshd program here (running or not: a stopped sshd's configuration
+# and host keys are what say why it is down).
 _NEEDS_SSHD = {
     "find_config",
     "check_config",
@@ -822,10 +824,10 @@ OFFLINE_CHECKS = (
 def check_server(host: Host, ctx: Context) -> list[Finding]:
     """Every server check, in dependency order, with the commands run as evidence."""
     findings: list[Finding] = []
-    sshd_missing = False
+    installed = True
     for check in OFFLINE_CHECKS if host.offline else CHECKS:
-        if sshd_missing and check.__name__ in _NEEDS_SSHD:
-            findings.append(_skip(check.__name__.removeprefix("check_"), "sshd is not running"))
+        if not installed and check.__name__ in _NEEDS_SSHD:
+            findings.append(_skip(check.__name__.removeprefix("check_"), "sshd is not installed"))
             continue
         try:
             found = check(host, ctx)
@@ -833,7 +835,18 @@ def check_server(host: Host, ctx: Context) -> list[Finding]:
             found = [_finding(check.__name__, "warn", f"the check failed: {err}")]
         findings += found
         if check is check_listening and any(f.cause_id == "server.sshd_down" for f in found):
-            sshd_missing = True
+            # Down: its configuration and host keys say why, if the program is there at all.
+            installed = host.exists("sshd") or host.exists("/usr/sbin/sshd")
+            if not installed:
+                findings.append(
+                    _finding(
+                        "installed",
+                        "fail",
+                        "sshd is not installed here (no sshd command, no /usr/sbin/sshd)",
+                        "server.sshd_down",
+                        ["command -v sshd", "command -v /usr/sbin/sshd"],
+                    )
+                )
     findings.append(
         _finding(
             "commands",
