@@ -70,8 +70,8 @@ def load_key(path: str) -> tuple[paramiko.PKey | None, str | None, str]:
     except paramiko.PasswordRequiredException:
         return None, "passphrase", "the key is protected by a passphrase"
     except (paramiko.SSHException, ValueError, TypeError, UnicodeDecodeError) as err:
-        # (cryptography raises TypeError for an OpenSSH key with a passphrase: ssh-keygen
-        # below says which it is)
+        # (cryptography raises TypeError for an OpenSSH key with a passphrase: _sealed
+        # below says so)
         reason = str(err) or type(err).__name__
     except OSError as err:
         return None, "unreadable", err.strerror or str(err)
@@ -157,7 +157,7 @@ def _sealed(data: bytes) -> bool:
     return b"ENCRYPTED" in data[:256]
 
 
-def public_fingerprint(path: str) -> str | None:
+def _public_fingerprint(path: str) -> str | None:
     """The SHA256 fingerprint of a private key's public half without its passphrase: from
     the file itself (OpenSSH's format keeps it in clear) or from KEY.pub beside it."""
     try:
@@ -258,7 +258,7 @@ def _check_identity(path: str, explicit: bool) -> tuple[Identity, Finding | None
     if problem == "unsupported":
         ident.usable = True
     if problem == "passphrase":
-        ident.fingerprint = public_fingerprint(path)
+        ident.fingerprint = _public_fingerprint(path)
     return ident, Finding(
         "client",
         "identity file",
