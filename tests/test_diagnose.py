@@ -283,6 +283,25 @@ def test_server_checks_name_the_server_side_cause(lab, name: str) -> None:
     assert result["root_cause"]["id"] == spec.expected, json.dumps(server, indent=1)[:3000]
 
 
+def test_a_stopped_sshd_still_has_its_configuration_checked(lab) -> None:
+    """Server checks where nothing listens (a fresh network namespace): sshd is down, and
+    what says why (its configuration, its host keys) is still checked, not skipped."""
+    holder = subprocess.Popen(["unshare", "--net", "--mount", "sleep", "60"])
+    try:
+        time.sleep(0.5)  # unshare execs sleep in place: its pid holds the namespaces
+        argv = lab.diagnose_argv("port-refused", "--json", "--no-report", "--timeout", "4")
+        argv += ["--server", f"nsenter:{holder.pid}"]
+        proc = lab.run_client("port-refused", argv, timeout=120)
+        assert proc.returncode == 1, proc.stderr[-1500:]
+        server = [f for f in json.loads(proc.stdout)["findings"] if f["step"] == "server"]
+        assert any(f["cause_id"] == "server.sshd_down" for f in server), server
+        checked = {f["check"]: f["status"] for f in server}
+        assert checked.get("sshd -t") in ("pass", "fail") and checked.get("host keys") != "skip"
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_server_checks_change_nothing(lab, machine_digests) -> None:
     """Read-only: the lab server's files and the machine's accounts are untouched."""
     srv = Path(lab.dir) / "srv"
