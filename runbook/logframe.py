@@ -308,8 +308,12 @@ def _headers(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
             .with_columns(pl.col("raw").str.extract_groups(pattern).struct.unnest())
             .with_columns(msg=pl.col("raw").str.slice(pl.col("head").str.len_chars()))
         )
-        # A kernel's prefix before sshd's message is for logs._parse to take off.
-        sure = (~year.fill_null(False) & ~pl.col("msg").str.starts_with("kernel")).fill_null(False)
+        # A kernel's prefix, or rsyslog's "message repeated N times: [ ... ]" around sshd's
+        # message, is for logs._parse to take off.
+        wrapped = pl.col("msg").str.starts_with("kernel") | pl.col("msg").str.starts_with(
+            "message repeated "
+        )
+        sure = (~year.fill_null(False) & ~wrapped).fill_null(False)
         found.append(read.filter(sure).select(_HEADER_COLUMNS))
         rest = read.filter(~sure).select(frame.columns)
     return found[0].merge_sorted(found[1], "line"), rest

@@ -285,6 +285,9 @@ _PREAUTH_FAILURES = frozenset({"closed", "reset", "disconnected", "disconnect"})
 _AUTH_DISCONNECTS = frozenset({"3", "14"})
 # Noise some kernels and relays put before sshd's message ("kernel:[ 970.69]: ").
 _PREFIX = re.compile(r"^kernel: ?\[ *[\d.]+\]:? ?")
+# rsyslog's reduction of repeated lines (on by default in Debian and Ubuntu): the message
+# inside is read, once.
+_REPEATED = re.compile(r"^message repeated \d+ times: \[ ?(.*?) ?\]$")
 _BY_NEEDLE: dict[str, list[tuple[Message, re.Pattern[str]]]] = {}
 for _m in MESSAGES:
     _BY_NEEDLE.setdefault(_m.needle, []).append((_m, re.compile(_m.pattern, re.ASCII)))
@@ -503,7 +506,11 @@ def _parse(text: str, anchor: datetime, zone: tzinfo) -> Row | Literal[False] | 
     if header is None:
         return None
     time, host, process, pid, msg = header
-    found = _message(_PREFIX.sub("", msg) if msg[:6] == "kernel" else msg)
+    if msg[:6] == "kernel":
+        msg = _PREFIX.sub("", msg)
+    elif msg[:17] == "message repeated " and (repeated := _REPEATED.match(msg)):
+        msg = repeated.group(1)
+    found = _message(msg)
     if found is None:
         return None if time is None and host is None and pid is None else False
     message, fields = found

@@ -602,6 +602,13 @@ _REFERENCE_LINES = {
         "disconnected",
         "failure",
     ),
+    # rsyslog's repeated-message reduction (Debian's and Ubuntu's default)
+    "message repeated 2 times: [ Failed password for root from 192.0.2.7 port 22 ssh2]": (
+        "failed",
+        "failure",
+    ),
+    "message repeated 3 times: [ Connection closed by authenticating user al 192.0.2.7 "
+    "port 5 [preauth]]": ("closed", "failure"),
 }
 _EDGE_LINES += [*_ACCOUNT_LINES, *_REFERENCE_LINES]
 
