@@ -181,13 +181,14 @@ def find_config(host: Host, ctx: Context) -> list[Finding]:
     return [_finding("config", "info", f"sshd reads {ctx.config}")]
 
 
+def _sshd_program(host: Host) -> str | None:
+    """How to run sshd here: ``sshd`` from PATH, else /usr/sbin/sshd; None when absent."""
+    return next((p for p in ("sshd", "/usr/sbin/sshd") if host.exists(p)), None)
+
+
 def check_config(host: Host, ctx: Context) -> list[Finding]:
     """``sshd -t``: does the configuration load (the file and line when it does not)?"""
-    result = (
-        host.run("sshd -t -f", ctx.config)
-        if host.exists("sshd")
-        else host.run("/usr/sbin/sshd -t -f", ctx.config)
-    )
+    result = host.run(f"{_sshd_program(host) or '/usr/sbin/sshd'} -t -f", ctx.config)
     if result.ok:
         return [_finding("sshd -t", "pass", f"{ctx.config} is valid", evidence=[result.command])]
     message = (result.stderr or result.stdout).strip().splitlines()
@@ -836,7 +837,7 @@ def check_server(host: Host, ctx: Context) -> list[Finding]:
         findings += found
         if check is check_listening and any(f.cause_id == "server.sshd_down" for f in found):
             # Down: its configuration and host keys say why, if the program is there at all.
-            installed = host.exists("sshd") or host.exists("/usr/sbin/sshd")
+            installed = _sshd_program(host) is not None
             if not installed:
                 findings.append(
                     _finding(
