@@ -228,10 +228,16 @@ class Lab:
         return [*argv, target.alias, "true"], extra
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _free_port(taken: set[int]) -> int:
+    """A port nothing listens on, and not one this lab already gave out (the kernel may
+    hand the same free port out twice: two servers of the lab would then collide)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in taken:
+            taken.add(port)
+            return port
 
 
 def _check_dir(path: Path) -> None:
@@ -358,11 +364,12 @@ def _start(lab: Lab, scenarios: list[Scenario]) -> None:
 
     plan: dict[str, list] = {"syslog": [], "http": [], "ssh1": [], "hog": [], "closed": []}
     where: dict[str, tuple[str, int]] = {}
+    taken: set[int] = set()
     sshd_jobs = []
     for s in runnable:
         sdir = lab.dir / "scenarios" / s.name
         sdir.mkdir(parents=True, mode=0o755)
-        host, port = "127.0.0.1", _free_port()
+        host, port = "127.0.0.1", _free_port(taken)
         if s.net == "noroute":
             host, port = netns.NOROUTE_HOST, 22
         elif s.net == "blackhole":
@@ -430,7 +437,8 @@ def _start(lab: Lab, scenarios: list[Scenario]) -> None:
                 )
                 break
             except LabError:
-                said = log.read_bytes() + (sdir / "sshd.stderr").read_bytes()
+                # sshd says why it stopped through the lab's syslog server, a moment later.
+                said = _said_why(log, sdir / "sshd.stderr")
                 host, port = where[s.name]
                 # Another program took the free port between our pick and sshd's bind:
                 # pick again (ports the scenario fixes, and the hog's, stay).
@@ -441,7 +449,7 @@ def _start(lab: Lab, scenarios: list[Scenario]) -> None:
                     or (port in plan["hog"])
                 ):
                     raise
-                port = _free_port()
+                port = _free_port(taken)
                 where[s.name] = (host, port)
                 config.write_text(
                     build.sshd_config(s, port=port, keys=host_key_files, srv=srv, as_user=not root)
@@ -462,7 +470,7 @@ def _start(lab: Lab, scenarios: list[Scenario]) -> None:
         _user_ssh_wrapper(bindir / "client")
     for s in runnable:
         host, port = where[s.name]
-        jump = f"{login or 'alice'}@127.0.0.1:{_free_port()}" if s.jump else None
+        jump = f"{login or 'alice'}@127.0.0.1:{_free_port(taken)}" if s.jump else None
         material = build.client_home(
             s,
             lab.dir / "clients" / s.name / "home",
@@ -524,6 +532,16 @@ def _user_ssh_wrapper(bindir: Path) -> None:
     wrapper = bindir / "ssh"
     wrapper.write_text(f'#!/bin/sh\nexec {real} -F "$RUNBOOK_LAB_SSH_CONFIG" "$@"\n')
     os.chmod(wrapper, 0o755)
+
+
+def _said_why(*logs: Path, within: float = 2.0) -> bytes:
+    """What a stopped sshd logged, once its reason (a port in use, an error) has arrived."""
+    deadline = time.monotonic() + within
+    while True:
+        said = b"".join(p.read_bytes() for p in logs if p.exists())
+        if b"already in use" in said or b"error" in said.lower() or time.monotonic() > deadline:
+            return said
+        time.sleep(0.05)
 
 
 def _wait(ready, what: str, log: Path, record: procs.ProcRecord | None = None) -> None:
