@@ -205,7 +205,7 @@ def test_port_taken_before_sshd_binds_is_picked_again(monkeypatch) -> None:
     taken = squatter.getsockname()[1]
     real = core._free_port
     picks = iter([taken])
-    monkeypatch.setattr(core, "_free_port", lambda: next(picks, None) or real())
+    monkeypatch.setattr(core, "_free_port", lambda taken: next(picks, None) or real(taken))
     running = core.up(["healthy"], new_lab_dir("port"))
     try:
         target = running.targets["healthy"]
