@@ -29,6 +29,8 @@ from runbook.sshconfig import Settings
 __all__ = ["Candidate", "Connection", "candidates", "check_auth", "check_session", "connect"]
 
 MAX_CONNECTIONS = 3
+# systemd's /run/nologin while the system boots or shuts down (pam_nologin shows it).
+_SYSTEMD_NOLOGIN = re.compile(r"System is (?:booting up|going down)\. Unprivileged users")
 _SESSION_CAUSES = (
     (re.compile(r"account is currently not available|nologin", re.I), "account.nologin"),
     (
@@ -40,6 +42,8 @@ _SESSION_CAUSES = (
         "account.expired",
     ),
 )
+# sshd's own nologin check (without PAM) prints /etc/nologin and exits with this status.
+_NOLOGIN_STATUS = 254
 _channels = count()
 
 
@@ -231,6 +235,8 @@ def check_auth(
         remaining = list(keys)
         while remaining:
             accepted, refused, hung_up, more = _try_keys(conn, user, remaining, budget)
+            if hung_up and (refusal := _account_refusal(conn, user, refused[-1:])):
+                return [*findings, refusal]
             rejected += refused
             tried = len(refused) + (1 if accepted else 0)
             remaining = remaining[tried:]
@@ -269,6 +275,34 @@ def check_auth(
         ]
     conn.close()
     return [*findings, _rejected(user, rejected, limit, conn.said)]
+
+
+def _account_refusal(conn: Connection, user: str, keys: Sequence[Candidate]) -> Finding | None:
+    """A login the server accepted and then refused in its account stage (PAM): sshd
+    sends the module's text as a banner and hangs up, where a refused key or password
+    gets a failure message, and too many of them a disconnect with a reason."""
+    words = getattr(conn.transport.auth_handler, "banner", None)
+    if conn.alive() or not words or conn.said:
+        return None
+    lines = [ln.strip() for ln in words.decode(errors="replace").splitlines() if ln.strip()]
+    if not lines:
+        return None
+    what = f"the key {keys[0].label}" if keys else "the password"
+    data = {"identity_file": keys[0].label} if keys else {}
+    cause = next((c for p, c in _SESSION_CAUSES if p.search(" ".join(lines))), None)
+    if _SYSTEMD_NOLOGIN.search(lines[0]):
+        cause, data["nologin_file"] = "account.nologin", "/run/nologin"
+    return Finding(
+        "auth",
+        "account",
+        "fail",
+        f"the server accepts {what} for {user}, then refuses the login in its account "
+        f"stage and says: {lines[0][:200]}"
+        + ("" if cause else " (the text of a nologin file, as pam_nologin shows it)"),
+        cause_id=cause or "account.nologin",
+        evidence=lines[:3],
+        data=data,
+    )
 
 
 def _second_factor(
@@ -327,6 +361,8 @@ def _password_outcome(
     if _password(conn, user, password):
         return [Finding("auth", "password", "pass", works), check_session(conn, timeout)]
     conn.close()
+    if refusal := _account_refusal(conn, user, []):
+        return [refusal]
     return [
         Finding(
             "auth",
@@ -458,6 +494,17 @@ def check_session(conn: Connection, timeout: float) -> Finding:
             f"the session did not finish within {timeout:g}s "
             "(a forced command or a slow login profile)",
             evidence=lines[:3],
+        )
+    if status == _NOLOGIN_STATUS:
+        return Finding(
+            "session",
+            "exec",
+            "fail",
+            f"authentication works, then sshd exits {status}: /etc/nologin exists"
+            + (f" and says: {said}" if said else ""),
+            cause_id="account.nologin",
+            evidence=lines[:3] or [f"exit status {status}, nothing said"],
+            data={"nologin_file": "/etc/nologin"},
         )
     # `true` cannot fail where it runs: the shell or a forced command did not run it.
     return Finding(

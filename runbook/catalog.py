@@ -38,7 +38,9 @@ PHASES: tuple[str, ...] = (
 )
 LANGS = ("en", "ja")
 # Facts that are file paths: quoted when they appear in a fix command.
-PATH_FACTS = frozenset({"identity_file", "known_hosts", "ssh_config", "bad_path", "chroot_dir"})
+PATH_FACTS = frozenset(
+    {"identity_file", "known_hosts", "ssh_config", "bad_path", "chroot_dir", "nologin_file"}
+)
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 # Fact values that are words, not names: shown in the reader's language.
 _WORDS = {

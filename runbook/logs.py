@@ -112,6 +112,9 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"^User (?P<user>.*) not allowed because account is locked"),
     ("shell_refused", "failure", " not allowed because shell ",
      r"^User (?P<user>.*) not allowed because (?P<reason>shell .*)$"),
+    # A nologin file (sshd without PAM; session.c exits 254 after printing it).
+    ("nologin_refused", "failure", "nologin exists",
+     r"^User (?P<user>\S+) not allowed because (?P<reason>/\S*nologin) exists$"),
     # Without the address (OpenSSH before 5.x, some vendor builds).
     ("not_allowed", "failure", " not allowed because ",
      r"^User (?P<user>\S+) not allowed because (?P<reason>.+?)(?: \[preauth\])?$"),

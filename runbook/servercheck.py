@@ -409,6 +409,7 @@ def check_account(host: Host, ctx: Context) -> list[Finding]:
                 [entry_text],
             )
         )
+    findings += _nologin_files(host, ctx)
     fields = host.shadow(ctx.user)
     if fields:
         password, expire = fields[1], fields[7] if len(fields) > 7 else ""
@@ -455,6 +456,32 @@ def check_account(host: Host, ctx: Context) -> list[Finding]:
         )
     return findings or [
         _finding("account", "pass", f"{ctx.user} exists, not locked or expired, shell {shell}")
+    ]
+
+
+def _nologin_files(host: Host, ctx: Context) -> list[Finding]:
+    """A nologin file shuts every user but root out after authentication: sshd itself
+    reads /etc/nologin, pam_nologin also /run/nologin (systemd's, while the system boots
+    and before a scheduled shutdown)."""
+    if ctx.passwd is None or ctx.passwd[2] == "0":
+        return []
+    paths = ["/etc/nologin"]
+    if _one(ctx, "usepam", "no") == "yes":
+        paths += ["/run/nologin", "/var/run/nologin"]
+    found = host.stat(paths)
+    if not found:
+        return []
+    path = found[0][2]
+    text = (host.read(path) or "").strip().splitlines()
+    return [
+        _finding(
+            "nologin",
+            "fail",
+            f"{path} exists: sshd lets no user but root log in",
+            "account.nologin",
+            [f"{path}: {line}" for line in text[:2]] or [f"{path} exists (empty)"],
+            nologin_file=path,
+        )
     ]
 
 

@@ -104,6 +104,10 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("protocol_fatal", "ssh_dispatch_run_fatal",
      r"ssh_dispatch_run_fatal: Connection to \S+ port \d+: (?P<error>.+)$", "kex"),
     ("protocol_fatal", "strict KEX violation", r"strict KEX violation: (?P<error>.+)$", "kex"),
+    # The same before OpenSSH 7.x, which said it in words of its own.
+    ("protocol_fatal", "Corrupted MAC on input", r"(?P<error>Corrupted MAC on input)", "kex"),
+    ("protocol_fatal", "Bad packet length", r"(?P<error>Bad packet length \d+)", "kex"),
+    ("protocol_fatal", "Packet corrupt", r"Disconnecting: (?P<error>Packet corrupt)", "kex"),
     # -- key exchange --
     ("kex_failed", "Unable to negotiate",
      r"Unable to negotiate with \S+ port \d+: no matching (?P<what>.+?) found\.?"
@@ -202,8 +206,14 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("authenticated", "Authentication succeeded", r"Authentication succeeded", "auth"),
     # -- account and session --
     ("nologin", "currently not available", r"This account is currently not available", "session"),
+    # systemd's /run/nologin, shown by pam_nologin while the system boots or shuts down.
+    ("nologin_file", "Unprivileged users are not permitted",
+     r"System is (?P<state>booting up|going down)\. Unprivileged users are not permitted",
+     "account"),
     ("expired", "has expired", r"(?:account|password) has expired", "account"),
     ("expired", "change your password", r"required to change your password", "account"),
+    # An expired password with no terminal to change it on (BatchMode, a script).
+    ("expired", "no TTY available", r"Password change required but no TTY available", "account"),
     ("exit_status", "Exit status", r"Exit status (?P<status>-?\d+)", "session"),
     ("command_sent", "Sending command:", r"Sending command: (?P<command>.+)$", "session"),
     # After a login: the session dropped or a forward failed (the login itself worked).
@@ -311,7 +321,30 @@ def parse(text: str) -> Transcript:
             debug = debug or event.debug
     if not debug:
         debug = bool(re.search(r"^debug[123]: ", text[:65536], re.M))
+    events += _server_words(text, events)
     return Transcript(events, text.count("\n") + (0 if text.endswith("\n") else 1), debug)
+
+
+def _server_words(text: str, events: list[Event]) -> list[Event]:
+    """What the server said between accepting a key and hanging up: the text of a
+    refusal in its account stage (pam_nologin shows its file, pam_unix an expiry), which
+    ssh prints as a banner with no prefix and no words of its own."""
+    accepted = next((e for e in reversed(events) if e.event == "key_accepted"), None)
+    if accepted is None:
+        return []
+    closed = next(
+        (e for e in events if e.event in ("closed", "disconnect") and e.lineno > accepted.lineno),
+        None,
+    )
+    if closed is None:
+        return []
+    known = {e.lineno for e in events}
+    lines = text.split("\n", closed.lineno)[accepted.lineno : closed.lineno - 1]
+    return [
+        Event(n, "server_said", "account", line.strip()[:MAX_LINE], False)
+        for n, line in enumerate(lines, accepted.lineno + 1)
+        if line.strip() and n not in known and not _LEVEL.search(line, 0, 64)
+    ]
 
 
 def _lines_with_needles(text: str) -> list[int]:
@@ -407,6 +440,7 @@ class _Signal:
     events: list[Event]
     confidence: Confidence
     note: str | None = None
+    facts: dict[str, str] = field(default_factory=dict)
 
 
 def _connect_cause(error: str) -> str | None:
@@ -675,26 +709,65 @@ def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
 def _after_accept_signal(t: Transcript) -> _Signal | None:
     accepted = t.first("key_accepted")
     closed = [e for e in t.of("closed", "disconnect") if accepted and e.lineno > accepted.lineno]
-    if accepted and closed and not t.first("authenticated", "denied", "too_many", "sig_alg"):
+    if not accepted or not closed or t.first("authenticated", "denied", "too_many", "sig_alg"):
+        return None
+    if t.first("expired", "nologin_file"):  # the server said which: its own signal
+        return None
+    said = t.of("server_said")
+    if said:
+        # The one account module that shows a text of its own choosing is pam_nologin.
         return _Signal(
-            "account.expired",
-            [accepted, closed[-1]],
-            "low",
-            "the server hung up after accepting the key: its account stage (PAM) refused the "
-            "login, e.g. an expired account or pam_access; the server's log says which",
+            "account.nologin",
+            [accepted, *said[:3], closed[-1]],
+            "medium",
+            "the server accepted the key, showed this text and hung up: what a nologin file "
+            "holds (pam_nologin shows /etc/nologin or /run/nologin to every user but root)",
         )
-    return None
+    return _Signal(
+        "account.expired",
+        [accepted, closed[-1]],
+        "low",
+        "the server hung up after accepting the key: its account stage (PAM) refused the "
+        "login, e.g. an expired account or pam_access; the server's log says which",
+    )
+
+
+# systemd writes /run/nologin while the system boots and before a scheduled shutdown.
+_SYSTEMD_NOLOGIN = {
+    "booting up": "the system is still booting: systemd-user-sessions removes /run/nologin "
+    "when the boot completes",
+    "going down": "a shutdown is scheduled (shutdown -c cancels it)",
+}
+# sshd's own nologin check (without PAM) prints the file and exits with this status.
+_NOLOGIN_STATUS = "254"
 
 
 def _session_signal(t: Transcript) -> _Signal | None:
     if t.first("nologin"):
         return _Signal("account.nologin", t.of("nologin")[:2], "high")
+    if file := t.first("nologin_file"):
+        return _Signal(
+            "account.nologin",
+            [file],
+            "high",
+            f"/run/nologin exists: {_SYSTEMD_NOLOGIN[file.facts['state']]}",
+            {"nologin_file": "/run/nologin"},
+        )
     if t.first("expired"):
         return _Signal("account.expired", t.of("expired")[:2], "high")
     sent, status = t.first("command_sent"), t.of("exit_status")
     if sent is None or not status or status[-1].facts["status"] == "0":
         return None
     command = sent.facts["command"].strip()
+    if command in _CANNOT_FAIL and status[-1].facts["status"] == _NOLOGIN_STATUS:
+        return _Signal(
+            "account.nologin",
+            [sent, status[-1]],
+            "high",
+            "exit status 254 is sshd's own refusal when /etc/nologin exists (it prints the "
+            "file's text first): no user but root may log in",
+            {"nologin_file": "/etc/nologin"},
+        )
     if command in _CANNOT_FAIL:  # the shell or a forced command ran instead of it
         return _Signal(
             "account.nologin",
@@ -759,6 +832,7 @@ def classify(t: Transcript) -> Classification:
     for key in ("known_hosts", "identity_file", "ssh_config"):
         if "\\\\" in facts.get(key, ""):  # Win32-OpenSSH prints C:\\Users\\me
             facts[key] = facts[key].replace("\\\\", "\\")
+    facts |= chosen.facts
     if chosen.note:
         facts["note"] = chosen.note
     lines = sorted({(e.lineno, e.text) for e in chosen.events})

@@ -283,6 +283,30 @@ def test_server_checks_name_the_server_side_cause(lab, name: str) -> None:
     assert result["root_cause"]["id"] == spec.expected, json.dumps(server, indent=1)[:3000]
 
 
+@pytest.mark.parametrize(
+    "name, extra, file",
+    [
+        ("nologin-file", (), None),  # PAM shows the text; which file, only the server knows
+        ("nologin-file", ("--server", "nsenter:SSHD"), "/etc/nologin"),
+        ("nologin-file-sshd", (), "/etc/nologin"),  # sshd's own check: exit status 254
+    ],
+)
+def test_a_nologin_file_is_named_with_its_text(lab, name: str, extra: tuple, file) -> None:
+    """/etc/nologin (maintenance) is no shell problem: the verdict shows the file's text,
+    and where the file is known the fix names it."""
+    extra = tuple(e.replace("SSHD", str(_sshd_pid(lab, name))) for e in extra)
+    _, result, _ = _diagnose(lab, name, *extra)
+    root = result["root_cause"]
+    assert root["id"] == "account.nologin", root
+    assert any("Maintenance until 18:00" in line for line in root["evidence"]), root
+    named = [line for line in root["fix"] if line.startswith("sudo cat")]
+    assert named == (
+        [f"sudo cat {file}   # the reason it gives; once that work is over: sudo rm {file}"]
+        if file
+        else []
+    ), root["fix"]
+
+
 def test_a_stopped_sshd_still_has_its_configuration_checked(lab) -> None:
     """Server checks where nothing listens (a fresh network namespace): sshd is down, and
     what says why (its configuration, its host keys) is still checked, not skipped."""

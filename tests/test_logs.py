@@ -523,6 +523,13 @@ _ACCOUNT_LINES = {
         None,
         "not listed in AllowUsers",
     ),
+    # sshd's own nologin check (UsePAM no): not an AllowUsers refusal.
+    "User bob not allowed because /etc/nologin exists": (
+        "nologin_refused",
+        "bob",
+        None,
+        "/etc/nologin",
+    ),
     "pam_access(sshd:account): access denied for user `bob' from `192.0.2.5'": (
         "not_allowed",
         "bob",

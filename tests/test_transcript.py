@@ -220,6 +220,18 @@ def test_first_error_wins_over_the_last() -> None:
             ],
             "proxy.failed",
         ),
+        (  # an expired password (chage -d 0), met by BatchMode with no terminal to change it
+            [
+                'Authenticated to h ([192.0.2.1]:22) using "publickey".',
+                "WARNING: Your password has expired.",
+                "Password change required but no TTY available.",
+            ],
+            "account.expired",
+        ),
+        (  # the same from a client that gives no warning line first
+            ["Password change required but no TTY available."],
+            "account.expired",
+        ),
     ],
 )
 def test_messages_of_other_versions_and_platforms(lines: list[str], cause: str) -> None:
@@ -247,6 +259,8 @@ def test_a_failure_no_cause_explains_still_fails_with_its_line() -> None:
         "Can't open user config file /nope: No such file or directory",
         "Authentication failed.",
         "jumphost loop via bastion",
+        "Corrupted MAC on input.",  # OpenSSH before 7.x: "message authentication code ..."
+        "Bad packet length 1349676916.",
     ],
 )
 def test_fatal_lines_without_a_cause_still_fail(line: str) -> None:
@@ -254,6 +268,50 @@ def test_fatal_lines_without_a_cause_still_fail(line: str) -> None:
     result = transcript.explain(line + "\n")
     assert (result["verdict"], result["root_cause"]) == ("failed", None)
     assert result["details"]["final_error"] == line
+
+
+@pytest.mark.parametrize(
+    "text, confidence, file",
+    [
+        (  # pam_nologin shows systemd's /run/nologin, even without -v
+            "System is booting up. Unprivileged users are not permitted to log in yet. "
+            "Please come back later. For technical details, see pam_nologin(8).\n\n"
+            "Connection closed by 192.0.2.9 port 22\n",
+            "high",
+            "/run/nologin",
+        ),
+        (  # sshd's own check (UsePAM no) prints the file and exits 254
+            'Authenticated to h ([192.0.2.9]:22) using "publickey".\n'
+            "debug1: Sending command: true\n"
+            "Back at 18:00\n"
+            "debug1: Exit status 254\n",
+            "high",
+            "/etc/nologin",
+        ),
+        (  # the server accepts the key, shows an admin's text and hangs up (PAM)
+            "debug1: Server accepts key: /home/u/.ssh/id_ed25519 ED25519 SHA256:abc explicit\n"
+            "Back at 18:00\n\n"
+            "Connection closed by 192.0.2.9 port 22\n",
+            "medium",
+            None,
+        ),
+    ],
+)
+def test_a_nologin_file_is_account_nologin(text: str, confidence: str, file) -> None:
+    result = transcript.explain(text)
+    root = result["root_cause"]
+    assert (root["id"], root["confidence"]) == ("account.nologin", confidence), root
+    assert transcript.classify(transcript.parse(text)).facts.get("nologin_file") == file
+
+
+def test_a_hang_up_after_an_accepted_key_without_words_stays_unsure() -> None:
+    """Without a text from the server the account stage's reason is a guess (low)."""
+    text = (
+        "debug1: Server accepts key: /home/u/.ssh/id_ed25519 ED25519 SHA256:abc explicit\n"
+        "debug3: send packet: type 50\n"
+        "Connection closed by 192.0.2.9 port 22\n"
+    )
+    assert transcript.explain(text)["root_cause"]["confidence"] == "low"
 
 
 def test_a_session_that_drops_after_login_is_a_working_login() -> None:

@@ -394,6 +394,8 @@ def _start(lab: Lab, scenarios: list[Scenario]) -> None:
             if root:
                 dev = build.dev_overlay(sdir)
                 layer = build.etc_layer(sdir, etc)
+                if s.nologin is not None:
+                    (layer / "upper" / "nologin").write_text(s.nologin + "\n")
                 plan["syslog"].append({"socket": str(dev / "log"), "log": str(log)})
             if "MaxStartups" in s.sshd_options:
                 plan["hog"].append(port)

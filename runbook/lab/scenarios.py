@@ -78,6 +78,8 @@ class Scenario:
     exit_status: int = 255
     # A regex of the line in the server's auth.log that proves a server-side cause.
     server_log: str | None = None
+    # The text of an /etc/nologin in the server's own /etc (it refuses all but root).
+    nologin: str | None = None
 
     @property
     def needs_netns(self) -> bool:
@@ -110,6 +112,7 @@ class Scenario:
             self.user == "alice"
             and self.password == "none"
             and self.config_mode == 0o600
+            and self.nologin is None  # a file in the server's own /etc
             # With no IdentityFile line ssh would offer the user's own default keys.
             and bool(self.client_keys or self.identity_missing or self.key_invalid)
         )
@@ -119,6 +122,7 @@ class Scenario:
         return self.client_sees or self.expected
 
 
+_MAINTENANCE = "Maintenance until 18:00: the server is being upgraded."
 _DENIED = r"Permission denied \((publickey|password|publickey,password)[^)]*\)"
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -364,6 +368,24 @@ SCENARIOS: tuple[Scenario, ...] = (
         sshd_options={"ForceCommand": "/bin/false"},
         exit_status=1,
         server_log=r"Accepted publickey for alice from 127\.0\.0\.1",
+    ),
+    Scenario(
+        "nologin-file",
+        "account.nologin",
+        "/etc/nologin exists (maintenance): PAM's account stage shows its text and hangs up",
+        r"Maintenance until 18:00",
+        sshd_options={"UsePAM": "yes"},
+        nologin=_MAINTENANCE,
+        server_log=r"Access denied for user alice by PAM account configuration",
+    ),
+    Scenario(
+        "nologin-file-sshd",
+        "account.nologin",
+        "/etc/nologin exists, read by sshd itself (UsePAM no): the session exits 254",
+        r"Exit status 254",
+        nologin=_MAINTENANCE,
+        exit_status=254,
+        server_log=r"User alice not allowed because /etc/nologin exists",
     ),
     Scenario(
         "two-factor",
