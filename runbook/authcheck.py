@@ -270,7 +270,7 @@ def check_auth(
                 password or "",
                 timeout,
                 f"password authentication as {user} succeeds",
-                f"password authentication as {user} fails",
+                f"password authentication as {user} fails" + _root_note(user),
             ),
         ]
     conn.close()
@@ -302,6 +302,16 @@ def _account_refusal(conn: Connection, user: str, keys: Sequence[Candidate]) -> 
         cause_id=cause or "account.nologin",
         evidence=lines[:3],
         data=data,
+    )
+
+
+def _root_note(user: str) -> str:
+    """Why a right password for root fails all the same (OpenSSH 7.0's default)."""
+    if user != "root":
+        return ""
+    return (
+        " (as root: sshd's default PermitRootLogin prohibit-password refuses every password "
+        "for root, the right one too)"
     )
 
 
@@ -349,7 +359,7 @@ def _second_factor(
             password,
             timeout,
             f"the password of {user} completes the login",
-            f"the key is accepted, then the password of {user} is refused",
+            f"the key is accepted, then the password of {user} is refused" + _root_note(user),
         ),
     ]
 

@@ -165,6 +165,7 @@ def diagnose(
             ),
             client_keys=[i.fingerprint for i in identities_seen if i.fingerprint],
             client_algorithms=_signature_algorithms(identities_seen, settings),
+            password=password is not None,
         )
         findings += servercheck.check_server(server_host, context)
     outcome, root = verdict.decide(findings, lang=lang, facts=_facts(settings))

@@ -415,6 +415,8 @@ def _server_steps(
                 action=lambda step: _copy(step, host, user, client_key),
             )
         ]
+    if cause == "account.root_denied" and _root_keys_only(diagnosis):
+        return []  # root tried a password: the fix is a key, never root's password back
     if cause in ("account.not_allowed", "account.root_denied"):
         return _sshd_config_steps(cause, host, diagnosis)
     if cause == "server.firewall":
@@ -512,6 +514,19 @@ def _checked(host: Host, command: str) -> None:
     result = host.run(command)
     if not result.ok:
         raise RuntimeError(f"{command}: {result.stderr.strip()[:200]}")
+
+
+def _root_keys_only(diagnosis: Diagnosis) -> bool:
+    """Whether the server already lets root in with a key (PermitRootLogin
+    prohibit-password and its kin): only "no" is for the sshd_config step to change."""
+    from runbook import servercheck
+
+    return any(
+        line.split(maxsplit=1)[-1] in servercheck.ROOT_KEYS_ONLY
+        for finding in diagnosis.findings
+        for line in finding.evidence
+        if line.startswith("permitrootlogin ")
+    )
 
 
 def _sshd_config_steps(cause: str, host: Host, diagnosis: Diagnosis) -> list[Step]:

@@ -23,7 +23,7 @@ from fnmatch import fnmatchcase
 from runbook.findings import Finding
 from runbook.hosts import Host
 
-__all__ = ["Context", "check_server"]
+__all__ = ["ROOT_KEYS_ONLY", "Context", "check_server"]
 
 STEP = "server"
 
@@ -40,6 +40,7 @@ class Context:
     client_keys: Sequence[str] = ()  # SHA256 fingerprints of the keys the client offers
     # Per key type, the signature algorithms the client would use (its PubkeyAccepted...).
     client_algorithms: dict[str, list[str]] = field(default_factory=dict)
+    password: bool = False  # whether the client tries a password (--password-env)
     sshd_pid: int | None = None
     config: str = "/etc/ssh/sshd_config"
     settings: dict[str, list[str]] = field(default_factory=dict)
@@ -295,17 +296,35 @@ def _one(ctx: Context, key: str, default: str = "") -> str:
     return (ctx.settings.get(key) or [default])[0]
 
 
+# PermitRootLogin values that refuse root's password ("without-password" is the old name
+# of OpenSSH's default prohibit-password, and what sshd -T prints for it).
+ROOT_KEYS_ONLY = ("prohibit-password", "without-password", "forced-commands-only")
+
+
 def check_access_rules(host: Host, ctx: Context) -> list[Finding]:
     """PermitRootLogin and Allow/Deny Users/Groups, as sshd itself would apply them."""
     findings = []
-    if ctx.user == "root" and _one(ctx, "permitrootlogin") in ("no",):
+    permit = _one(ctx, "permitrootlogin")
+    if ctx.user == "root" and permit == "no":
         findings.append(
             _finding(
                 "PermitRootLogin",
                 "fail",
                 "PermitRootLogin no refuses root",
                 "account.root_denied",
-                [f"permitrootlogin {_one(ctx, 'permitrootlogin')}"],
+                [f"permitrootlogin {permit}"],
+            )
+        )
+    elif ctx.user == "root" and permit in ROOT_KEYS_ONLY:
+        keys = "keys with a command= option" if permit == "forced-commands-only" else "a key"
+        findings.append(
+            _finding(
+                "PermitRootLogin",
+                "fail" if ctx.password else "info",
+                f"PermitRootLogin {permit}: root logs in with {keys} only, and every password "
+                "for root is refused, the right one too",
+                "account.root_denied" if ctx.password else None,
+                [f"permitrootlogin {permit}"],
             )
         )
     groups = host.groups(ctx.user)

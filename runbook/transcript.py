@@ -640,6 +640,13 @@ def _offered(t: Transcript) -> list[Event]:
     ]
 
 
+# Why a right password for root is refused all the same (OpenSSH 7.0's default).
+_ROOT_PASSWORD = (
+    "as root: sshd's default PermitRootLogin prohibit-password refuses every password for "
+    "root, the right one too; `sudo sshd -T | grep -i permitrootlogin` on the server says"
+)
+
+
 def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
     offered = _offered(t)
     too_many = t.first("too_many")
@@ -661,7 +668,12 @@ def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
         if e.facts.get("method") in ("password", "keyboard-interactive")
     ]
     if retries or (tried and t.first("password_asked")):
-        return _Signal("auth.password_rejected", [*(retries or tried)[:2], denied], "high")
+        return _Signal(
+            "auth.password_rejected",
+            [*(retries or tried)[:2], denied],
+            "high",
+            _ROOT_PASSWORD if facts.get("user") == "root" else None,
+        )
     askpass = t.first("askpass_missing")
     if askpass is not None:  # nothing could ask: a password, or the passphrase of a key
         wanted = denied.facts.get("methods", "")

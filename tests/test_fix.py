@@ -27,7 +27,7 @@ APPLIED = [
     "not-allowed",
     "root-denied",
 ]
-SCENARIOS = [*APPLIED, "hostkey-changed", "firewall-reject", "password-rejected"]
+SCENARIOS = [*APPLIED, "hostkey-changed", "firewall-reject", "password-rejected", "root-password"]
 SERVER_SIDE = ("bad-modes", "locked", "expired", "key-rejected", "not-allowed", "root-denied")
 
 
@@ -113,6 +113,21 @@ def test_dry_run_then_apply_makes_the_login_work(fix_lab, tmp_path, name) -> Non
                 backup = scenario / "etc" / "upper" / backup[5:]  # in that sshd's /etc
             mode = os.stat(backup).st_mode
             assert mode & 0o077 == 0 if step["side"] == "client" else mode & 0o022 == 0
+
+
+def test_a_root_password_refused_by_default_gets_no_sshd_config_edit(fix_lab, tmp_path) -> None:
+    """Under PermitRootLogin prohibit-password (OpenSSH's default) root's password is refused:
+    the plan does not rewrite PermitRootLogin (a no-op, or root's password given back)."""
+    name = "root-password"
+    argv = fix_lab.diagnose_argv(
+        name, "--timeout", "4", "--json", "--out", str(tmp_path), "--server", _sshd(fix_lab, name)
+    )
+    proc = fix_lab.run_client(name, argv, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-1500:]
+    assert json.loads(proc.stdout)["root_cause"]["id"] == "account.root_denied"
+    dry = _fix(next(tmp_path.glob("*/findings.json")).parent, "--server", _sshd(fix_lab, name))
+    assert dry.returncode == 1 and "no automatic fix for this cause" in dry.stdout, dry.stdout
+    assert "PermitRootLogin" not in dry.stdout
 
 
 def test_new_host_key_needs_the_checked_fingerprint(fix_lab, tmp_path) -> None:

@@ -314,6 +314,21 @@ def test_a_hang_up_after_an_accepted_key_without_words_stays_unsure() -> None:
     assert transcript.explain(text)["root_cause"]["confidence"] == "low"
 
 
+def test_a_refused_root_password_says_what_openssh_does_to_it() -> None:
+    """As root a right password is refused too (PermitRootLogin prohibit-password, the
+    default): the evidence says so, for root only."""
+    for user, said in (("root", True), ("alice", False)):
+        text = (
+            f"debug1: Authenticating to h:22 as '{user}'\n"
+            "debug1: Next authentication method: password\n"
+            "Permission denied, please try again.\n"
+            f"{user}@h: Permission denied (publickey,password).\n"
+        )
+        root = transcript.explain(text)["root_cause"]
+        assert root["id"] == "auth.password_rejected"
+        assert any("PermitRootLogin" in line for line in root["evidence"]) is said
+
+
 def test_a_session_that_drops_after_login_is_a_working_login() -> None:
     text = (
         'Authenticated to h ([192.0.2.1]:22) using "publickey".\n'

@@ -352,6 +352,18 @@ SCENARIOS: tuple[Scenario, ...] = (
         server_log=r"ROOT LOGIN REFUSED FROM 127\.0\.0\.1 port \d+",
     ),
     Scenario(
+        "root-password",
+        "account.root_denied",
+        "root tries a password; PermitRootLogin prohibit-password (OpenSSH's default) "
+        "refuses any password for root",
+        _DENIED,
+        user="root",
+        client_keys=(),
+        password="right",
+        sshd_options={"PermitRootLogin": "prohibit-password", "PasswordAuthentication": "yes"},
+        client_sees="auth.password_rejected",
+    ),
+    Scenario(
         "nologin",
         "account.nologin",
         "authentication works but the login shell is nologin",
