@@ -161,20 +161,30 @@ def check_host_key(
             evidence=[f"server host key: {kind} {new_fp}", f"found in {match.file}:{match.line}"],
             data=facts,
         )
-    same_type = [e for e in plain if e.key_type == kind]
-    if same_type:
-        e = same_type[0]
+    # Any other key known for the host makes this one "changed" to ssh (hostfile.c), also
+    # of another type: a server that no longer offers the type known for it (host keys
+    # regenerated or removed), or someone else answering.
+    known = [e for e in plain if e.key_type == kind] or plain
+    if known:
+        e = known[0]
         facts |= {
             "old_fingerprint": e.fingerprint,
             "known_hosts": e.file,
             "known_hosts_line": e.line,
         }
+        other_type = (
+            f" (only a {e.key_type} key is known for it, and the server offers no {e.key_type} "
+            "host key now)"
+            if e.key_type != kind
+            else ""
+        )
         return Finding(
             "hostkey",
             "known_hosts",
             "warn" if lenient else "fail",
             f"REMOTE HOST IDENTIFICATION HAS CHANGED for {spec}: the server sends {kind} "
-            f"{new_fp}, {e.file}:{e.line} holds {e.fingerprint}"
+            f"{new_fp}, {e.file}:{e.line} holds {e.key_type} {e.fingerprint}"
+            + other_type
             + (
                 " (StrictHostKeyChecking=no: ssh goes on without password authentication)"
                 if lenient
@@ -183,7 +193,7 @@ def check_host_key(
             cause_id="hostkey.changed",
             evidence=[
                 f"server host key: {kind} {new_fp}",
-                f"Offending {kind} key in {e.file}:{e.line}: {e.fingerprint}",
+                f"Offending {e.key_type} key in {e.file}:{e.line}: {e.fingerprint}",
             ],
             data=facts,
         )

@@ -93,7 +93,8 @@ class SshRun:
         if cheap_kex and _CHEAP_KEX in kex[1:]:
             first = [_CHEAP_KEX, *(k for k in kex if k != _CHEAP_KEX)]
             argv += ["-o", f"KexAlgorithms={','.join(first)}"]
-        argv += ["-o", f"UserKnownHostsFile={self._copies(settings, tmp)}"]
+        self._originals = self._copies(settings, tmp)
+        argv += ["-o", f"UserKnownHostsFile={' '.join(self._originals) or 'none'}"]
         argv += [*flags, target, "true"]
         self._started = time.monotonic()
         self._out = tmp / "output"
@@ -108,14 +109,15 @@ class SshRun:
             )
 
     @staticmethod
-    def _copies(settings: Settings, tmp: Path) -> str:
-        copies = []
+    def _copies(settings: Settings, tmp: Path) -> dict[str, str]:
+        """Private copies of the known_hosts files, each with the original it stands for."""
+        copies = {}
         for index, path in enumerate(settings.user_known_hosts_files):
             copy = tmp / f"known_hosts_{index}"
             if Path(path).is_file():
                 shutil.copyfile(path, copy)
-            copies.append(str(copy))
-        return " ".join(copies) or "none"
+            copies[str(copy)] = path
+        return copies
 
     def finish(self) -> Finding:
         """Wait (bounded) for ssh and read its transcript into a finding."""
@@ -128,6 +130,10 @@ class SshRun:
             status = None
         elapsed = self.elapsed
         output = self._out.read_bytes().decode(errors="replace")
+        # ssh names the copies ("Offending key in ...", "ssh-keygen -R ... -f ..."): the
+        # transcript, its facts and the fixes must name the user's own files.
+        for copy in sorted(self._originals, key=len, reverse=True):
+            output = output.replace(copy, self._originals[copy])
         self._tmp.cleanup()
         result = transcript.classify(transcript.parse(output))
         if status == 0:

@@ -578,6 +578,8 @@ def _hostkey_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
                 }
             )
         warned = next((e for e in changed if e.event == "hostkey_fingerprint"), None)
+        if warned is not None:  # the key the server sent; "Offending" names the known one
+            facts["key_type"] = warned.facts["key_type"]
         printed = [e for e in t.of("fingerprint_line") if warned and e.lineno > warned.lineno]
         if printed:
             facts["fingerprint"] = printed[0].facts["fingerprint"]

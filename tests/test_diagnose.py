@@ -307,6 +307,21 @@ def test_a_nologin_file_is_named_with_its_text(lab, name: str, extra: tuple, fil
     ), root["fix"]
 
 
+def test_a_host_key_of_another_type_is_changed_and_names_the_users_file(lab) -> None:
+    """The server offers only RSA, known_hosts holds its ED25519 key: ssh calls that a
+    changed key, and so do the probe and the verdict; every path shown is the user's own
+    known_hosts, never the private copy the real ssh ran with."""
+    name = "hostkey-type-changed"
+    _, result, _ = _diagnose(lab, name)
+    root = result["root_cause"]
+    assert (root["id"], root["confidence"]) == ("hostkey.changed", "high"), root
+    assert "ssh-rsa key" in root["explanation"]
+    assert any("Offending ssh-ed25519 key" in line for line in root["evidence"])
+    known = lab.targets[name].known_hosts
+    assert any(line.startswith("ssh-keygen -R") and known in line for line in root["fix"])
+    assert "runbook-ssh-" not in json.dumps(result)
+
+
 def test_a_stopped_sshd_still_has_its_configuration_checked(lab) -> None:
     """Server checks where nothing listens (a fresh network namespace): sshd is down, and
     what says why (its configuration, its host keys) is still checked, not skipped."""

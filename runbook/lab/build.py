@@ -239,6 +239,10 @@ def client_home(
     spec = known_hosts_spec(host, port)
     if scenario.known_hosts == "good" and scenario.server == "sshd":
         known.write_text("".join(f"{spec} {_pubkey(k)}\n" for k in host_key_files))
+    elif scenario.known_hosts == "ed25519-only":
+        known.write_text(
+            "".join(f"{spec} {_pubkey(k)}\n" for k in host_key_files if "ed25519" in k.name)
+        )
     elif scenario.known_hosts == "changed":
         known.write_text(f"{spec} {_pubkey(keydir / 'impostor-host')}\n")
     else:

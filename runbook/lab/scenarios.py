@@ -68,7 +68,7 @@ class Scenario:
     key_mode: int = 0o600
     identity_missing: bool = False
     key_invalid: bool = False
-    known_hosts: Literal["good", "changed", "empty"] = "good"
+    known_hosts: Literal["good", "changed", "empty", "ed25519-only"] = "good"
     config_mode: int = 0o600
     password: Literal["none", "right", "wrong"] = "none"
     jump: bool = False
@@ -213,6 +213,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         "known_hosts holds another key for this host",
         r"REMOTE HOST IDENTIFICATION HAS CHANGED",
         known_hosts="changed",
+    ),
+    Scenario(
+        "hostkey-type-changed",
+        "hostkey.changed",
+        "the server now offers only an RSA host key; known_hosts holds its ED25519 key",
+        r"REMOTE HOST IDENTIFICATION HAS CHANGED",
+        sshd_options={"HostKeyAlgorithms": "rsa-sha2-512,rsa-sha2-256"},
+        known_hosts="ed25519-only",
     ),
     Scenario(
         "hostkey-unknown",
