@@ -7,6 +7,7 @@ the input safely (a missing file or binary garbage is a one-line error, not a tr
 
 from __future__ import annotations
 
+import codecs
 import html
 import re
 import sys
@@ -44,12 +45,15 @@ def read_source(source: str) -> str:
             f"the transcript is larger than {MAX_BYTES // 2**20} MB",
             hint="cut it to the failing connection",
         )
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # Windows PowerShell 5 saves `ssh -vvv host 2> file` as UTF-16 with a BOM.
+        return data.decode("utf-16", errors="replace")
     if b"\0" in data[:4096]:
         raise BadInput(
             "the input is binary, not an ssh transcript",
             hint="save the output of `ssh -vvv user@host 2>&1` as text",
         )
-    return data.decode("utf-8", errors="replace")
+    return data.decode("utf-8-sig", errors="replace")
 
 
 def explain_text(text: str, *, lang: str = "en") -> dict[str, Any]:

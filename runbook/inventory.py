@@ -103,8 +103,17 @@ def _plain(text: str, name: str) -> tuple[list[InventoryTarget], list[BadLine]]:
     return targets, bad
 
 
-def _csv(text: str, name: str) -> tuple[list[InventoryTarget], list[BadLine]]:
-    reader = csv.DictReader(io.StringIO(text))
+def _delimiter(first: str) -> str | None:
+    """The CSV delimiter of a header line naming ``target`` (spreadsheets in many locales
+    export ``;``, and tab-separated files are CSV too), or None for no CSV header."""
+    for delimiter in (",", ";", "\t"):
+        if "target" in (cell.strip().strip('"') for cell in first.split(delimiter)):
+            return delimiter
+    return None
+
+
+def _csv(text: str, name: str, delimiter: str) -> tuple[list[InventoryTarget], list[BadLine]]:
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
     fields = [f.strip() for f in reader.fieldnames or []]
     unknown = [f for f in fields if f not in CSV_COLUMNS]
     if unknown:
@@ -358,7 +367,8 @@ def read_inventory(path: str | Path) -> tuple[list[InventoryTarget], list[BadLin
     """
     file = Path(path)
     try:
-        text = file.read_text(errors="replace")
+        # utf-8-sig: a spreadsheet's CSV export starts with a byte order mark.
+        text = file.read_text(encoding="utf-8-sig", errors="replace")
     except OSError as err:
         raise BadInput(
             f"cannot read the inventory {path}: {err.strerror}",
@@ -366,8 +376,8 @@ def read_inventory(path: str | Path) -> tuple[list[InventoryTarget], list[BadLin
         ) from err
     name = file.name
     first = next((ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")), "")
-    if re.match(r"^\s*target\s*(,|$)", first) or ("," in first and "target" in first.split(",")):
-        found = _csv(text, name)
+    if delimiter := _delimiter(first):
+        found = _csv(text, name, delimiter)
     elif re.search(r"^\s*(hosts|children)\s*:", text, re.M):
         found = _ansible_yaml(text, name)
     elif re.search(r"^\s*\[[^\]]+\]\s*$", text, re.M) or "ansible_" in text:

@@ -59,6 +59,21 @@ def test_inventory_kinds_are_told_apart_by_content(tmp_path) -> None:
         read_inventory(tmp_path / "bad.csv")
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xef\xbb\xbftarget,port,user\r\nweb1,2222,alice\r\n",  # Excel's "CSV UTF-8"
+        b"target;port;user\r\nweb1;2222;alice\r\n",  # a spreadsheet in a ';' locale
+        b'"target"\t"port"\t"user"\nweb1\t2222\talice\n',  # tab-separated
+    ],
+)
+def test_spreadsheet_exports_are_csv_inventories(tmp_path, data: bytes) -> None:
+    (tmp_path / "fleet.csv").write_bytes(data)
+    targets, bad = read_inventory(tmp_path / "fleet.csv")
+    assert [(t.target, t.port, t.user) for t in targets] == [("web1", 2222, "alice")]
+    assert bad == []
+
+
 def test_ansible_variables_reach_each_host_as_ansible_applies_them(tmp_path) -> None:
     """Group variables ([g:vars], vars:), inherited through children and from all, under
     a host's own; ranges expanded; the pre-2.0 names (ansible_ssh_user...); a host in

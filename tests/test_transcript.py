@@ -426,6 +426,19 @@ def test_explain_bad_input_is_one_line_and_exit_2(args, stdin, says) -> None:
     assert proc.stdout == b""
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig"])
+def test_a_transcript_saved_by_windows_is_read(encoding: str) -> None:
+    """PowerShell 5 saves `ssh -vvv host 2> file` as UTF-16, Notepad adds a BOM."""
+    text = (
+        "OpenSSH_for_Windows_8.1p1, LibreSSL 3.0.2\r\n"
+        "ssh: connect to host h port 22: Connection refused\r\n"
+    )
+    proc = _explain_cli("-", "--json", stdin=text.encode(encoding))
+    result = json.loads(proc.stdout)
+    assert result["client_version"] == "OpenSSH_for_Windows_8.1p1"
+    assert result["root_cause"]["id"] == "port.refused"
+
+
 CORPUS = Path(__file__).parent / "data" / "transcripts"
 
 
