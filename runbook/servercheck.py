@@ -491,14 +491,15 @@ def _nologin_files(host: Host, ctx: Context) -> list[Finding]:
     if not found:
         return []
     path = found[0][2]
-    text = (host.read(path) or "").strip().splitlines()
+    text = host.read(path)
+    said = [f"{path}: {line}" for line in (text or "").strip().splitlines()[:2]]
     return [
         _finding(
             "nologin",
             "fail",
             f"{path} exists: sshd lets no user but root log in",
             "account.nologin",
-            [f"{path}: {line}" for line in text[:2]] or [f"{path} exists (empty)"],
+            said or [f"{path} exists ({'empty' if text is not None else 'not readable here'})"],
             nologin_file=path,
         )
     ]

@@ -321,7 +321,9 @@ def parse(text: str) -> Transcript:
             debug = debug or event.debug
     if not debug:
         debug = bool(re.search(r"^debug[123]: ", text[:65536], re.M))
-    events += _server_words(text, events)
+    said = _server_words(text, events)
+    if said:
+        events = sorted(events + said, key=lambda e: e.lineno)
     return Transcript(events, text.count("\n") + (0 if text.endswith("\n") else 1), debug)
 
 
