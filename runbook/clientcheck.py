@@ -13,6 +13,7 @@ import base64
 import hashlib
 import os
 import re
+import shutil
 import stat
 import subprocess
 from dataclasses import dataclass, replace
@@ -61,43 +62,64 @@ def _mode(path: str) -> str:
 def load_key(path: str) -> tuple[paramiko.PKey | None, str | None, str]:
     """Load a private key without a passphrase: (key, problem, detail).
 
-    paramiko does not read every format OpenSSH does (FIDO keys, some PEM); there
-    ``ssh-keygen -y`` decides, reading the key through a pipe so its file mode
-    does not interfere.
+    OpenSSH decides whether the key is usable (``ssh-keygen -y``): paramiko reads some
+    keys ssh refuses (Windows line endings) and misses some ssh reads (PKCS#8 PEM, FIDO
+    keys). paramiko's key object is what the probe then authenticates with.
     """
+    if not_private := _not_a_private_key(path):
+        return None, "invalid", not_private
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        return None, "unreadable", err.strerror or str(err)
+    if _sealed(data):
+        return None, "passphrase", "the key is protected by a passphrase"
+    if data.startswith(b"PuTTY-User-Key-File"):
+        return None, "invalid", "a PuTTY .ppk key, which OpenSSH cannot read (convert it)"
+    refused = _openssh_refuses(data)
+    if refused and "passphrase" in refused:
+        return None, "passphrase", "the key is protected by a passphrase"
+    if refused:
+        if b"\r\n" in data:
+            refused += " (Windows line endings: sed -i 's/\\r$//' the key file)"
+        return None, "invalid", refused
     try:
         return paramiko.PKey.from_path(path), None, ""
     except paramiko.PasswordRequiredException:
         return None, "passphrase", "the key is protected by a passphrase"
     except (paramiko.SSHException, ValueError, TypeError, UnicodeDecodeError) as err:
-        # (cryptography raises TypeError for an OpenSSH key with a passphrase: _sealed
-        # below says so)
         reason = str(err) or type(err).__name__
-    except OSError as err:
-        return None, "unreadable", err.strerror or str(err)
+    if refused is None:  # no ssh-keygen here: paramiko's word is all there is
+        return None, "invalid", reason
+    return None, "unsupported", f"ssh can use it, the probe cannot ({reason})"
+
+
+def _openssh_refuses(data: bytes) -> str | None:
+    """Why OpenSSH cannot load this private key ("" when it can, None when ssh-keygen is
+    not here). The key goes to ``ssh-keygen -y`` as an in-memory file of mode 0600: its
+    real file's mode is another check's business, and no copy of it touches a disk (a
+    pipe would do, but OpenSSH cannot read PEM keys from one)."""
+    if shutil.which("ssh-keygen") is None:
+        return None
+    fd = os.memfd_create("runbook-key", os.MFD_CLOEXEC)
     try:
-        data = Path(path).read_bytes()
-        if _sealed(data):
-            return None, "passphrase", "the key is protected by a passphrase"
-        if data.startswith(b"PuTTY-User-Key-File"):
-            return None, "invalid", "a PuTTY .ppk key, which OpenSSH cannot read (convert it)"
-        if not_private := _not_a_private_key(path):
-            return None, "invalid", not_private
+        os.write(fd, data)
+        os.fchmod(fd, 0o600)
         proc = subprocess.run(
-            ["ssh-keygen", "-y", "-P", "", "-f", "/dev/stdin"],
-            input=data,
+            ["ssh-keygen", "-y", "-P", "", "-f", f"/dev/fd/{fd}"],
+            pass_fds=(fd,),
+            stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=10,
         )
     except (OSError, subprocess.SubprocessError):
-        return None, "invalid", reason
+        return None
+    finally:
+        os.close(fd)
     if proc.returncode == 0:
-        return None, "unsupported", f"ssh can use it, the probe cannot ({reason})"
+        return ""
     said = proc.stderr.decode(errors="replace").strip().splitlines()
-    last = said[-1] if said else reason
-    if "passphrase" in last:
-        return None, "passphrase", "the key is protected by a passphrase"
-    return None, "invalid", re.sub(r'^Load key "[^"]*": ', "", last)
+    return re.sub(r'^Load key "[^"]*": ', "", said[-1]) if said else "ssh-keygen cannot load it"
 
 
 def _not_a_private_key(path: str) -> str | None:

@@ -188,6 +188,34 @@ def test_keys_that_cannot_sign_are_named_not_blamed_on_the_server(lab, tmp_path)
         agent.wait(10)
 
 
+def test_openssh_decides_whether_a_key_file_loads(lab, tmp_path) -> None:
+    """Keys the healthy server accepts, written two ways: as PKCS#8 PEM (ssh reads it,
+    paramiko does not) it logs in; with Windows line endings (paramiko reads it, ssh does
+    not) it is client.key_invalid, with the cure."""
+    key = Path(lab.targets["healthy"].identity_files[0])
+    pkcs8 = tmp_path / "id_pkcs8"
+    shutil.copy(Path(lab.dir) / "keys" / "authorized-rsa", pkcs8)  # ed25519 has no PKCS#8
+    pkcs8.chmod(0o600)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-p", "-m", "PKCS8", "-N", "", "-P", "", "-f", str(pkcs8)],
+        check=True,
+        capture_output=True,
+    )
+    assert pkcs8.read_text().startswith("-----BEGIN PRIVATE KEY-----")
+    result = _diagnose_with_key(lab, pkcs8)
+    assert result["verdict"] == "ok", result["findings"]
+    checked = [
+        f for f in result["findings"] if f["step"] == "client" and str(pkcs8) in f["summary"]
+    ]
+    assert checked and checked[0]["status"] != "fail", checked  # not "invalid" for ssh's key
+    crlf = tmp_path / "id_crlf"
+    crlf.write_bytes(key.read_bytes().replace(b"\n", b"\r\n"))
+    crlf.chmod(0o600)
+    result = _diagnose_with_key(lab, crlf)
+    assert result["root_cause"]["id"] == "client.key_invalid", result["findings"]
+    assert "Windows line endings" in " ".join(result["root_cause"]["evidence"])
+
+
 def test_a_hanging_match_exec_is_one_line_and_leaves_nothing(tmp_path) -> None:
     """ssh -G runs a config's Match exec: one that hangs ends the run within the time-out,
     in one line, and its command does not outlive it."""
