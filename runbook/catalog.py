@@ -42,6 +42,8 @@ PATH_FACTS = frozenset(
     {"identity_file", "known_hosts", "ssh_config", "bad_path", "chroot_dir", "nologin_file"}
 )
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+# The target's own facts: a "?" option naming them still shows, with placeholders.
+_TARGET_FACTS = frozenset({"hostname", "port", "user", "alias", "ssh_config"})
 # Fact values that are words, not names: shown in the reader's language.
 _WORDS = {
     "ja": {
@@ -160,7 +162,8 @@ def render(
     """The cause's title, explanation and fix for one target, in ``lang``.
 
     A fix line that starts with ``?`` is an option that needs every fact it names (e.g.
-    "sshd answers on port {other_port}"); it is left out when one is unknown.
+    "sshd answers on port {other_port}") but the target's own, which show as placeholders
+    as everywhere; it is left out when one is unknown.
     """
     if lang not in LANGS:
         raise BadInput(f"unknown language {lang!r}", hint="use en or ja")
@@ -173,7 +176,8 @@ def render(
     for line in text.fix:
         if line.startswith("?"):
             line = line[1:]
-            if any(name not in known for name in _PLACEHOLDER.findall(line)):
+            needed = set(_PLACEHOLDER.findall(line)) - _TARGET_FACTS
+            if any(name not in known for name in needed):
                 continue
         fix.append(_fill(line, known, shell=True))
     return RootCause(

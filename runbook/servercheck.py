@@ -376,6 +376,16 @@ def check_signature_algorithms(host: Host, ctx: Context) -> list[Finding]:
             )
         ]
     kinds = ", ".join(f"{k} ({'/'.join(v) or 'none'})" for k, v in ctx.client_algorithms.items())
+    # One the server accepts and a key of the client could sign with, had the client not
+    # turned it off (ssh-rsa since 8.8): the client can allow it. Else the server must.
+    allowable = [
+        a for kind in ctx.client_algorithms for a in SIGNATURES.get(kind, (kind,)) if a in accepted
+    ]
+    fact = (
+        {"algorithm": allowable[0]}
+        if allowable
+        else {"refused_algorithm": ",".join(sorted(ctx.client_algorithms))}
+    )
     return [
         _finding(
             "PubkeyAcceptedAlgorithms",
@@ -384,7 +394,7 @@ def check_signature_algorithms(host: Host, ctx: Context) -> list[Finding]:
             f"accepts {','.join(sorted(accepted))}",
             "auth.sig_alg",
             [f"pubkeyacceptedalgorithms {','.join(sorted(accepted))}"],
-            algorithm=sorted(accepted)[0],
+            **fact,
         )
     ]
 

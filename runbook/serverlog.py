@@ -39,7 +39,7 @@ SERVER_CAUSES: dict[str, tuple[str, str | None]] = {
     "nologin_refused": ("account.nologin", "nologin_file"),
     "max_auth_tries": ("auth.too_many_failures", None),
     "too_many_failures": ("auth.too_many_failures", None),
-    "sig_alg_refused": ("auth.sig_alg", "algorithm"),
+    "sig_alg_refused": ("auth.sig_alg", "refused_algorithm"),
     "pam_failure": ("auth.password_rejected", None),
     "maxstartups": ("proto.closed_early", None),
     "tcp_wrappers": ("proto.closed_early", None),
@@ -131,8 +131,8 @@ def check_auth_log(
             data[fact] = event.reason
             if fact == "chroot_dir":  # the path the modes are wrong on, as for StrictModes
                 data["bad_path"] = event.reason
-        if fact == "algorithm" and event.method:
-            data["algorithm"] = event.method
+        if fact == "refused_algorithm" and event.method:
+            data["refused_algorithm"] = event.method
         findings.append(
             Finding(
                 "server-log",

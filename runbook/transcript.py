@@ -177,7 +177,8 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     # 8.x+: "Offering public key: PATH TYPE SHA256:..."; 7.x: "Offering public key: TYPE
     # SHA256:... PATH-or-comment"; before 7.x: "Offering RSA public key: PATH".
     ("key_offered", "Offering ",
-     r"Offering (?:\S+ )?public key: (?:[A-Z0-9-]+ SHA256:\S+ )?(?P<identity_file>\S+)", "auth"),
+     r"Offering (?:\S+ )?public key: (?:[A-Z0-9-]+ SHA256:\S+ )?(?P<identity_file>\S+)"
+     r"(?: (?P<key_type>[A-Z0-9-]+) SHA256:)?", "auth"),
     ("key_offered", "Trying private key", r"Trying private key: (?P<identity_file>\S+)", "auth"),
     ("key_accepted", "Server accepts key", r"Server accepts key: (?P<identity_file>\S+)", "auth"),
     ("key_skipped", "corresponding algorithm not in",
@@ -644,6 +645,26 @@ def _offered(t: Transcript) -> list[Event]:
     ]
 
 
+# A key type ssh names in "Offering public key" -> the SHA-1-era signature algorithm the
+# client may have turned off (OpenSSH 8.8: ssh-rsa; 7.0: ssh-dss). Other types have one
+# algorithm each: no mutual one means the server does not take that type at all.
+_LEGACY_SIGNATURE = {"RSA": "ssh-rsa", "DSA": "ssh-dss"}
+_SIGNATURE = {
+    "ED25519": "ssh-ed25519",
+    "ECDSA": "ecdsa-sha2-nistp256",
+    "ED25519-SK": "sk-ssh-ed25519@openssh.com",
+    "ECDSA-SK": "sk-ecdsa-sha2-nistp256@openssh.com",
+}
+
+
+def _sig_facts(kind: str) -> dict[str, str]:
+    """What the fix names for a key of ``kind`` with no mutual signature algorithm: the
+    algorithm to allow on the client, or the one the server refuses."""
+    if kind in _LEGACY_SIGNATURE:
+        return {"algorithm": _LEGACY_SIGNATURE[kind]}
+    return {"refused_algorithm": _SIGNATURE.get(kind, kind.lower())}
+
+
 # Why a right password for root is refused all the same (OpenSSH 7.0's default).
 _ROOT_PASSWORD = (
     "as root: sshd's default PermitRootLogin prohibit-password refuses every password for "
@@ -663,8 +684,12 @@ def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
         return None
     if "user" in denied.facts:
         facts.setdefault("user", denied.facts["user"])
-    if t.first("sig_alg"):
-        return _Signal("auth.sig_alg", [*t.of("sig_alg")[:2], denied], "high")
+    if sig := t.first("sig_alg"):
+        key = next((e for e in reversed(offered) if e.lineno < sig.lineno), None)
+        kind = key.facts.get("key_type", "RSA") if key else "RSA"
+        return _Signal(
+            "auth.sig_alg", [*t.of("sig_alg")[:2], denied], "high", facts=_sig_facts(kind)
+        )
     retries = t.of("password_retry")
     tried = [
         e
@@ -716,6 +741,7 @@ def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
             [*skipped[:2], denied],
             "medium",
             "the client skipped its own keys: their algorithm is not accepted",
+            {"algorithm": skipped[0].facts["key_type"]},
         )
     return _Signal(
         "auth.no_method", [denied], "medium", "no key was offered and no password was tried"

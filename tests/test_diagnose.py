@@ -350,6 +350,18 @@ def test_a_host_key_of_another_type_is_changed_and_names_the_users_file(lab) -> 
     assert "runbook-ssh-" not in json.dumps(result)
 
 
+def test_the_signature_algorithm_fix_says_which_side_allows_what(lab) -> None:
+    """The server takes only ssh-rsa signatures and the client signs rsa-sha2-512: its
+    checks see that the client may allow ssh-rsa; its log sees only the refusal."""
+    server = ["--server", f"nsenter:{_sshd_pid(lab, 'sig-alg')}"]
+    _, result, _ = _diagnose(lab, "sig-alg", *server)
+    assert any("PubkeyAcceptedAlgorithms=+ssh-rsa" in f for f in result["root_cause"]["fix"])
+    _, result, _ = _diagnose(lab, "sig-alg", "--auth-log", lab.targets["sig-alg"].auth_log)
+    fixes = result["root_cause"]["fix"]
+    assert any("the server refuses rsa-sha2-512" in f for f in fixes), fixes
+    assert not any("PubkeyAcceptedAlgorithms=+" in f for f in fixes), fixes
+
+
 def test_a_stopped_sshd_still_has_its_configuration_checked(lab) -> None:
     """Server checks where nothing listens (a fresh network namespace): sshd is down, and
     what says why (its configuration, its host keys) is still checked, not skipped."""

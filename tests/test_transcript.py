@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runbook import transcript
+from runbook import catalog, transcript
 from runbook.lab import SCENARIOS
 
 CLIENT_SIDE = {s.name: s.cause_seen_by_client for s in SCENARIOS}
@@ -312,6 +312,43 @@ def test_a_hang_up_after_an_accepted_key_without_words_stays_unsure() -> None:
         "Connection closed by 192.0.2.9 port 22\n"
     )
     assert transcript.explain(text)["root_cause"]["confidence"] == "low"
+
+
+@pytest.mark.parametrize(
+    "lines, says",
+    [
+        (  # OpenSSH 8.8+ with an RSA key and a server older than 7.2
+            [
+                "debug1: Offering public key: /home/u/.ssh/id_rsa RSA SHA256:abc explicit",
+                "debug1: send_pubkey_test: no mutual signature algorithm",
+            ],
+            "PubkeyAcceptedAlgorithms=+ssh-rsa",
+        ),
+        (  # a DSA key the client itself no longer offers
+            [
+                "debug1: Skipping ssh-dss key /home/u/.ssh/id_dsa - corresponding algorithm "
+                "not in PubkeyAcceptedAlgorithms"
+            ],
+            "PubkeyAcceptedAlgorithms=+ssh-dss",
+        ),
+        (  # an ed25519 key a server's PubkeyAcceptedAlgorithms leaves out
+            [
+                "debug1: Offering public key: /home/u/.ssh/id_ed25519 ED25519 SHA256:abc",
+                "debug1: send_pubkey_test: no mutual signature algorithm",
+            ],
+            "the server refuses ssh-ed25519",
+        ),
+    ],
+)
+def test_a_signature_algorithm_fix_names_the_algorithm(lines: list[str], says: str) -> None:
+    """The fix allows the algorithm this key needs, not always ssh-rsa; one the server
+    refuses is the server's to allow."""
+    text = "\n".join([*lines, "u@h: Permission denied (publickey)."]) + "\n"
+    root = transcript.explain(text)["root_cause"]
+    fixes = catalog.render(root["id"], **transcript.classify(transcript.parse(text)).facts).fix
+    assert root["id"] == "auth.sig_alg"
+    assert any(says in line for line in fixes), fixes
+    assert sum("PubkeyAcceptedAlgorithms=+" in line for line in fixes) == (says[0] == "P")
 
 
 def test_a_refused_root_password_says_what_openssh_does_to_it() -> None:
