@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -74,8 +75,8 @@ def known_entries(settings: Settings) -> list[KnownEntry]:
     spec = host_spec(settings)
     entries: list[KnownEntry] = []
     for path in settings.known_hosts_files:
-        if not Path(path).is_file():
-            continue
+        if not Path(path).is_file() or not os.access(path, os.R_OK):
+            continue  # ssh cannot read it either (a root-owned one after `sudo ssh`)
         entries += (
             _lookup_ssh_keygen(spec, path)
             if shutil.which("ssh-keygen")

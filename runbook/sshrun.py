@@ -14,6 +14,7 @@ refused instead of asked about (``StrictHostKeyChecking=yes``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -114,7 +115,8 @@ class SshRun:
         copies = {}
         for index, path in enumerate(settings.user_known_hosts_files):
             copy = tmp / f"known_hosts_{index}"
-            if Path(path).is_file():
+            # Missing or unreadable (a root-owned one after `sudo ssh`): so for ssh too.
+            with contextlib.suppress(OSError):
                 shutil.copyfile(path, copy)
             copies[str(copy)] = path
         return copies
