@@ -358,6 +358,24 @@ def _ansible_yaml(text: str, name: str) -> tuple[list[InventoryTarget], list[Bad
     return inventory.targets(bad), bad
 
 
+def _once(
+    targets: list[InventoryTarget], bad: list[BadLine]
+) -> tuple[list[InventoryTarget], list[BadLine]]:
+    """Each target once: a second line for the same target would log in twice and write
+    two rows under one name (the summary and reruns know a target by its key)."""
+    first: dict[str, str] = {}
+    kept = []
+    for target in targets:
+        if target.key in first:
+            bad.append(
+                BadLine(target.source, f"{target.key} is already listed at {first[target.key]}")
+            )
+            continue
+        first[target.key] = target.source
+        kept.append(target)
+    return kept, bad
+
+
 def read_inventory(path: str | Path) -> tuple[list[InventoryTarget], list[BadLine]]:
     """The targets of an inventory and the lines that are not targets.
 
@@ -386,7 +404,7 @@ def read_inventory(path: str | Path) -> tuple[list[InventoryTarget], list[BadLin
         found = _ssh_config(text, name, file.resolve())
     else:
         found = _plain(text, name)
-    targets, bad = found
+    targets, bad = _once(*found)
     if not targets and not bad:
         raise BadInput(
             f"the inventory {path} names no target",

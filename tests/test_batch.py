@@ -74,6 +74,14 @@ def test_spreadsheet_exports_are_csv_inventories(tmp_path, data: bytes) -> None:
     assert bad == []
 
 
+def test_a_target_listed_twice_runs_once(tmp_path) -> None:
+    """The second line is reported where it is, naming the first: one login, one row."""
+    (tmp_path / "list.txt").write_text("alice@web1:2222\nbob@web1\nalice@web1:2222\n")
+    targets, bad = read_inventory(tmp_path / "list.txt")
+    assert [t.key for t in targets] == ["alice@web1:2222", "bob@web1"]
+    assert [str(b) for b in bad] == ["list.txt:3: alice@web1:2222 is already listed at list.txt:1"]
+
+
 def test_ansible_variables_reach_each_host_as_ansible_applies_them(tmp_path) -> None:
     """Group variables ([g:vars], vars:), inherited through children and from all, under
     a host's own; ranges expanded; the pre-2.0 names (ansible_ssh_user...); a host in
