@@ -550,20 +550,28 @@ def _parse(text: str, anchor: datetime, zone: tzinfo) -> Row | Literal[False] | 
 # -- files ----------------------------------------------------------------------------------
 
 
+# A rotated log's suffix: a number (auth.log.2.gz is older than auth.log.1) or, with
+# logrotate's dateext (RHEL's default), the day it was rotated (secure-20261101).
+_ROTATED = re.compile(r"(?:\.(?P<number>\d{1,4})|-(?P<day>\d{8}))(?:\.gz)?$")
+
+
+def _age(path: Path) -> tuple[str, int]:
+    """Sort key putting a directory's logs oldest first, the live file of each name last."""
+    match = _ROTATED.search(path.name)
+    if match is None:
+        return path.name.removesuffix(".gz"), 0
+    base = path.name[: match.start()]
+    if match.group("number"):
+        return base, -int(match.group("number"))
+    return base, int(match.group("day")) - 10**8  # earlier days first, all before the live one
+
+
 def _files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     found: list[Path] = []
     for item in paths:
         path = Path(item)
         if path.is_dir():
-            # auth.log.2.gz is older than auth.log.1, which is older than auth.log.
-            def age(p: Path) -> tuple[str, int]:
-                match = re.search(r"\.(\d+)(?:\.gz)?$", p.name)
-                return (
-                    re.sub(r"\.\d+(?:\.gz)?$", "", p.name),
-                    -int(match.group(1)) if match else 0,
-                )
-
-            found += sorted((p for p in path.iterdir() if p.is_file()), key=age)
+            found += sorted((p for p in path.iterdir() if p.is_file()), key=_age)
         elif path.is_file():
             found.append(path)
         else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import subprocess
 import sys
@@ -234,6 +235,26 @@ def test_files_gzip_directories_journal_and_garbage(tmp_path) -> None:
         ("failed", 77, "192.0.2.7"),
     ]
     assert got[0].time == datetime.fromtimestamp(1764324000, got[0].time.tzinfo)
+
+
+def test_a_directory_of_rotated_logs_reads_oldest_first(tmp_path) -> None:
+    """logrotate's dateext names (RHEL: secure-20261101) and numbers (Debian: auth.log.1,
+    auth.log.2.gz) both read oldest first, the live file last: a connection's lines across
+    a rotation stay in order."""
+    lines = {
+        "secure-20261101": "Oct 31 10:00:00 h sshd[1]: Invalid user a from 192.0.2.1 port 1",
+        "secure-20261108": "Nov  7 10:00:00 h sshd[2]: Invalid user b from 192.0.2.2 port 2",
+        "secure": "Nov 20 10:00:00 h sshd[3]: Invalid user c from 192.0.2.3 port 3",
+        "auth.log.2.gz": "Nov 1 10:00:00 h sshd[4]: Invalid user d from 192.0.2.4 port 4",
+        "auth.log.1": "Nov 8 10:00:00 h sshd[5]: Invalid user e from 192.0.2.5 port 5",
+        "auth.log": "Nov 21 10:00:00 h sshd[6]: Invalid user f from 192.0.2.6 port 6",
+    }
+    for name, line in lines.items():
+        data = (line + "\n").encode()
+        (tmp_path / name).write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+        os.utime(tmp_path / name, (1796083200, 1796083200))  # 2026-12-01: one year for all
+    users = list(logs.read_sshd_log([tmp_path])["user"])
+    assert users == ["d", "e", "f", "a", "b", "c"]
 
 
 def test_address_carried_from_the_same_process() -> None:
