@@ -4,7 +4,7 @@ The seed's second advice is ``less /var/log/auth.log``. This module reads what s
 sshd-session / sshd-auth since OpenSSH 9.8, and PAM under sshd's name) wrote, in every
 framing found in the wild: classic syslog (``Nov 23 10:00:00 host sshd[123]: ...``, the
 year inferred so it never lies in the future), rsyslog's high-precision ISO timestamps,
-RFC 5424, ``journalctl -o json``, bare ``sshd -E`` files, gzip-rotated files and
+RFC 5424, ``journalctl -o json``, bare ``sshd -E`` files, compressed rotations and
 directories of them. Each recognised line becomes one :class:`LogEvent` in the contract's
 jsonl shape; the messages are a table (:data:`MESSAGES`), not code.
 
@@ -23,8 +23,10 @@ silently, and nothing stops a run.
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import json
+import lzma
 import os
 import re
 import subprocess
@@ -552,14 +554,16 @@ def _parse(text: str, anchor: datetime, zone: tzinfo) -> Row | Literal[False] | 
 
 # A rotated log's suffix: a number (auth.log.2.gz is older than auth.log.1) or, with
 # logrotate's dateext (RHEL's default), the day it was rotated (secure-20261101).
-_ROTATED = re.compile(r"(?:\.(?P<number>\d{1,4})|-(?P<day>\d{8}))(?:\.gz)?$")
+_ROTATED = re.compile(r"(?:\.(?P<number>\d{1,4})|-(?P<day>\d{8}))(?:\.gz|\.xz|\.bz2)?$")
+# Compressed rotations: gzip (Debian, RHEL), xz (SUSE), bzip2.
+_OPENERS = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
 
 
 def _age(path: Path) -> tuple[str, int]:
     """Sort key putting a directory's logs oldest first, the live file of each name last."""
     match = _ROTATED.search(path.name)
     if match is None:
-        return path.name.removesuffix(".gz"), 0
+        return path.name.removesuffix(path.suffix if path.suffix in _OPENERS else ""), 0
     base = path.name[: match.start()]
     if match.group("number"):
         return base, -int(match.group("number"))
@@ -588,7 +592,7 @@ def _blocks(path: Path, stats: LogStats) -> Iterator[str]:
 
     Read and decoded a block at a time (a line at a time costs a third of the parse).
     """
-    opener = gzip.open if path.suffix == ".gz" else open
+    opener = _OPENERS.get(path.suffix, open)
     rest = b""
     try:
         with opener(path, "rb") as handle:  # type: ignore[operator]
@@ -601,8 +605,8 @@ def _blocks(path: Path, stats: LogStats) -> Iterator[str]:
                     continue
                 yield (rest + block[:cut]).decode("utf-8", errors="replace")
                 rest = block[cut:]
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
-        # A truncated gzip or a vanished file ends that file, not the run.
+    except (OSError, EOFError, lzma.LZMAError) as err:
+        # A truncated archive or a vanished file ends that file, not the run.
         stats.unreadable += 1
         stats.examples.append(f"{path}: {err}")
     if rest:

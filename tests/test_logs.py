@@ -7,8 +7,10 @@ failures. Where our reading differs on purpose, the line is listed in EXCEPTIONS
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import json
+import lzma
 import os
 import re
 import subprocess
@@ -255,6 +257,19 @@ def test_a_directory_of_rotated_logs_reads_oldest_first(tmp_path) -> None:
         os.utime(tmp_path / name, (1796083200, 1796083200))  # 2026-12-01: one year for all
     users = list(logs.read_sshd_log([tmp_path])["user"])
     assert users == ["d", "e", "f", "a", "b", "c"]
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".xz", ".bz2"])
+def test_compressed_rotations_are_read(tmp_path, suffix: str) -> None:
+    """gzip (Debian, RHEL), xz (SUSE's logrotate) and bzip2 rotations read like the live
+    file; a truncated one is counted as unreadable, and the run goes on."""
+    line = b"Nov 20 10:00:00 h sshd[3]: Invalid user c from 192.0.2.3 port 3\n"
+    pack = {".gz": gzip.compress, ".xz": lzma.compress, ".bz2": bz2.compress}[suffix]
+    (tmp_path / f"messages-20261101{suffix}").write_bytes(pack(line))
+    (tmp_path / f"messages-20261108{suffix}").write_bytes(pack(line * 50)[:40])
+    frame = logs.read_sshd_log([tmp_path])
+    assert list(frame["ip"]) == ["192.0.2.3"]
+    assert frame.attrs["stats"].unreadable == 1
 
 
 def test_address_carried_from_the_same_process() -> None:
