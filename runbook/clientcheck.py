@@ -91,7 +91,28 @@ def load_key(path: str) -> tuple[paramiko.PKey | None, str | None, str]:
         reason = str(err) or type(err).__name__
     if refused is None:  # no ssh-keygen here: paramiko's word is all there is
         return None, "invalid", reason
+    if key := _pkcs8(data):
+        return key, None, ""
     return None, "unsupported", f"ssh can use it, the probe cannot ({reason})"
+
+
+def _pkcs8(data: bytes) -> paramiko.PKey | None:
+    """A PKCS#8 PEM key ("BEGIN PRIVATE KEY", what openssl writes), which OpenSSH reads
+    and paramiko's loader does not: RSA and ECDSA keys, through cryptography."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    if b"-----BEGIN PRIVATE KEY-----" not in data:
+        return None
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError):
+        return None
+    if isinstance(key, rsa.RSAPrivateKey):
+        return paramiko.RSAKey(key=key)
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return paramiko.ECDSAKey(vals=(key, key.public_key()))
+    return None
 
 
 def _openssh_refuses(data: bytes) -> str | None:
