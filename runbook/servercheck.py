@@ -592,6 +592,42 @@ def _fingerprint(line: str) -> str | None:
     return None
 
 
+def _broken_lines(text: str) -> list[tuple[int, str]]:
+    """authorized_keys lines sshd skips, and why: most often a key pasted over two lines
+    (its first half cut short, its second half no key at all)."""
+    broken = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        blob = next((w for w in line.split() if w.startswith("AAAA")), None)
+        if blob is None:
+            broken.append((number, "no key on this line (the rest of a key broken over lines?)"))
+            continue
+        try:
+            data = base64.b64decode(blob, validate=True)
+        except ValueError:
+            broken.append((number, "the key is cut or mangled (not base64: broken over lines?)"))
+            continue
+        if not _whole_blob(data):
+            broken.append((number, "the key is cut short (broken over lines when pasted?)"))
+    return broken
+
+
+def _whole_blob(data: bytes) -> bool:
+    """Whether a public key blob is whole: length-prefixed fields to its very end (the key
+    type first), as a key cut off mid-way is not."""
+    fields, at = 0, 0
+    while at < len(data):
+        size = int.from_bytes(data[at : at + 4], "big")
+        if at + 4 > len(data) or at + 4 + size > len(data):
+            return False
+        if fields == 0 and not data[at + 4 : at + 4 + size].isascii():
+            return False
+        at, fields = at + 4 + size, fields + 1
+    return fields >= 2
+
+
 def _keys_command(ctx: Context) -> str | None:
     command = _one(ctx, "authorizedkeyscommand", "none")
     return None if command == "none" else command
@@ -624,13 +660,16 @@ def check_authorized_keys(host: Host, ctx: Context) -> list[Finding]:
                         f"{path}:{number} holds the client's key {_fingerprint(line)}",
                     )
                 ]
+        broken = _broken_lines(text)
         return [
             _finding(
                 "authorized_keys",
                 "fail",
-                f"{path} does not hold any of the client's keys ({', '.join(ctx.client_keys)})",
+                f"{path} does not hold any of the client's keys ({', '.join(ctx.client_keys)})"
+                + (f"; {len(broken)} of its lines are no key sshd can read" if broken else ""),
                 "auth.key_rejected",
-                [f"{path}: {len(text.splitlines())} line(s)"],
+                [f"{path}: {len(text.splitlines())} line(s)"]
+                + [f"{path}:{number}: {why}" for number, why in broken[:5]],
             )
         ]
     return [

@@ -452,6 +452,26 @@ def test_server_root_reads_a_mounted_disk(lab, name: str) -> None:
     assert server[0]["check"] == "sshd_config" and "offline" in server[0]["summary"]
 
 
+def test_a_key_pasted_over_two_lines_is_shown_where_it_broke(lab) -> None:
+    """The client's own key is in authorized_keys, but pasted over two lines: sshd reads
+    neither line, and the server check says which lines and why."""
+    root = Path(tempfile.mkdtemp(prefix="rb-root-", dir="/var/tmp"))
+    try:
+        os.chmod(root, 0o755)
+        _mounted_root(lab, "key-rejected", root)
+        key = Path(lab.targets["key-rejected"].identity_files[0] + ".pub").read_text().strip()
+        homes = Path(lab.dir) / "srv" / "homes"
+        authorized = root / str(homes).lstrip("/") / "alice" / ".ssh" / "authorized_keys"
+        authorized.write_text(f"# alice's keys\n{key[:50]}\n{key[50:]}\n")
+        _, result, _ = _diagnose(lab, "key-rejected", "--server-root", str(root))
+    finally:
+        shutil.rmtree(root)
+    found = next(f for f in result["findings"] if f["check"] == "authorized_keys")
+    assert found["status"] == "fail" and "2 of its lines are no key" in found["summary"]
+    assert [e.split(": ", 1)[0].rsplit(":", 1)[1] for e in found["evidence"][1:]] == ["2", "3"]
+    assert "broken over lines" in found["evidence"][1]
+
+
 _QUICK = """
 import json, sys
 from runbook.diagnose import diagnose
