@@ -242,6 +242,26 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"service not allowed.*?)(?: \[preauth\])?$"),
     ("reverse_dns", "info", "POSSIBLE BREAK-IN ATTEMPT",
      rf"^Address {_IP} maps to (?P<reason>.*)$"),
+    ("reverse_dns", "info", "POSSIBLE BREAK-IN ATTEMPT",
+     r"^reverse mapping checking getaddrinfo for (?P<reason>\S+) \[(?P<ip>[^\]]+)\] failed"),
+    # An SSH-1 client (or scanner) at an SSH-2 server.
+    ("banner_error", "failure", "Protocol major versions differ",
+     rf"^(?:error: )?Protocol major versions differ(?: for {_IP}{_PORT})?: (?P<reason>.+)$"),
+    # RHEL's PAM stack: a policy line, and a count of failures already logged one by one.
+    ("pam_policy", "info", "pam_succeed_if(",
+     r'^pam_succeed_if\(sshd:\w+\): requirement (?P<reason>.+?) not met by user '
+     r'"(?P<user>[^"]*)"'),
+    ("pam_repeat", "info", " more authentication failure",
+     r"^PAM (?P<reason>\d+ more authentication failures?);.*? rhost=(?P<ip>\S+)?"
+     r"(?:\s+user=(?P<user>\S+))?"),
+    # Session set-up (after login): what it ran, and pam_systemd's slow logind.
+    ("subsystem", "info", "subsystem request for ",
+     r"^subsystem request for (?P<reason>\S+) by user (?P<user>\S+)"),
+    ("session_setup", "info", "Failed to create session",
+     r"^pam_systemd\(sshd:session\): (?P<reason>Failed to create session: .+)$"),
+    ("daemon", "info", "oom_score_adj", r"^Set /proc/self/oom_score_adj to (?P<reason>-?\d+)"),
+    ("hostbased_refused", "failure", "userauth_hostbased mismatch",
+     r"^userauth_hostbased mismatch: (?P<reason>.+)$"),
     # The connection's process hands the session to a child: its pid, the child's lines.
     ("user_child", "info", "User child is on pid", r"^User child is on pid (?P<reason>\d+)"),
     # ChrootDirectory and each directory above it must be root's and writable by no one else.

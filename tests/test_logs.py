@@ -645,6 +645,22 @@ _REFERENCE_LINES = {
         "disconnected",
         "failure",
     ),
+    # RHEL's secure: PAM's policy line and count, the reverse lookup, session set-up
+    'pam_succeed_if(sshd:auth): requirement "uid >= 1000" not met by user "root"': (
+        "pam_policy",
+        "info",
+    ),
+    "PAM 2 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= "
+    "rhost=192.0.2.7  user=root": ("pam_repeat", "info"),  # each failure has its own line
+    "reverse mapping checking getaddrinfo for x.example [192.0.2.7] failed - POSSIBLE "
+    "BREAK-IN ATTEMPT!": ("reverse_dns", "info"),
+    "error: Protocol major versions differ: 2 vs. 1": ("banner_error", "failure"),
+    "subsystem request for sftp by user al": ("subsystem", "info"),
+    "pam_systemd(sshd:session): Failed to create session: Connection timed out": (
+        "session_setup",
+        "info",
+    ),
+    "Set /proc/self/oom_score_adj to 0": ("daemon", "info"),
     # rsyslog's repeated-message reduction (Debian's and Ubuntu's default)
     "message repeated 2 times: [ Failed password for root from 192.0.2.7 port 22 ssh2]": (
         "failed",
