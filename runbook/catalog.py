@@ -39,7 +39,15 @@ PHASES: tuple[str, ...] = (
 LANGS = ("en", "ja")
 # Facts that are file paths: quoted when they appear in a fix command.
 PATH_FACTS = frozenset(
-    {"identity_file", "known_hosts", "ssh_config", "bad_path", "chroot_dir", "nologin_file"}
+    {
+        "identity_file",
+        "known_hosts",
+        "ssh_config",
+        "bad_path",
+        "chroot_dir",
+        "nologin_file",
+        "unoffered_key",
+    }
 )
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 # The target's own facts: a "?" option naming them still shows, with placeholders.

@@ -16,6 +16,7 @@ import re
 import shutil
 import stat
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -213,6 +214,20 @@ def _public_fingerprint(path: str) -> str | None:
     if not blob:
         return None
     return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+def unoffered_keys(identities: Sequence[Identity]) -> dict[str, str]:
+    """Private keys in ~/.ssh that ssh does not offer (IdentitiesOnly, IdentityFile naming
+    others), by fingerprint: the server may hold one of them, the classic wrong key."""
+    offered = {i.fingerprint for i in identities if i.fingerprint}
+    found: dict[str, str] = {}
+    ssh_dir = Path(home()) / ".ssh"
+    for public in sorted(ssh_dir.glob("*.pub")) if ssh_dir.is_dir() else []:
+        private = str(public.with_suffix(""))
+        if os.path.isfile(private) and (fp := _public_fingerprint(private)) not in offered:
+            found.setdefault(fp or "", private)
+    found.pop("", None)
+    return found
 
 
 def agent_keys() -> list[paramiko.AgentKey]:

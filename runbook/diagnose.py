@@ -164,6 +164,7 @@ def diagnose(
                 None,
             ),
             client_keys=[i.fingerprint for i in identities_seen if i.fingerprint],
+            unoffered_keys=clientcheck.unoffered_keys(identities_seen),
             client_algorithms=_signature_algorithms(identities_seen, settings),
             password=password is not None,
         )

@@ -38,6 +38,8 @@ class Context:
     server_address: str | None = None  # the address the client connects to
     client_host: str = "client"
     client_keys: Sequence[str] = ()  # SHA256 fingerprints of the keys the client offers
+    # Keys in the client's ~/.ssh that ssh does not offer: fingerprint -> private key path.
+    unoffered_keys: dict[str, str] = field(default_factory=dict)
     # Per key type, the signature algorithms the client would use (its PubkeyAccepted...).
     client_algorithms: dict[str, list[str]] = field(default_factory=dict)
     password: bool = False  # whether the client tries a password (--password-env)
@@ -645,7 +647,7 @@ def check_authorized_keys(host: Host, ctx: Context) -> list[Finding]:
                 f"keys may also come from AuthorizedKeysCommand {_keys_command(ctx)}",
             )
         ]
-    if not ctx.client_keys:
+    if not ctx.client_keys and not ctx.unoffered_keys:
         return [_skip("authorized_keys", "the client offers no key")]
     for path in _authorized_keys_paths(ctx):
         text = host.read(path)
@@ -660,6 +662,24 @@ def check_authorized_keys(host: Host, ctx: Context) -> list[Finding]:
                         f"{path}:{number} holds the client's key {_fingerprint(line)}",
                     )
                 ]
+        unoffered = [
+            (number, ctx.unoffered_keys[fp])
+            for number, line in enumerate(text.splitlines(), 1)
+            if (fp := _fingerprint(line)) in ctx.unoffered_keys
+        ]
+        if unoffered:
+            number, key = unoffered[0]
+            return [
+                _finding(
+                    "authorized_keys",
+                    "fail",
+                    f"{path}:{number} holds {key}, a key this client has but ssh does not offer "
+                    "(IdentitiesOnly, or IdentityFile naming other keys): offer that one",
+                    "auth.key_rejected",
+                    [f"offered: {', '.join(ctx.client_keys)}", f"{path}:{number}: {key}.pub"],
+                    unoffered_key=key,
+                )
+            ]
         broken = _broken_lines(text)
         return [
             _finding(

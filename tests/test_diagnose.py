@@ -362,6 +362,32 @@ def test_the_signature_algorithm_fix_says_which_side_allows_what(lab) -> None:
     assert not any("PubkeyAcceptedAlgorithms=+" in f for f in fixes), fixes
 
 
+def test_the_key_the_server_holds_but_ssh_does_not_offer_is_named(lab, tmp_path) -> None:
+    """IdentitiesOnly with another key: the server holds the client's ~/.ssh/id_authorized,
+    which ssh never offers. The server check names that key, and the fix offers it."""
+    target = lab.targets["healthy"]
+    stranger = tmp_path / "id_other"
+    shutil.copy(Path(lab.dir) / "keys" / "stranger", stranger)
+    stranger.chmod(0o600)
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        f"Host wrongkey\n  HostName {target.host}\n  Port {target.port}\n  User alice\n"
+        f"  IdentitiesOnly yes\n  IdentityFile {stranger}\n"
+        f"  UserKnownHostsFile {target.known_hosts}\n"
+    )
+    config.chmod(0o600)
+    argv = [sys.executable, "-m", "runbook", "diagnose", "wrongkey", "-F", str(config)]
+    argv += ["--json", "--no-report", "--timeout", "4"]
+    argv += ["--server", f"nsenter:{_sshd_pid(lab, 'healthy')}"]
+    proc = lab.run_client("healthy", argv, timeout=120)
+    assert proc.returncode == 1, proc.stderr[-1500:]
+    root = json.loads(proc.stdout)["root_cause"]
+    held = "/.ssh/" + Path(target.identity_files[0]).name  # under the client's own home
+    assert root["id"] == "auth.key_rejected"
+    assert any("ssh does not offer" in line and held in line for line in root["evidence"]), root
+    assert root["fix"][0].startswith("ssh -i ") and held in root["fix"][0], root["fix"]
+
+
 def test_a_stopped_sshd_still_has_its_configuration_checked(lab) -> None:
     """Server checks where nothing listens (a fresh network namespace): sshd is down, and
     what says why (its configuration, its host keys) is still checked, not skipped."""
