@@ -216,6 +216,9 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     # An expired password with no terminal to change it on (BatchMode, a script).
     ("expired", "no TTY available", r"Password change required but no TTY available", "account"),
     ("exit_status", "Exit status", r"Exit status (?P<status>-?\d+)", "session"),
+    # sshd tells a -v client the options of the authorized_keys line that let it in.
+    ("key_options", ": key options: ",
+     r"Remote: (?P<path>\S+?):(?P<line>\d+): key options: (?P<options>.*)$", "session"),
     ("command_sent", "Sending command:", r"Sending command: (?P<command>.+)$", "session"),
     # After a login: the session dropped or a forward failed (the login itself worked).
     ("session_lost", "client_loop: send disconnect",
@@ -811,12 +814,20 @@ def _session_signal(t: Transcript) -> _Signal | None:
             {"nologin_file": "/etc/nologin"},
         )
     if command in _CANNOT_FAIL:  # the shell or a forced command ran instead of it
+        options = next(
+            (e for e in t.of("key_options") if "command" in e.facts["options"].split()), None
+        )
+        where = (
+            f"the command= of {options.facts['path']} line {options.facts['line']} ran instead"
+            if options
+            else "the login shell (/bin/false, nologin) or a forced command (ForceCommand, "
+            "command= in authorized_keys) ran instead"
+        )
         return _Signal(
             "account.nologin",
-            [sent, status[-1]],
+            [*([options] if options else []), sent, status[-1]],
             "high",
-            f"`{command}` cannot fail where it runs: the login shell (/bin/false, nologin) or "
-            "a forced command (ForceCommand, command= in authorized_keys) ran instead",
+            f"`{command}` cannot fail where it runs: {where}",
         )
     return None
 

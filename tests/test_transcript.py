@@ -304,6 +304,21 @@ def test_a_nologin_file_is_account_nologin(text: str, confidence: str, file) -> 
     assert transcript.classify(transcript.parse(text)).facts.get("nologin_file") == file
 
 
+def test_a_forced_command_from_authorized_keys_is_named_by_its_line() -> None:
+    """sshd tells a -v client which authorized_keys line let it in and its options: a
+    command= there is what ran instead of `true`."""
+    text = (
+        "debug1: Remote: /home/u/.ssh/authorized_keys:3: key options: agent-forwarding "
+        "command port-forwarding pty user-rc x11-forwarding\n"
+        'Authenticated to h ([192.0.2.9]:22) using "publickey".\n'
+        "debug1: Sending command: true\n"
+        "debug1: Exit status 1\n"
+    )
+    root = transcript.explain(text)["root_cause"]
+    assert root["id"] == "account.nologin"
+    assert "the command= of /home/u/.ssh/authorized_keys line 3" in " ".join(root["evidence"])
+
+
 def test_a_hang_up_after_an_accepted_key_without_words_stays_unsure() -> None:
     """Without a text from the server the account stage's reason is a guess (low)."""
     text = (
