@@ -223,10 +223,10 @@ def unoffered_keys(identities: Sequence[Identity]) -> dict[str, str]:
     found: dict[str, str] = {}
     ssh_dir = Path(home()) / ".ssh"
     for public in sorted(ssh_dir.glob("*.pub")) if ssh_dir.is_dir() else []:
-        private = str(public.with_suffix(""))
-        if os.path.isfile(private) and (fp := _public_fingerprint(private)) not in offered:
-            found.setdefault(fp or "", private)
-    found.pop("", None)
+        private = public.with_suffix("")
+        fingerprint = _public_fingerprint(str(private)) if private.is_file() else None
+        if fingerprint and fingerprint not in offered:
+            found.setdefault(fingerprint, str(private))
     return found
 
 
