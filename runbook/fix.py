@@ -518,7 +518,8 @@ def _checked(host: Host, command: str) -> None:
 
 def _root_keys_only(diagnosis: Diagnosis) -> bool:
     """Whether the server already lets root in with a key (PermitRootLogin
-    prohibit-password and its kin): only "no" is for the sshd_config step to change."""
+    prohibit-password and its kin): only "no" is for the sshd_config step to change. Read
+    from the server check's evidence, which findings.json keeps (its data it does not)."""
     from runbook import servercheck
 
     return any(
