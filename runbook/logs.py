@@ -335,7 +335,7 @@ _MONTHS = {
 }
 _BSD_TIME = re.compile(
     r"^(?P<stamp>(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +(?P<day>\d{1,2}) "
-    r"(?P<hms>\d\d:\d\d:\d\d)(?:\.\d+)?(?: (?P<year>\d{4}))?) +",
+    r"(?:(?P<year_first>\d{4}) )?(?P<hms>\d\d:\d\d:\d\d)(?:\.\d+)?(?: (?P<year>\d{4}))?) +",
     re.ASCII,
 )
 _ISO_TIME = re.compile(
@@ -442,7 +442,8 @@ _BSD_CACHE: dict[tuple[str, int, tzinfo], datetime] = {}
 def _bsd_time_uncached(match: re.Match[str], now: datetime, tz: tzinfo) -> datetime:
     hour, minute, second = (int(x) for x in match.group("hms").split(":"))
     month, day = _MONTHS[match.group("mon")], int(match.group("day"))
-    year = int(match.group("year") or now.year)
+    given = match.group("year") or match.group("year_first")  # a template with the year
+    year = int(given or now.year)
 
     def build(y: int) -> datetime | None:
         try:
@@ -451,7 +452,7 @@ def _bsd_time_uncached(match: re.Match[str], now: datetime, tz: tzinfo) -> datet
             return None
 
     stamp = build(year)
-    if not match.group("year") and (stamp is None or stamp > now + timedelta(days=1)):
+    if not given and (stamp is None or stamp > now + timedelta(days=1)):
         # Syslog has no year: the newest year that does not put the line in the future.
         stamp = build(year - 1) or build(year - 4)
     return stamp or datetime(year, 1, 1, tzinfo=tz)

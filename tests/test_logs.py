@@ -195,6 +195,12 @@ def test_framings_and_years(tmp_path) -> None:
         "Nov 28 10:00:00 h auth.info sshd[9]: Failed password for root from 192.0.2.3 port 2 ssh2"
     )
     assert (busybox.host, busybox.process, busybox.pid, busybox.ip) == ("h", "sshd", 9, "192.0.2.3")
+    dated = logs.parse_line(  # a template that writes the year before the time, or after it
+        "Dec 31 2024 23:59:58 h sshd[7]: Invalid user bob from 192.0.2.9 port 4", now=now, tz=ZURICH
+    )
+    assert (dated.time.year, dated.host, dated.ip) == (2024, "h", "192.0.2.9")
+    after = logs.parse_line("Dec 31 23:59:58 2024 h sshd[7]: Invalid user bob from 192.0.2.9")
+    assert (after.time.year, after.host) == (2024, "h")
     raw = logs.parse_line("<38>Nov 28 10:00:00 h sshd[9]: Invalid user x from 192.0.2.4 port 1")
     assert (raw.host, raw.event, raw.ip) == ("h", "invalid_user", "192.0.2.4")
     assert logs.parse_line("<1>" * 3000) is None  # priorities without a message: no sshd line
