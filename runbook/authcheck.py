@@ -13,7 +13,6 @@ session runs ``true`` to catch nologin shells, expired passwords and forced comm
 from __future__ import annotations
 
 import logging
-import re
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from itertools import count
 
 import paramiko
 
+from runbook import transcript
 from runbook.clientcheck import Identity, agent_keys
 from runbook.findings import Finding
 from runbook.sshconfig import Settings
@@ -29,21 +29,6 @@ from runbook.sshconfig import Settings
 __all__ = ["Candidate", "Connection", "candidates", "check_auth", "check_session", "connect"]
 
 MAX_CONNECTIONS = 3
-# systemd's /run/nologin while the system boots or shuts down (pam_nologin shows it).
-_SYSTEMD_NOLOGIN = re.compile(r"System is (?:booting up|going down)\. Unprivileged users")
-_SESSION_CAUSES = (
-    (re.compile(r"account is currently not available|nologin", re.I), "account.nologin"),
-    (
-        re.compile(
-            r"password has expired|password change required|account has expired|"
-            r"your account has expired",
-            re.I,
-        ),
-        "account.expired",
-    ),
-)
-# sshd's own nologin check (without PAM) prints /etc/nologin and exits with this status.
-_NOLOGIN_STATUS = 254
 _channels = count()
 
 
@@ -289,9 +274,8 @@ def _account_refusal(conn: Connection, user: str, keys: Sequence[Candidate]) -> 
         return None
     what = f"the key {keys[0].label}" if keys else "the password"
     data = {"identity_file": keys[0].label} if keys else {}
-    cause = next((c for p, c in _SESSION_CAUSES if p.search(" ".join(lines))), None)
-    if _SYSTEMD_NOLOGIN.search(lines[0]):
-        cause, data["nologin_file"] = "account.nologin", "/run/nologin"
+    cause, facts = transcript.server_says("\n".join(lines))
+    data |= facts
     return Finding(
         "auth",
         "account",
@@ -309,10 +293,7 @@ def _root_note(user: str) -> str:
     """Why a right password for root fails all the same (OpenSSH 7.0's default)."""
     if user != "root":
         return ""
-    return (
-        " (as root: sshd's default PermitRootLogin prohibit-password refuses every password "
-        "for root, the right one too)"
-    )
+    return f" ({transcript.ROOT_PASSWORD})"
 
 
 def _second_factor(
@@ -484,16 +465,17 @@ def check_session(conn: Connection, timeout: float) -> Finding:
     conn.close()
     lines = [ln.strip() for ln in out.decode(errors="replace").splitlines() if ln.strip()]
     said = lines[0][:200] if lines else ""
-    for pattern, cause in _SESSION_CAUSES:
-        if pattern.search(said):
-            return Finding(
-                "session",
-                "exec",
-                "fail",
-                f"authentication works, then the session ends: {said}",
-                cause_id=cause,
-                evidence=lines[:3],
-            )
+    cause, facts = transcript.server_says("\n".join(lines))
+    if cause is not None:
+        return Finding(
+            "session",
+            "exec",
+            "fail",
+            f"authentication works, then the session ends: {said}",
+            cause_id=cause,  # type: ignore[arg-type]
+            evidence=lines[:3],
+            data=facts,
+        )
     if status == 0:
         return Finding("session", "exec", "pass", "a session starts and `true` exits 0")
     if status is None:
@@ -505,7 +487,7 @@ def check_session(conn: Connection, timeout: float) -> Finding:
             "(a forced command or a slow login profile)",
             evidence=lines[:3],
         )
-    if status == _NOLOGIN_STATUS:
+    if status == transcript.NOLOGIN_STATUS:
         return Finding(
             "session",
             "exec",

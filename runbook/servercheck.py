@@ -653,33 +653,30 @@ def check_authorized_keys(host: Host, ctx: Context) -> list[Finding]:
         text = host.read(path)
         if text is None:
             continue
-        for number, line in enumerate(text.splitlines(), 1):
-            if _fingerprint(line) in ctx.client_keys:
+        held = [(n, _fingerprint(line)) for n, line in enumerate(text.splitlines(), 1)]
+        for number, fingerprint in held:
+            if fingerprint in ctx.client_keys:
                 return [
                     _finding(
                         "authorized_keys",
                         "pass",
-                        f"{path}:{number} holds the client's key {_fingerprint(line)}",
+                        f"{path}:{number} holds the client's key {fingerprint}",
                     )
                 ]
-        unoffered = [
-            (number, ctx.unoffered_keys[fp])
-            for number, line in enumerate(text.splitlines(), 1)
-            if (fp := _fingerprint(line)) in ctx.unoffered_keys
-        ]
-        if unoffered:
-            number, key = unoffered[0]
-            return [
-                _finding(
-                    "authorized_keys",
-                    "fail",
-                    f"{path}:{number} holds {key}, a key this client has but ssh does not offer "
-                    "(IdentitiesOnly, or IdentityFile naming other keys): offer that one",
-                    "auth.key_rejected",
-                    [f"offered: {', '.join(ctx.client_keys)}", f"{path}:{number}: {key}.pub"],
-                    unoffered_key=key,
-                )
-            ]
+        for number, fingerprint in held:
+            if fingerprint in ctx.unoffered_keys:
+                key = ctx.unoffered_keys[fingerprint]
+                return [
+                    _finding(
+                        "authorized_keys",
+                        "fail",
+                        f"{path}:{number} holds {key}, a key this client has but ssh does not "
+                        "offer (IdentitiesOnly, or IdentityFile naming other keys): offer that one",
+                        "auth.key_rejected",
+                        [f"offered: {', '.join(ctx.client_keys)}", f"{path}:{number}: {key}.pub"],
+                        unoffered_key=key,
+                    )
+                ]
         broken = _broken_lines(text)
         return [
             _finding(

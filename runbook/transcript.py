@@ -18,7 +18,19 @@ from typing import Any, Literal
 
 from runbook import catalog
 
-__all__ = ["RULES", "Classification", "Event", "Rule", "Transcript", "classify", "explain", "parse"]
+__all__ = [
+    "NOLOGIN_STATUS",
+    "ROOT_PASSWORD",
+    "RULES",
+    "Classification",
+    "Event",
+    "Rule",
+    "Transcript",
+    "classify",
+    "explain",
+    "parse",
+    "server_says",
+]
 
 Verdict = Literal["ok", "failed", "unknown"]
 Confidence = Literal["high", "medium", "low"]
@@ -669,7 +681,7 @@ def _sig_facts(kind: str) -> dict[str, str]:
 
 
 # Why a right password for root is refused all the same (OpenSSH 7.0's default).
-_ROOT_PASSWORD = (
+ROOT_PASSWORD = (
     "as root: sshd's default PermitRootLogin prohibit-password refuses every password for "
     "root, the right one too; `sudo sshd -T | grep -i permitrootlogin` on the server says"
 )
@@ -704,7 +716,7 @@ def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
             "auth.password_rejected",
             [*(retries or tried)[:2], denied],
             "high",
-            _ROOT_PASSWORD if facts.get("user") == "root" else None,
+            ROOT_PASSWORD if facts.get("user") == "root" else None,
         )
     askpass = t.first("askpass_missing")
     if askpass is not None:  # nothing could ask: a password, or the passphrase of a key
@@ -778,13 +790,22 @@ def _after_accept_signal(t: Transcript) -> _Signal | None:
 
 
 # systemd writes /run/nologin while the system boots and before a scheduled shutdown.
-_SYSTEMD_NOLOGIN = {
+_SYSTEMD_NOLOGIN_WHY = {
     "booting up": "the system is still booting: systemd-user-sessions removes /run/nologin "
     "when the boot completes",
     "going down": "a shutdown is scheduled (shutdown -c cancels it)",
 }
 # sshd's own nologin check (without PAM) prints the file and exits with this status.
-_NOLOGIN_STATUS = "254"
+NOLOGIN_STATUS = 254
+
+
+def server_says(text: str) -> tuple[str | None, dict[str, str]]:
+    """The cause a server's own words prove (a session's output, a PAM banner: nologin,
+    a nologin file, an expired account or password), with its facts; (None, {}) if none.
+
+    The live probe reads what the server said with these same rules."""
+    signal = _session_signal(parse(text))
+    return (signal.cause, signal.facts) if signal else (None, {})
 
 
 def _session_signal(t: Transcript) -> _Signal | None:
@@ -795,7 +816,7 @@ def _session_signal(t: Transcript) -> _Signal | None:
             "account.nologin",
             [file],
             "high",
-            f"/run/nologin exists: {_SYSTEMD_NOLOGIN[file.facts['state']]}",
+            f"/run/nologin exists: {_SYSTEMD_NOLOGIN_WHY[file.facts['state']]}",
             {"nologin_file": "/run/nologin"},
         )
     if t.first("expired"):
@@ -804,7 +825,7 @@ def _session_signal(t: Transcript) -> _Signal | None:
     if sent is None or not status or status[-1].facts["status"] == "0":
         return None
     command = sent.facts["command"].strip()
-    if command in _CANNOT_FAIL and status[-1].facts["status"] == _NOLOGIN_STATUS:
+    if command in _CANNOT_FAIL and status[-1].facts["status"] == str(NOLOGIN_STATUS):
         return _Signal(
             "account.nologin",
             [sent, status[-1]],
