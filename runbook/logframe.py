@@ -6,8 +6,8 @@ that polars parses column-wise, outside the GIL, two batches at once on two core
 sshd header with one-pass patterns, then each message with the very patterns of
 :data:`runbook.logs.MESSAGES` (written in the dialect Python's ``re`` and Rust's
 ``regex`` read alike: ASCII classes, no look-arounds), tried in the order
-``logs._message`` tries them. Only lines whose header this path cannot vouch for (RFC
-5424, a bracketed process name, a kernel prefix) go through
+``logs._message`` tries them. Only lines whose header this path cannot vouch for (a
+bracketed process name, a kernel prefix, an RFC 5424 stamp Python alone reads) go through
 ``logs._parse`` one by one, and journal exports go that way whole. What one line of a
 connection lends the next (its client's address, its failed state: see
 ``logs._Connections``) is done afterwards over the whole frame with numpy. The result
@@ -80,10 +80,10 @@ def _rust(pattern: str) -> str:
 _MONTH = "(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
 _BSD = rf"{_MONTH}  ?\d{{1,2}} \d\d:\d\d:\d\d"
 _ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:[0-5]\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)"
-# The headers whose reading by logs._header is certain, as two one-pass patterns (with a
-# host, without): a syslog or ISO stamp, sshd's name and pid, one space, a Solaris
-# "[ID 800047 auth.info]" tag or none, and a message starting with neither a space nor
-# "[". A BSD "host" of four digits would be a year there: such lines take the slow path.
+# The headers whose reading by logs._header is certain, as one-pass patterns (with a
+# host, without, RFC 5424): a syslog or ISO stamp, sshd's name and pid, one space, a
+# Solaris "[ID 800047 auth.info]" tag or none, and a message starting with neither a space
+# nor "[". A BSD "host" of four digits would be a year there: such lines take the slow path.
 _HEADERS = [
     _rust(
         rf"^(?P<head>(?:(?P<bsd>{_BSD})|(?P<iso>{_ISO})) {host}"
@@ -91,6 +91,13 @@ _HEADERS = [
         r"[^\s\[]"
     )
     for host in (r"(?P<host>[^\s\[\]]+) ", "")
+] + [
+    # RFC 5424 (rsyslog's RSYSLOG_SyslogProtocol23Format, syslog-ng's IETF output), as
+    # logs._RFC5424 reads it, for sshd's own names, an ISO stamp and a numeric or nil pid.
+    _rust(
+        rf"^(?P<head><\d{{1,3}}>1 (?P<iso>{_ISO}) (?P<host>\S+) (?P<proc>sshd(?:-session|-auth)?) "
+        r'(?P<pid>\d{1,9}|-) \S+ (?:-|(?:\[(?:[^\]"]|"(?:[^"\\]|\\.)*")*\])+) ?)[^\s\[]'
+    )
 ]
 # Another program's line (cron, sudo, systemd...): logs._header returns None for these.
 _OTHER_HEADER = _rust(
@@ -144,12 +151,17 @@ def _messages(msg: pl.Series) -> tuple[np.ndarray, pl.DataFrame]:
     first word, then those of each needle found in it, in the order found."""
     found = np.full(len(msg), -1, dtype=np.int16)
     parts: list[pl.DataFrame] = []
-    first = msg.str.extract(r"^(?:error: |fatal: )?([^ ]*)", 1)
-    left = [np.flatnonzero(~first.is_in(list(_BY_FIRST)).to_numpy())]
-    for word, candidates in _BY_FIRST.items():
-        rows = np.flatnonzero((first == word).to_numpy())
-        left.append(_try(msg, rows, candidates, found, parts))
-    rows = np.sort(np.concatenate(left))
+    words = list(_BY_FIRST)
+    first = (
+        msg.str.extract(r"^(?:error: |fatal: )?([^ ]*)", 1)
+        .replace_strict(words, range(len(words)), default=len(words), return_dtype=pl.Int16)
+        .to_numpy()
+    )
+    # The rows of each first word (the last group: no known first word), in one sort.
+    order = np.argsort(first, kind="stable")
+    groups = np.split(order, np.searchsorted(first[order], np.arange(1, len(words) + 1)))
+    left = [_try(msg, groups[i], _BY_FIRST[word], found, parts) for i, word in enumerate(words)]
+    rows = np.sort(np.concatenate([*left, groups[-1]]))
     hits = msg.gather(rows).str.extract_all(logs._NEEDLES.pattern)
     rank = 0
     while True:
@@ -250,14 +262,12 @@ def _times(events: pl.DataFrame, anchor: datetime, zone: tzinfo) -> pl.Series:
 
 
 def _batch(
-    text: str, anchor: datetime, zone: tzinfo
+    data: bytes, anchor: datetime, zone: tzinfo
 ) -> tuple[pl.DataFrame, LogStats, list[tuple[int, str]]]:
     """One batch of whole lines to (its events in the frame's columns, with their line
     numbers; its counts; its unrecognised sshd lines, numbered)."""
     stats = LogStats()
-    lines = pl.Series("raw", [text]).str.split("\n").explode()
-    if text.endswith("\n"):
-        lines = lines.head(-1)
+    lines = _lines(data)
     stats.lines = len(lines)
     binary = lines.str.contains("\0", literal=True)
     stats.unreadable = binary.sum()
@@ -289,13 +299,32 @@ def _batch(
     events = events.with_columns(
         time=_times(events, anchor, zone),
         process=pl.col("proc"),
-        pid=pl.col("pid").cast(pl.Int64),
+        pid=pl.col("pid").cast(pl.Int64, strict=False),  # RFC 5424's nil pid "-": none
         line=pl.col("line").cast(pl.Int64),
     ).select(list(_SCHEMA))
-    if rows:
-        events = events.merge_sorted(pl.DataFrame(rows, schema=_SCHEMA, orient="row"), "line")
+    if rows:  # in the file's order (a sort costs a third of a merge_sorted here)
+        events = pl.concat([events, pl.DataFrame(rows, schema=_SCHEMA, orient="row")]).sort("line")
     examples.sort()
     return events, stats, examples
+
+
+def _lines(data: bytes) -> pl.Series:
+    """A batch's lines (each with its newline, which the caller strips), cut where numpy
+    finds the newlines: Arrow offsets over the batch's own bytes, no string per line.
+
+    Bytes that are not UTF-8 (a binary file, a Latin-1 user name) are read as Python's
+    ``errors="replace"`` reads them: that batch alone is decoded and encoded again.
+    """
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        data = data.decode(errors="replace").encode()
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n")) + 1
+    if not data.endswith(b"\n"):
+        ends = np.append(ends, len(data))
+    offsets = np.concatenate([[0], ends]).astype(np.int64)
+    array = pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(data))
+    return pl.Series("raw", array)
 
 
 def _headers(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -304,7 +333,7 @@ def _headers(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     year = pl.col("bsd").is_not_null() & pl.col("host").str.contains(r"^[0-9]{4}$")
     for pattern in _HEADERS:
         read = (
-            rest.with_columns(host=pl.lit(None, pl.String))
+            rest.with_columns(pl.lit(None, pl.String).alias(c) for c in ("bsd", "iso", "host"))
             .with_columns(pl.col("raw").str.extract_groups(pattern).struct.unnest())
             .with_columns(msg=pl.col("raw").str.slice(pl.col("head").str.len_chars()))
         )
@@ -316,14 +345,14 @@ def _headers(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         sure = (~year.fill_null(False) & ~wrapped).fill_null(False)
         found.append(read.filter(sure).select(_HEADER_COLUMNS))
         rest = read.filter(~sure).select(frame.columns)
-    return found[0].merge_sorted(found[1], "line"), rest
+    return pl.concat(found).sort("line"), rest
 
 
 def _piece(
-    text: str, anchor: datetime, zone: tzinfo
+    data: bytes, anchor: datetime, zone: tzinfo
 ) -> tuple[pa.Table, LogStats, list[tuple[int, str]]]:
     """One batch to its piece of the frame (in a worker thread, as much as can be)."""
-    events, stats, examples = _batch(text, anchor, zone)
+    events, stats, examples = _batch(data, anchor, zone)
     return _table(events), stats, examples
 
 
@@ -362,29 +391,30 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _batches(path: Path, stats: LogStats) -> Iterator[str]:
-    """The text of a file in batches of whole lines, about BATCH_BYTES each."""
+def _batches(path: Path, stats: LogStats) -> Iterator[bytes]:
+    """The bytes of a file in batches of whole lines, about BATCH_BYTES each."""
     batch, size = [], 0
-    for text in logs._blocks(path, stats):
-        batch.append(text)
-        size += len(text)
+    for block in logs._blocks(path, stats):
+        batch.append(block)
+        size += len(block)
         if size >= BATCH_BYTES:
-            yield "".join(batch)
+            yield b"".join(batch)
             batch, size = [], 0
     if batch:
-        yield "".join(batch)
+        yield b"".join(batch)
 
 
 def _parsed(
     path: Path, anchor: datetime, zone: tzinfo, stats: LogStats, workers: int
 ) -> Iterator[pa.Table]:
-    """A text file's events, ``workers`` batches at a time (polars lets go of the GIL)."""
+    """A text file's events, ``workers`` batches at a time (polars lets go of the GIL),
+    and one more read ahead, so that no worker waits for the file."""
     with ThreadPoolExecutor(workers) as pool:
         pending: list = []
         batches = _batches(path, stats)
         while True:
-            while len(pending) < workers and (text := next(batches, None)) is not None:
-                pending.append(pool.submit(_piece, text, anchor, zone))
+            while len(pending) <= workers and (data := next(batches, None)) is not None:
+                pending.append(pool.submit(_piece, data, anchor, zone))
             if not pending:
                 return
             events, counted, examples = pending.pop(0).result()

@@ -470,6 +470,8 @@ def _header(text: str, anchor: datetime, zone: tzinfo):
     """(time, host, process, pid, message) of a line, or None for another program's line."""
     if text[:1] == "<":
         if rfc := _RFC5424.match(text):
+            if not _SSHD.search(rfc.group("app")):
+                return None  # another program's line
             pid = rfc.group("pid")
             return (
                 _iso_time(rfc.group("iso"), zone),
@@ -607,11 +609,11 @@ def _files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     return found
 
 
-def _blocks(path: Path, stats: LogStats) -> Iterator[str]:
-    """The decoded text of ``path``, a block of whole lines at a time (each block but a
-    last line without its newline ends with one).
+def _blocks(path: Path, stats: LogStats) -> Iterator[bytes]:
+    """The bytes of ``path``, a block of whole lines at a time (each block but a last line
+    without its newline ends with one).
 
-    Read and decoded a block at a time (a line at a time costs a third of the parse).
+    Read a block at a time (a line at a time costs a third of the parse).
     """
     opener = _OPENERS.get(path.suffix, open)
     rest = b""
@@ -624,19 +626,20 @@ def _blocks(path: Path, stats: LogStats) -> Iterator[str]:
                     # 100 MB line of garbage costs no more than a short one.
                     rest = (rest + block)[: 4 * MAX_LINE]
                     continue
-                yield (rest + block[:cut]).decode("utf-8", errors="replace")
+                yield rest + block[:cut]
                 rest = block[cut:]
     except (OSError, EOFError, lzma.LZMAError) as err:
         # A truncated archive or a vanished file ends that file, not the run.
         stats.unreadable += 1
         stats.examples.append(f"{path}: {err}")
     if rest:
-        yield rest.decode("utf-8", errors="replace")
+        yield rest
 
 
 def _lines(path: Path, stats: LogStats) -> Iterator[str]:
     """The decoded lines of ``path``, each counted in ``stats``."""
-    for text in _blocks(path, stats):
+    for block in _blocks(path, stats):
+        text = block.decode("utf-8", errors="replace")
         lines = text.split("\n")
         if text.endswith("\n"):
             lines.pop()

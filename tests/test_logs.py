@@ -189,6 +189,9 @@ def test_framings_and_years(tmp_path) -> None:
         '[meta x="a]b"] Failed password for root from 192.0.2.1 port 2 ssh2'
     )
     assert (rfc.host, rfc.pid, rfc.ip) == ("web.example.com", 42, "192.0.2.1")
+    for other in ("CRON 7 - - (root) CMD (run-parts)", "dovecot - - - Failed password for root"):
+        # Another program in RFC 5424 is not sshd, whatever its message says.
+        assert logs.parse_line(f"<38>1 2026-01-02T03:04:05Z h {other} from 192.0.2.1") is None
     bare = logs.parse_line("Authentication refused: bad ownership or modes for directory /home/b")
     assert (bare.event, bare.reason) == ("bad_modes", "/home/b")
     busybox = logs.parse_line(  # Alpine's syslogd: facility.level after the host
@@ -481,6 +484,9 @@ _HEADERS = [
     "2026-02-30T10:00:{s:02d}+01:00 {h} sshd[{p}]: ",
     "2026-11-28T10:00:{s:02d} {h} sshd[{p}]: ",
     "<38>1 2026-11-28T10:00:{s:02d}-04:00 {h} sshd {p} - - ",
+    '<38>1 2026-11-28T10:00:{s:02d}.5Z {h} sshd-session - - [a b="]"] ',
+    "<38>1 2026-11-28T10:00:{s:02d}Z {h} CRON {p} - - ",
+    "<38>1 2026-11-28 10:00:{s:02d} {h} sshd {p} - - ",
     "Nov 28 10:00:{s:02d} {h} sshd[{p}]: [ID 800047 auth.info] ",
     "Nov 28 10:00:{s:02d} {h} sshd[{p}]:  ",
     "Nov 28 10:00:{s:02d} {h} sshd[{p}]: kernel: [ 9.5]: ",
