@@ -440,30 +440,45 @@ def _rejected(
 
 
 def check_session(conn: Connection, timeout: float) -> Finding:
-    """Run ``true`` in a session: nologin shells and expired passwords fail only here."""
+    """Run ``true`` in a session: nologin shells, nologin files, expired passwords and
+    sessions the server refuses (MaxSessions 0, a PAM session module) fail only here."""
+    dropped = (
+        "authenticated, then the server dropped the connection as the session started ({}): "
+        "its session setup failed (a ChrootDirectory it refuses, a PAM session module); the "
+        "server's log says which"
+    )
     try:
         channel = conn.transport.open_session(timeout=timeout)
-        channel.settimeout(timeout)
-        channel.exec_command("true")
+    except paramiko.ChannelException as err:  # the server answered: no session
+        conn.close()
+        return _refused(
+            f"authenticated, but the server refuses to open a session ({err.text}): "
+            "MaxSessions 0 in its sshd_config, or a session its policy refuses",
+        )
     except (paramiko.SSHException, EOFError, OSError) as err:
         conn.close()
-        return Finding(
-            "session", "exec", "warn", f"authenticated, but the server refuses a session: {err}"
-        )
-    out = bytearray()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and len(out) < 4096:
-        if channel.recv_ready():
-            out += channel.recv(1024)
-        elif channel.recv_stderr_ready():
-            out += channel.recv_stderr(1024)
-        elif channel.exit_status_ready():
-            break
-        else:
-            time.sleep(0.01)
+        return _refused(dropped.format(err))
+    out, err_out = bytearray(), bytearray()
+    try:
+        channel.settimeout(timeout)
+        channel.exec_command("true")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(out) + len(err_out) < 8192:
+            if channel.recv_ready():
+                out += channel.recv(1024)
+            elif channel.recv_stderr_ready():
+                err_out += channel.recv_stderr(1024)
+            elif channel.exit_status_ready() or channel.closed:
+                break
+            else:
+                time.sleep(0.01)
+    except (paramiko.SSHException, EOFError, OSError) as err:
+        conn.close()
+        return _refused(dropped.format(err))
     status = channel.recv_exit_status() if channel.exit_status_ready() else None
     conn.close()
-    lines = [ln.strip() for ln in out.decode(errors="replace").splitlines() if ln.strip()]
+    said_err = _lines(err_out)
+    lines = _lines(out) + said_err
     said = lines[0][:200] if lines else ""
     cause, facts = transcript.server_says("\n".join(lines))
     if cause is not None:
@@ -478,6 +493,12 @@ def check_session(conn: Connection, timeout: float) -> Finding:
         )
     if status == 0:
         return Finding("session", "exec", "pass", "a session starts and `true` exits 0")
+    if status is None and channel.closed and not channel.exit_status_ready():
+        return _refused(
+            "authenticated, then the server closed the session without an exit status: its "
+            "session setup failed (a ChrootDirectory it refuses, a PAM session module); the "
+            "server's log says which",
+        )
     if status is None:
         return Finding(
             "session",
@@ -487,15 +508,26 @@ def check_session(conn: Connection, timeout: float) -> Finding:
             "(a forced command or a slow login profile)",
             evidence=lines[:3],
         )
-    if status == transcript.NOLOGIN_STATUS:
+    if status == transcript.NOLOGIN_STATUS and said_err:
+        # sshd without PAM prints /etc/nologin to the session's stderr, then exits 254.
         return Finding(
             "session",
             "exec",
             "fail",
-            f"authentication works, then sshd exits {status}: /etc/nologin exists"
-            + (f" and says: {said}" if said else ""),
+            f"authentication works, then sshd exits {status}: /etc/nologin exists and says: "
+            f"{said_err[0][:200]}",
             cause_id="account.nologin",
-            evidence=lines[:3] or [f"exit status {status}, nothing said"],
+            evidence=said_err[:3],
+            data={"nologin_file": "/etc/nologin"},
+        )
+    if status == transcript.NOLOGIN_STATUS:
+        # With UsePAM, sshd prints its login messages (the motd) to stdout and exits 254
+        # when PAM could not open the session; an empty /etc/nologin says nothing either.
+        return _refused(
+            f"authentication works, then sshd exits {status} with nothing on stderr: PAM could "
+            "not open the session (pam_limits' maxlogins, a failing session module; the "
+            "server's log says 'PAM: pam_open_session()'), or an empty /etc/nologin",
+            evidence=lines[:3],
             data={"nologin_file": "/etc/nologin"},
         )
     # `true` cannot fail where it runs: the shell or a forced command did not run it.
@@ -508,4 +540,23 @@ def check_session(conn: Connection, timeout: float) -> Finding:
         + ": the login shell or a forced command runs no commands",
         cause_id="account.nologin",
         evidence=lines[:3] or [f"exit status {status}, nothing said"],
+    )
+
+
+def _lines(data: bytearray) -> list[str]:
+    return [ln.strip() for ln in data.decode(errors="replace").splitlines() if ln.strip()]
+
+
+def _refused(
+    summary: str, evidence: list[str] | None = None, data: dict[str, str] | None = None
+) -> Finding:
+    """The server accepted the login and would not give it a session."""
+    return Finding(
+        "session",
+        "exec",
+        "fail",
+        summary,
+        cause_id="account.nologin",
+        evidence=evidence or [],
+        data=data or {},
     )

@@ -268,6 +268,14 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     ("chroot_refused", "failure", "bad ownership or modes for chroot",
      r'^(?:fatal: )?bad ownership or modes for chroot directory (?:component )?'
      r'"(?P<reason>[^"]*)"'),
+    # A login whose session sshd would not start: PAM could not open it (pam_limits'
+    # maxlogins; sshd then exits 254), MaxSessions 0, a ChrootDirectory it cannot enter.
+    ("session_refused", "failure", "pam_open_session",
+     r"^(?:error: )?PAM: pam_open_session\(\): (?P<reason>.+)$"),
+    ("session_refused", "failure", "no more sessions",
+     r"^(?:error: )?(?P<reason>no more sessions)$"),
+    ("session_refused", "failure", "safely_chroot",
+     r"^(?:fatal: )?safely_chroot: (?P<reason>\w+\(.+)$"),
     ("hostkey_missing", "info", "Could not load host key",
      r"^(?:error: )?Could not load host key: (?P<reason>.+)$"),
     # LogLevel VERBOSE: the key's place, the session's start and end.

@@ -53,6 +53,11 @@ _ERRNO_CAUSE = {
     errno.ENETUNREACH: ("net.no_route", "Network is unreachable"),
     errno.ETIMEDOUT: ("net.timeout", "Connection timed out"),
     errno.ECONNRESET: ("port.refused", "Connection reset"),
+    errno.EHOSTDOWN: ("net.no_route", "Host is down"),
+    # Refused on this machine before anything left: its own firewall's output rules (a
+    # cgroup BPF filter such as systemd's IPAddressDeny=) or a security policy (SELinux).
+    errno.EPERM: ("net.no_route", "Operation not permitted (refused on this machine)"),
+    errno.EACCES: ("net.no_route", "Permission denied (refused on this machine)"),
 }
 
 

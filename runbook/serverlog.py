@@ -37,6 +37,7 @@ SERVER_CAUSES: dict[str, tuple[str, str | None]] = {
     "root_refused": ("account.root_denied", None),
     "shell_refused": ("account.nologin", None),
     "nologin_refused": ("account.nologin", "nologin_file"),
+    "session_refused": ("account.nologin", None),
     "max_auth_tries": ("auth.too_many_failures", None),
     "too_many_failures": ("auth.too_many_failures", None),
     "sig_alg_refused": ("auth.sig_alg", "refused_algorithm"),

@@ -72,7 +72,8 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("proxy_command", "Executing proxy",
      r"Executing proxy (?:dialer )?command: (?:exec )?(?P<command>.+)$", "proxy"),
     ("proxy_unknown", "UNKNOWN port 65535", r"(?:closed|reset) by UNKNOWN port 65535", "proxy"),
-    ("channel_failed", "open failed", r"channel \d+: open failed: (?P<reason>.+)$", "proxy"),
+    ("channel_failed", "open failed", r"channel (?P<channel>\d+): open failed: (?P<reason>.+)$",
+     "proxy"),
     ("stdio_failed", "stdio forwarding failed", r"stdio forwarding failed", "proxy"),
     # The ProxyCommand itself could not run: the shell's own words ("nc: not found").
     ("proxy_start_failed", "not found",
@@ -232,6 +233,15 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("key_options", ": key options: ",
      r"Remote: (?P<path>\S+?):(?P<line>\d+): key options: (?P<options>.*)$", "session"),
     ("command_sent", "Sending command:", r"Sending command: (?P<command>.+)$", "session"),
+    # The login's own session channel (9.x: "new session [client-session]", before: "new
+    # [client-session]"), and the server's refusal of what was asked of it.
+    ("session_channel", "[client-session]",
+     r"channel (?P<channel>\d+): new (?:session )?\[client-session\]", "session"),
+    ("session_opening", ": send open", r"channel (?P<channel>\d+): send open", "session"),
+    ("session_confirmed", "channel_input_open_confirmation",
+     r"channel_input_open_confirmation: channel (?P<channel>\d+)", "session"),
+    ("session_refused", "request failed on channel",
+     r"(?P<what>exec|shell|subsystem|pty-req|env) request failed on channel \d+", "session"),
     # After a login: the session dropped or a forward failed (the login itself worked).
     ("session_lost", "client_loop: send disconnect",
      r"client_loop: send disconnect: (?P<error>.+)$", "session"),
@@ -388,6 +398,9 @@ _CONNECT_ERRORS = {
     "no route to host": "net.no_route",
     "network is unreachable": "net.no_route",
     "host is unreachable": "net.no_route",
+    "host is down": "net.no_route",  # BSD and macOS: the host did not answer ARP
+    "operation not permitted": "net.no_route",  # this machine's own firewall (output rules)
+    "permission denied": "net.no_route",  # ... or a security policy (SELinux, an agent)
     "connection timed out": "net.timeout",
     "operation timed out": "net.timeout",
     "name or service not known": "dns.unresolved",
@@ -433,6 +446,7 @@ _FAILURES = frozenset(
         "no_methods",
         "closed",
         "disconnect",
+        "session_refused",
     }
 )
 _HOP_ERRORS = frozenset(
@@ -530,10 +544,18 @@ def _network_signal(t: Transcript) -> _Signal | None:
         return _Signal("dns.unresolved", [dns], "high", note)
     failures = t.of("connect_failed")
     for event in reversed(failures):  # the final "ssh: connect to host" line sums them up
-        cause = _connect_cause(event.facts.get("error", ""))
+        error = event.facts.get("error", "")
+        cause = _connect_cause(error)
         if cause:
-            return _Signal(cause, failures[-3:], "high")
+            local = error.lower() in ("operation not permitted", "permission denied")
+            return _Signal(cause, failures[-3:], "high", _LOCAL_BLOCK if local else None)
     return None
+
+
+_LOCAL_BLOCK = (
+    "nothing left this machine: its own firewall (an output rule of iptables or nftables) "
+    "or a security policy (SELinux, an endpoint agent) refused the connection"
+)
 
 
 def _banner_signal(t: Transcript) -> _Signal | None:
@@ -821,17 +843,33 @@ def _session_signal(t: Transcript) -> _Signal | None:
         )
     if t.first("expired"):
         return _Signal("account.expired", t.of("expired")[:2], "high")
+    if refused := _refused_session(t):
+        return refused
     sent, status = t.first("command_sent"), t.of("exit_status")
     if sent is None or not status or status[-1].facts["status"] == "0":
         return None
     command = sent.facts["command"].strip()
+    if status[-1].facts["status"] == "-1":  # ssh's word for "no exit status came"
+        return _Signal(
+            "account.nologin",
+            [sent, *t.of("session_lost", "closed")[-1:], status[-1]],
+            "medium",
+            "the server hung up as the session started, without an exit status: its session "
+            "setup failed (a ChrootDirectory it refuses, a PAM session module); the server's "
+            "log says which",
+        )
     if command in _CANNOT_FAIL and status[-1].facts["status"] == str(NOLOGIN_STATUS):
+        # sshd exits 254 in two places: its own /etc/nologin check (without PAM; it prints
+        # the file to stderr first) and a PAM session that could not be opened (it prints
+        # its login messages, the motd, to stdout). A transcript mixes the two streams.
         return _Signal(
             "account.nologin",
             [sent, status[-1]],
-            "high",
-            "exit status 254 is sshd's own refusal when /etc/nologin exists (it prints the "
-            "file's text first): no user but root may log in",
+            "medium",
+            "exit status 254 is sshd's refusal when /etc/nologin exists (sshd without PAM "
+            "prints the file first) or when PAM could not open the session (UsePAM yes: "
+            "pam_limits' maxlogins, a failing session module; the server's log says "
+            "'PAM: pam_open_session()')",
             {"nologin_file": "/etc/nologin"},
         )
     if command in _CANNOT_FAIL:  # the shell or a forced command ran instead of it
@@ -853,6 +891,54 @@ def _session_signal(t: Transcript) -> _Signal | None:
     return None
 
 
+def _refused_session(t: Transcript) -> _Signal | None:
+    """The server refused the login's session itself after authentication: the session
+    channel (MaxSessions 0: "open failed"), the command or shell ("exec request failed"),
+    or it dropped the connection before the command could end (its session setup failed)."""
+    done = t.first("authenticated")
+    if done is None:
+        return None
+    refused = [e for e in t.of("session_refused") if e.lineno > done.lineno]
+    if refused:
+        what = refused[0].facts["what"]
+        return _Signal(
+            "account.nologin",
+            refused[:1],
+            "medium",
+            f"the server refused the {what} request after the login: a ForceCommand or "
+            "Subsystem it cannot run, or a session its policy refuses; the server's log says why",
+        )
+    own = {e.facts["channel"] for e in t.of("session_channel")}
+    channel = next(
+        (e for e in t.of("channel_failed") if e.lineno > done.lineno and e.facts["channel"] in own),
+        None,
+    )
+    if channel is not None:
+        return _Signal(
+            "account.nologin",
+            [channel],
+            "medium",
+            f"the server refused to open a session after the login ({channel.facts['reason']}): "
+            "MaxSessions 0 in its sshd_config, or a session its policy refuses",
+        )
+    # Hung up before the command ended (no exit status): after the command was sent, or
+    # before the session channel opened (-vv shows it asked for and never confirmed).
+    lost = [e for e in t.of("session_lost", "closed") if e.lineno > done.lineno]
+    sent = t.first("command_sent")
+    asked = {e.facts["channel"] for e in t.of("session_opening")} & own
+    unconfirmed = asked and not asked & {e.facts["channel"] for e in t.of("session_confirmed")}
+    if lost and not t.of("exit_status") and (sent is not None or unconfirmed):
+        return _Signal(
+            "account.nologin",
+            [*([sent] if sent else []), lost[0]],
+            "medium",
+            "the server dropped the connection as the session started: its session setup "
+            "failed (a ChrootDirectory it refuses, a PAM session module); the server's log "
+            "says which",
+        )
+    return None
+
+
 # Commands that exit 0 wherever a shell runs them (`ssh host true`, the usual probe).
 _CANNOT_FAIL = frozenset({"true", ":", "/bin/true", "/usr/bin/true", "exit 0"})
 
@@ -861,6 +947,9 @@ def _login_worked(t: Transcript) -> bool:
     done = [e for e in t.events if e.event == "authenticated"]
     if not done:
         return False
+    status = t.of("exit_status")
+    if status and status[-1].facts["status"] == "0":
+        return True  # the command ran and succeeded: a failed port forward is no failed login
     return not any(
         e.event in _FAILURES
         and e.lineno > done[-1].lineno

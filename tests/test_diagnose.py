@@ -335,6 +335,17 @@ def test_a_nologin_file_is_named_with_its_text(lab, name: str, extra: tuple, fil
     ), root["fix"]
 
 
+def test_a_session_pam_will_not_open_is_no_nologin_file(lab) -> None:
+    """sshd exits 254 for /etc/nologin (without PAM, after printing the file on stderr) and
+    for a PAM session that cannot open (after printing the motd on stdout): the probe reads
+    which stream the server wrote to, and does not send the user to a file that is not there."""
+    _, result, _ = _diagnose(lab, "pam-session")
+    session = next(f for f in result["findings"] if f["step"] == "session")
+    assert session["cause_id"] == "account.nologin", session
+    assert "PAM could not open the session" in session["summary"], session
+    assert "/etc/nologin exists" not in session["summary"]
+
+
 def test_a_host_key_of_another_type_is_changed_and_names_the_users_file(lab) -> None:
     """The server offers only RSA, known_hosts holds its ED25519 key: ssh calls that a
     changed key, and so do the probe and the verdict; every path shown is the user's own

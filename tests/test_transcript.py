@@ -280,12 +280,13 @@ def test_fatal_lines_without_a_cause_still_fail(line: str) -> None:
             "high",
             "/run/nologin",
         ),
-        (  # sshd's own check (UsePAM no) prints the file and exits 254
+        (  # sshd's own check (UsePAM no) prints the file and exits 254; a PAM session
+            # that cannot open exits 254 too, after the motd: in one stream, either may be
             'Authenticated to h ([192.0.2.9]:22) using "publickey".\n'
             "debug1: Sending command: true\n"
             "Back at 18:00\n"
             "debug1: Exit status 254\n",
-            "high",
+            "medium",
             "/etc/nologin",
         ),
         (  # the server accepts the key, shows an admin's text and hangs up (PAM)
@@ -564,3 +565,74 @@ def test_notebook_view_marks_the_decisive_lines(lab) -> None:
     assert marks == len([e for e in result["root_cause"]["evidence"] if e.startswith("line ")])
     assert "UNPROTECTED PRIVATE KEY FILE" in page and "lines …" in page
     assert "<script>" not in page  # the transcript is escaped, never markup
+
+
+_LOGGED_IN = (
+    'Authenticated to h ([192.0.2.9]:22) using "publickey".\n'
+    "debug1: channel 0: new session [client-session] (inactive timeout: 0)\n"
+    "debug2: channel 0: send open\n"
+)
+_CONFIRMED = "debug2: channel_input_open_confirmation: channel 0: callback start\n"
+
+
+@pytest.mark.parametrize(
+    "tail, verdict, note",
+    [
+        # MaxSessions 0: the server refuses the session channel itself.
+        ("channel 0: open failed: connect failed: open failed\n", "failed", "MaxSessions 0"),
+        (
+            _CONFIRMED + "debug1: Sending command: true\nexec request failed on channel 0\n",
+            "failed",
+            "exec request",
+        ),
+        # ChrootDirectory the session cannot enter: the server dies before confirming.
+        ("client_loop: send disconnect: Broken pipe\n", "failed", "ChrootDirectory"),
+        (
+            _CONFIRMED + "debug1: Sending command: true\n"
+            "Connection to h closed by remote host.\ndebug1: Exit status -1\n",
+            "failed",
+            "without an exit status",
+        ),
+        # An interactive session that worked for hours, then the network dropped it.
+        (
+            _CONFIRMED + "debug2: channel 0: request shell confirm 1\n"
+            "client_loop: send disconnect: Broken pipe\n",
+            "ok",
+            None,
+        ),
+        # A -L forward whose far end refused: the login itself worked.
+        (
+            _CONFIRMED + "debug1: Sending command: true\n"
+            "channel 1: open failed: connect failed: Connection refused\ndebug1: Exit status 0\n",
+            "ok",
+            None,
+        ),
+    ],
+)
+def test_a_session_the_server_refuses_after_login(tail: str, verdict: str, note) -> None:
+    """Authenticated, then no session: the verdict is failed (the login does not work),
+    named account.nologin with what the server refused; a login that worked stays ok."""
+    result = transcript.classify(transcript.parse(_LOGGED_IN + tail))
+    assert result.verdict == verdict, result
+    if note:
+        assert (result.cause_id, result.confidence) == ("account.nologin", "medium")
+        assert note in result.facts["note"], result.facts["note"]
+
+
+@pytest.mark.parametrize(
+    "error, local",
+    [
+        ("Host is down", False),  # BSD and macOS: no answer on the local network
+        ("Operation not permitted", True),  # this machine's own output rules (a BPF filter)
+        ("Permission denied", True),  # or a security policy
+    ],
+)
+def test_connect_errors_of_other_systems_and_of_this_machine(error: str, local: bool) -> None:
+    text = (
+        "debug1: Connecting to h [192.0.2.9] port 22.\n"
+        f"debug1: connect to address 192.0.2.9 port 22: {error}\n"
+        f"ssh: connect to host h port 22: {error}\n"
+    )
+    result = transcript.classify(transcript.parse(text))
+    assert (result.verdict, result.cause_id) == ("failed", "net.no_route")
+    assert ("nothing left this machine" in result.facts.get("note", "")) is local

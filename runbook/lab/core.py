@@ -394,8 +394,10 @@ def _start(lab: Lab, scenarios: list[Scenario]) -> None:
             if root:
                 dev = build.dev_overlay(sdir)
                 layer = build.etc_layer(sdir, etc)
-                if s.nologin is not None:
-                    (layer / "upper" / "nologin").write_text(s.nologin + "\n")
+                for name, text in s.etc_files.items():
+                    path = layer / "upper" / name
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(text if text.endswith("\n") else text + "\n")
                 plan["syslog"].append({"socket": str(dev / "log"), "log": str(log)})
             if "MaxStartups" in s.sshd_options:
                 plan["hog"].append(port)

@@ -78,8 +78,9 @@ class Scenario:
     exit_status: int = 255
     # A regex of the line in the server's auth.log that proves a server-side cause.
     server_log: str | None = None
-    # The text of an /etc/nologin in the server's own /etc (it refuses all but root).
-    nologin: str | None = None
+    # Files in the server's own /etc (its private layer), by path under /etc: an
+    # /etc/nologin (it refuses all but root), a pam_limits rule.
+    etc_files: dict[str, str] = field(default_factory=dict)
 
     @property
     def needs_netns(self) -> bool:
@@ -112,7 +113,7 @@ class Scenario:
             self.user == "alice"
             and self.password == "none"
             and self.config_mode == 0o600
-            and self.nologin is None  # a file in the server's own /etc
+            and not self.etc_files  # files in the server's own /etc
             # With no IdentityFile line ssh would offer the user's own default keys.
             and bool(self.client_keys or self.identity_missing or self.key_invalid)
         )
@@ -395,7 +396,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "/etc/nologin exists (maintenance): PAM's account stage shows its text and hangs up",
         r"Maintenance until 18:00",
         sshd_options={"UsePAM": "yes"},
-        nologin=_MAINTENANCE,
+        etc_files={"nologin": _MAINTENANCE},
         server_log=r"Access denied for user alice by PAM account configuration",
     ),
     Scenario(
@@ -403,9 +404,27 @@ SCENARIOS: tuple[Scenario, ...] = (
         "account.nologin",
         "/etc/nologin exists, read by sshd itself (UsePAM no): the session exits 254",
         r"Exit status 254",
-        nologin=_MAINTENANCE,
+        etc_files={"nologin": _MAINTENANCE},
         exit_status=254,
         server_log=r"User alice not allowed because /etc/nologin exists",
+    ),
+    Scenario(
+        "pam-session",
+        "account.nologin",
+        "PAM will not open the session (pam_limits: maxlogins 0): sshd exits 254 after the motd",
+        r"Exit status 254",
+        sshd_options={"UsePAM": "yes"},
+        etc_files={"security/limits.conf": "alice - maxlogins 0\n"},
+        exit_status=254,
+        server_log=r"PAM: pam_open_session\(\): ",
+    ),
+    Scenario(
+        "no-sessions",
+        "account.nologin",
+        "MaxSessions 0: the key is accepted, no session may open",
+        r"channel 0: open failed",
+        sshd_options={"MaxSessions": "0"},
+        server_log=r"no more sessions",
     ),
     Scenario(
         "two-factor",
