@@ -68,6 +68,12 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
      r"Can't open user config file (?P<ssh_config>.+?): (?P<error>.+)$", "config"),
     ("config_bad_option", "Bad configuration option",
      r"line \d+: Bad configuration option: (?P<option>\S+)", "config"),
+    # Other lines ssh cannot read stop it as well, before it connects anywhere.
+    ("config_bad_option", "extra arguments at end of line",
+     r"line \d+: keyword (?P<option>\S+) extra arguments at end of line", "config"),
+    ("config_bad_option", "Missing argument", r"line \d+: Missing argument", "config"),
+    ("config_stopped", "bad configuration options",
+     r"terminating, \d+ bad configuration options?", "config"),
     ("proxy_jump", "ProxyCommand from ProxyJump", r"ProxyJump: (?P<command>.+)$", "proxy"),
     ("proxy_command", "Executing proxy",
      r"Executing proxy (?:dialer )?command: (?:exec )?(?P<command>.+)$", "proxy"),
@@ -425,6 +431,7 @@ _FAILURES = frozenset(
     {
         "config_perms",
         "config_bad_option",
+        "config_stopped",
         "dns_failed",
         "connect_failed",
         "ssh1",
@@ -1095,7 +1102,11 @@ def details(t: Transcript) -> dict[str, Any]:
         "keys": offered,
         "authenticated": bool(t.first("authenticated")),
         "exit_status": int(status) if (status := _last(t, "exit_status", "status")) else None,
-        "final_error": failures[-1].text if failures else None,
+        # ssh's "terminating, N bad configuration options" sums up the lines that say why.
+        "final_error": next(
+            (e.text for e in reversed(failures) if e.event != "config_stopped"),
+            failures[-1].text if failures else None,
+        ),
     }
 
 

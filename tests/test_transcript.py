@@ -261,6 +261,8 @@ def test_a_failure_no_cause_explains_still_fails_with_its_line() -> None:
         "jumphost loop via bastion",
         "Corrupted MAC on input.",  # OpenSSH before 7.x: "message authentication code ..."
         "Bad packet length 1349676916.",
+        "/home/u/.ssh/config line 4: keyword hostname extra arguments at end of line",
+        "/home/u/.ssh/config line 5: Missing argument.",
     ],
 )
 def test_fatal_lines_without_a_cause_still_fail(line: str) -> None:
@@ -636,3 +638,12 @@ def test_connect_errors_of_other_systems_and_of_this_machine(error: str, local: 
     result = transcript.classify(transcript.parse(text))
     assert (result.verdict, result.cause_id) == ("failed", "net.no_route")
     assert ("nothing left this machine" in result.facts.get("note", "")) is local
+
+
+def test_the_line_ssh_could_not_read_is_the_error_not_its_summing_up() -> None:
+    result = transcript.explain(
+        "/home/u/.ssh/config: line 3: Bad configuration option: identityfle\n"
+        "/home/u/.ssh/config: terminating, 1 bad configuration options\n"
+    )
+    assert result["verdict"] == "failed"
+    assert result["details"]["final_error"].endswith("Bad configuration option: identityfle")
