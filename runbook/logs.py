@@ -257,9 +257,47 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     # Session set-up (after login): what it ran, and pam_systemd's slow logind.
     ("subsystem", "info", "subsystem request for ",
      r"^subsystem request for (?P<reason>\S+) by user (?P<user>\S+)"),
-    ("session_setup", "info", "Failed to create session",
-     r"^pam_systemd\(sshd:session\): (?P<reason>Failed to create session: .+)$"),
+    ("session_setup", "info", "pam_systemd(sshd:session): Failed to",
+     r"^pam_systemd\(sshd:session\): (?P<reason>Failed to .+)$"),
     ("daemon", "info", "oom_score_adj", r"^Set /proc/self/oom_score_adj to (?P<reason>-?\d+)"),
+    ("daemon", "info", "Received SIGHUP", r"^Received (?P<reason>SIGHUP); restarting"),
+    ("daemon", "info", "X11 display socket",
+     r"^(?:error: )?(?P<reason>Failed to allocate internet-domain X11 display socket)"),
+    ("maxstartups", "info", "exited MaxStartups throttling",
+     r"^(?P<reason>exited MaxStartups throttling.*)$"),
+    ("protocol_error", "info", "kex_protocol_error",
+     r"^(?:error: )?kex_protocol_error: (?P<reason>.+?)(?P<preauth> \[preauth\])?$"),
+    # The privilege-separated child died (a seccomp sandbox that refuses a system call of a
+    # newer kernel or library): the client sees the connection closed during key exchange.
+    ("protocol_error", "failure", "preauth child terminated",
+     r"^(?:fatal: )?privsep_preauth: (?P<reason>preauth child terminated by signal \d+)"),
+    ("reset", "info", "Read error from remote host",
+     rf"^Read error from remote host {_IP} port (?P<port>\d+): (?P<reason>.+?)"
+     r"(?P<preauth> \[preauth\])?$"),
+    ("forward_failed", "info", "connect_to ",
+     r"^(?:error: )?connect_to (?P<reason>.+?)(?:: failed\.?)?$"),
+    # Other PAM modules than pam_unix: SSSD (AD, LDAP), LDAP, Kerberos, winbind.
+    ("pam_failure", "failure", "(sshd:auth): authentication failure",
+     r"^pam_\w+\(sshd:auth\): authentication failure;.*? rhost=(?P<ip>\S*)"
+     r"(?:\s+user=(?P<user>\S*))?(?: \[preauth\])?\s*$"),
+    ("pam_detail", "info", "(sshd:auth): received for user",
+     r"^pam_\w+\(sshd:auth\): received for user (?P<user>\S+): (?P<reason>.+)$"),
+    ("pam_detail", "info", "check pass; user unknown",
+     r"^pam_unix\(sshd:auth\): check pass; (?P<reason>user unknown)$"),
+    # SSSD's access provider (simple_allow_groups, AD GPOs) refused the account.
+    ("pam_account", "failure", "(sshd:account): Access denied for user",
+     r"^pam_\w+\(sshd:account\): (?P<reason>Access denied) for user (?P<user>[^\s:]+)"),
+    # AuthorizedKeysCommand: it failed (no keys from it), or sshd would not run it.
+    ("keys_command_failed", "failure", "AuthorizedKeysCommand ",
+     r"^(?:error: )?(?P<reason>AuthorizedKeys(?:Principals)?Command \S+ .*(?:status|signal) \d+)"),
+    ("bad_modes", "failure", "Unsafe AuthorizedKeys",
+     r'^(?:error: )?Unsafe AuthorizedKeys(?:Principals)?Command "[^"]*": bad ownership or modes '
+     r"for (?:directory|file) (?P<reason>.+)$"),
+    ("cert_refused", "failure", "key_cert_check_authority",
+     r"^(?:error: )?key_cert_check_authority: (?P<reason>.+?)(?: \[preauth\])?$"),
+    ("key_found", "info", "Accepted certificate ID", r"^Accepted certificate ID (?P<reason>.+)$"),
+    ("session_refused", "failure", 'chroot("',
+     r"^(?:error: |fatal: )?(?P<reason>chroot\(.+)$"),
     ("hostbased_refused", "failure", "userauth_hostbased mismatch",
      r"^userauth_hostbased mismatch: (?P<reason>.+)$"),
     # The connection's process hands the session to a child: its pid, the child's lines.

@@ -33,6 +33,7 @@ SERVER_CAUSES: dict[str, tuple[str, str | None]] = {
     "not_allowed": ("account.not_allowed", None),
     "key_from_refused": ("account.not_allowed", None),
     "key_revoked": ("auth.key_rejected", None),
+    "keys_command_failed": ("auth.key_rejected", None),
     "cert_refused": ("auth.key_rejected", None),
     "root_refused": ("account.root_denied", None),
     "shell_refused": ("account.nologin", None),

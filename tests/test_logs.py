@@ -614,6 +614,38 @@ _ACCOUNT_LINES = {
         None,
         "/etc/ssh/ssh_host_ed25519_key",
     ),
+    # Sessions refused after the login (PAM, MaxSessions 0, ChrootDirectory).
+    "error: PAM: pam_open_session(): Permission denied": (
+        "session_refused",
+        None,
+        None,
+        "Permission denied",
+    ),
+    "error: no more sessions": ("session_refused", None, None, "no more sessions"),
+    'fatal: safely_chroot: stat("/srv/x"): No such file or directory': (
+        "session_refused",
+        None,
+        None,
+        'stat("/srv/x"): No such file or directory',
+    ),
+    # SSSD (AD, LDAP) users: the failure, and the access provider's refusal.
+    "pam_sss(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= "
+    "rhost=192.0.2.8 user=al": ("pam_failure", "al", "192.0.2.8", None),
+    "pam_sss(sshd:account): Access denied for user al: 6 (Permission denied)": (
+        "pam_account",
+        "al",
+        None,
+        "Access denied",
+    ),
+    # AuthorizedKeysCommand: it failed, or its path is unsafe (StrictModes' rule).
+    "error: AuthorizedKeysCommand /usr/local/bin/keys al returned status 1": (
+        "keys_command_failed",
+        None,
+        None,
+        "AuthorizedKeysCommand /usr/local/bin/keys al returned status 1",
+    ),
+    'error: Unsafe AuthorizedKeysCommand "/opt/k/keys": bad ownership or modes for directory '
+    "/opt/k": ("bad_modes", None, None, "/opt/k"),
 }
 # sshd's own words for refusals (OpenSSH's reference table), and the lines of a session.
 _REFERENCE_LINES = {
@@ -673,6 +705,32 @@ _REFERENCE_LINES = {
         "info",
     ),
     "Set /proc/self/oom_score_adj to 0": ("daemon", "info"),
+    "Received SIGHUP; restarting.": ("daemon", "info"),
+    "exited MaxStartups throttling after 00:01:02, 21 connections dropped": (
+        "maxstartups",
+        "info",
+    ),
+    "error: kex_protocol_error: type 20 seq 2 [preauth]": ("protocol_error", "info"),
+    # A sandboxed pre-auth child killed (seccomp): the client sees its connection closed.
+    "fatal: privsep_preauth: preauth child terminated by signal 31": (
+        "protocol_error",
+        "failure",
+    ),
+    "Read error from remote host 192.0.2.7 port 5: Connection reset by peer [preauth]": (
+        "reset",
+        "failure",
+    ),
+    "error: connect_to db.example port 5432: failed.": ("forward_failed", "info"),
+    "pam_sss(sshd:auth): received for user al: 7 (Authentication failure)": (
+        "pam_detail",
+        "info",
+    ),
+    "pam_unix(sshd:auth): check pass; user unknown": ("pam_detail", "info"),
+    "error: key_cert_check_authority: invalid certificate": ("cert_refused", "failure"),
+    'Accepted certificate ID "al" (serial 1) signed by ED25519 CA SHA256:x via /etc/ssh/ca': (
+        "key_found",
+        "info",
+    ),
     # rsyslog's repeated-message reduction (Debian's and Ubuntu's default)
     "message repeated 2 times: [ Failed password for root from 192.0.2.7 port 22 ssh2]": (
         "failed",
