@@ -380,11 +380,18 @@ def _no_method(
             evidence=[f"Authentications that can continue: {offer}"],
         )
     why = "the client has no usable key" if not keys else "public key authentication is off"
+    summary = f"Permission denied ({offer}): the server allows only {offer} and {why}"
+    if not allowed:
+        summary = (
+            "Permission denied (): the server allows no authentication method at all "
+            "(PubkeyAuthentication, PasswordAuthentication and KbdInteractiveAuthentication "
+            "all off for this user)"
+        )
     return Finding(
         "auth",
         "methods",
         "fail",
-        f"Permission denied ({offer}): the server allows only {offer} and {why}",
+        summary,
         cause_id="auth.no_method",
         evidence=[
             f"Authentications that can continue: {offer}",

@@ -45,6 +45,7 @@ PATH_FACTS = frozenset(
         "ssh_config",
         "bad_path",
         "chroot_dir",
+        "unreadable_path",
         "nologin_file",
         "unoffered_key",
     }

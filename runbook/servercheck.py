@@ -547,6 +547,17 @@ def check_modes(host: Host, ctx: Context) -> list[Finding]:
             if parent == home:
                 break
         stats = host.stat(chain)
+        if keys.startswith(home + "/") and not any(name == home for _, _, name in stats):
+            return [
+                _finding(
+                    "StrictModes",
+                    "fail",
+                    f"the home directory {home} of {ctx.user} does not exist: sshd finds no "
+                    f"authorized_keys in it",
+                    "auth.key_rejected",
+                    [f"{home}: no such directory"],
+                )
+            ]
         for owner, mode, name in stats:
             line = f"{name}: owner uid {owner}, mode {mode}"
             bad_owner = owner not in ("0", uid)
@@ -563,6 +574,21 @@ def check_modes(host: Host, ctx: Context) -> list[Finding]:
                         bad_path=name,
                     )
                 ]
+        if hidden := _unreadable(stats, keys, uid):
+            owner, mode, name = hidden
+            verb = "read" if name == keys else "enter"
+            return [
+                _finding(
+                    "StrictModes",
+                    "fail",
+                    f"{name}: owner uid {owner}, mode {mode}: {ctx.user} cannot {verb} it, and "
+                    "sshd reads authorized_keys as the user",
+                    "server.bad_modes",
+                    [f"{name}: owner uid {owner}, mode {mode}"],
+                    bad_path=name,
+                    unreadable_path=name,
+                )
+            ]
         if stats and stats[0][2] == keys:
             return [
                 _finding(
@@ -580,6 +606,23 @@ def check_modes(host: Host, ctx: Context) -> list[Finding]:
             evidence=_authorized_keys_paths(ctx),
         )
     ]
+
+
+def _unreadable(
+    stats: list[tuple[str, str, str]], keys: str, uid: str
+) -> tuple[str, str, str] | None:
+    """The first of home, ~/.ssh, authorized_keys (from the top) that the user cannot enter
+    or read: StrictModes allows root's files, but sshd opens them as the user. Without
+    the user's groups at hand, group bits count as allowing (no false alarm)."""
+    if uid == "0":
+        return None
+    for owner, mode, name in reversed(stats):
+        need = 0o4 if name == keys else 0o1
+        bits = int(mode, 8)
+        allowed = bits & (need << 6) if owner == uid else bits & (need << 3 | need)
+        if not allowed:
+            return owner, mode, name
+    return None
 
 
 def _fingerprint(line: str) -> str | None:

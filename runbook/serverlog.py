@@ -23,7 +23,7 @@ __all__ = ["SERVER_CAUSES", "check_auth_log", "source_address"]
 # sshd's event -> the cause it proves, and the fact its reason names (if any).
 SERVER_CAUSES: dict[str, tuple[str, str | None]] = {
     "bad_modes": ("server.bad_modes", "bad_path"),
-    "keys_unreadable": ("server.bad_modes", "bad_path"),
+    "keys_unreadable": ("server.bad_modes", "unreadable_path"),
     "chroot_refused": ("server.bad_modes", "chroot_dir"),
     "invalid_user": ("account.invalid_user", None),
     "account_locked": ("account.locked", None),
@@ -131,7 +131,7 @@ def check_auth_log(
         data: dict[str, str | int] = {"user": event.user or user}
         if fact and event.reason:
             data[fact] = event.reason
-            if fact == "chroot_dir":  # the path the modes are wrong on, as for StrictModes
+            if fact in ("chroot_dir", "unreadable_path"):  # the path the modes are wrong on
                 data["bad_path"] = event.reason
         if fact == "refused_algorithm" and event.method:
             data["refused_algorithm"] = event.method

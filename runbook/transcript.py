@@ -728,6 +728,16 @@ def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
         return None
     if "user" in denied.facts:
         facts.setdefault("user", denied.facts["user"])
+    if denied.event == "denied" and denied.facts.get("methods", "x") == "":
+        # "Permission denied ()": the server allows no method at all for this user.
+        return _Signal(
+            "auth.no_method",
+            [denied],
+            "high",
+            "the server allows no authentication method at all: PubkeyAuthentication, "
+            "PasswordAuthentication and KbdInteractiveAuthentication are all off for this user "
+            "(sshd -T -C user=...)",
+        )
     if sig := t.first("sig_alg"):
         key = next((e for e in reversed(offered) if e.lineno < sig.lineno), None)
         kind = key.facts.get("key_type", "RSA") if key else "RSA"

@@ -647,3 +647,15 @@ def test_the_line_ssh_could_not_read_is_the_error_not_its_summing_up() -> None:
     )
     assert result["verdict"] == "failed"
     assert result["details"]["final_error"].endswith("Bad configuration option: identityfle")
+
+
+def test_permission_denied_with_no_method_at_all_is_no_method() -> None:
+    """ "Permission denied ()": the server allows nothing, whatever the client holds."""
+    result = transcript.classify(
+        transcript.parse(
+            "debug1: Offering public key: /home/u/.ssh/id_ed25519 ED25519 SHA256:abc explicit\n"
+            "debug1: Authentications that can continue: \nu@h: Permission denied ().\n"
+        )
+    )
+    assert (result.cause_id, result.confidence) == ("auth.no_method", "high")
+    assert "no authentication method at all" in result.facts["note"]

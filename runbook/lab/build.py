@@ -97,7 +97,10 @@ def accounts(srv: Path, keydir: Path) -> Path:
             (ssh_dir, acct.ssh_dir_mode),
             (home, acct.home_mode),
         ):
-            os.chown(path, acct.uid, acct.uid)
+            owner = acct.uid
+            if path == auth and acct.authorized_keys_owner is not None:
+                owner = acct.authorized_keys_owner
+            os.chown(path, owner, owner)
             os.chmod(path, mode)
     for name, lines, mode in (
         ("passwd", passwd, 0o644),

@@ -35,6 +35,9 @@ class Account:
     home_mode: int = 0o755
     ssh_dir_mode: int = 0o700
     authorized_keys_mode: int = 0o600
+    # Owner of authorized_keys (None: the user): root's 0600 file passes StrictModes, and
+    # sshd, which reads it as the user, still cannot open it.
+    authorized_keys_owner: int | None = None
 
 
 ACCOUNTS: dict[str, Account] = {
@@ -47,6 +50,7 @@ ACCOUNTS: dict[str, Account] = {
         Account("frank", 61006, shell="/usr/sbin/nologin"),
         Account("grace", 61007),
         Account("mallory", 61008),
+        Account("heidi", 61009, authorized_keys_owner=0),
     )
 }
 
@@ -269,6 +273,17 @@ SCENARIOS: tuple[Scenario, ...] = (
         sshd_options={"PasswordAuthentication": "no", "KbdInteractiveAuthentication": "no"},
     ),
     Scenario(
+        "no-methods",
+        "auth.no_method",
+        "the server allows no method at all: public keys, passwords and keyboard-interactive off",
+        r"Permission denied \(\)",
+        sshd_options={
+            "PubkeyAuthentication": "no",
+            "PasswordAuthentication": "no",
+            "KbdInteractiveAuthentication": "no",
+        },
+    ),
+    Scenario(
         "key-rejected",
         "auth.key_rejected",
         "the client's key is not in authorized_keys",
@@ -312,6 +327,15 @@ SCENARIOS: tuple[Scenario, ...] = (
         user="bob",
         client_sees="auth.key_rejected",
         server_log=r"Authentication refused: bad ownership or modes for directory \S+/bob",
+    ),
+    Scenario(
+        "keys-unreadable",
+        "server.bad_modes",
+        "authorized_keys is root's, mode 0600: StrictModes allows it, the user cannot read it",
+        _DENIED,
+        user="heidi",
+        client_sees="auth.key_rejected",
+        server_log=r"Could not open user 'heidi' authorized keys '\S+': Permission denied",
     ),
     Scenario(
         "invalid-user",
