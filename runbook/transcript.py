@@ -212,6 +212,10 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
      r"ssh_askpass: exec\((?P<command>[^)]*)\): (?P<error>.+)$", "auth"),
     ("auth_failed", "Authentication failed.", r"^Authentication failed\.", "auth"),
     ("password_asked", "read_passphrase", r"read_passphrase", "auth"),
+    # The prompts as a terminal shows them: the password method's, and (8.x+) the
+    # keyboard-interactive one with PAM's prompt after "(user@host)".
+    ("password_asked", "'s password:", r"^\S+@\S+'s password:", "auth"),
+    ("password_asked", ") Password", r"^\(\S+@\S+\) [Pp]assword\b[^:]*:", "auth"),
     ("password_retry", "please try again", r"Permission denied, please try again", "auth"),
     ("denied", "Permission denied (",
      r"(?:(?P<user>[^@\s]+)@(?P<hostname>\S+): )?Permission denied \((?P<methods>[^)]*)\)",

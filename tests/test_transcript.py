@@ -659,3 +659,20 @@ def test_permission_denied_with_no_method_at_all_is_no_method() -> None:
     )
     assert (result.cause_id, result.confidence) == ("auth.no_method", "high")
     assert "no authentication method at all" in result.facts["note"]
+
+
+def test_a_password_typed_at_the_keyboard_interactive_prompt_and_refused() -> None:
+    """The prompts a terminal shows ("(u@h) Password:" of 8.x+, "u@h's password:") prove
+    that a password was asked for and given: its refusal is the cause, not the key refused
+    before it."""
+    text = (
+        "debug1: Offering public key: /home/u/.ssh/id_ed25519 ED25519 SHA256:abc\n"
+        "debug1: Authentications that can continue: publickey,keyboard-interactive\n"
+        "debug1: Next authentication method: keyboard-interactive\n"
+        "(u@web1) Password: \n"
+        "debug1: Authentications that can continue: publickey,keyboard-interactive\n"
+        "(u@web1) Password: \n"
+        "u@web1: Permission denied (publickey,keyboard-interactive).\n"
+    )
+    result = transcript.classify(transcript.parse(text))
+    assert (result.cause_id, result.confidence) == ("auth.password_rejected", "high")
