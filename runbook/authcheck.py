@@ -98,6 +98,9 @@ def connect(
                 options.key_types = [algorithm]
                 break
     transport.start_client(timeout=timeout)
+    if transport.host_key is None:  # start_client returns quietly when its time is up
+        transport.close()
+        raise paramiko.SSHException(f"no key exchange within {timeout:g}s")
     return Connection(transport, said)
 
 

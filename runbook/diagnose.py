@@ -305,7 +305,7 @@ def _probe(
     offer = netcheck.read_offer(address, settings.port, timeout)
     banner = netcheck.check_banner(offer, settings.port)
     findings.append(banner)
-    if banner.status == "fail":
+    if banner.status == "fail" or banner.cause_id is not None:
         return [*findings, _skip("kex", "no SSH-2 identification")]
     kex = netcheck.check_kex(offer, settings)
     findings.append(kex)

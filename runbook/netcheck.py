@@ -421,12 +421,15 @@ def check_banner(offer: ServerOffer, port: int) -> Finding:
             evidence=evidence,
         )
     if offer.error == "timeout":
+        # Silence proves less than a wrong answer: a warning, so that the verdict's
+        # confidence stays below "high" unless something else agrees.
         return Finding(
             "banner",
             "identification",
-            "fail",
+            "warn",
             f"port {port} accepts TCP but sends no SSH identification "
-            f"within {offer.elapsed:.1f}s (another service, or a stuck proxy)",
+            f"within {offer.elapsed:.1f}s: a service that waits for the client to speak "
+            "first, a stuck proxy, or an sshd that is stopped or hung",
             cause_id="proto.not_ssh",
             evidence=evidence,
         )

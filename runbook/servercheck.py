@@ -84,6 +84,19 @@ def _listener_pid(users: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+# Process states in which a listening sshd accepts nothing (proc(5)).
+_STUCK_STATES = {"T": "stopped (SIGSTOP)", "t": "stopped by a debugger", "Z": "a zombie"}
+
+
+def _stuck(host: Host, pid: int) -> str | None:
+    """How the process is stuck, from /proc/PID/stat, or None when it runs or sleeps."""
+    stat = host.read(f"/proc/{pid}/stat")
+    if not stat or ")" not in stat:
+        return None
+    state = stat.rsplit(")", 1)[1].split()[0]
+    return _STUCK_STATES.get(state)
+
+
 def check_listening(host: Host, ctx: Context) -> list[Finding]:
     """Which process listens on the port (``ss -Htlnp``), and sshd anywhere else."""
     result = host.run("ss -Htlnp")
@@ -113,6 +126,17 @@ def check_listening(host: Host, ctx: Context) -> list[Finding]:
         pid = _listener_pid(users)
         if "sshd" in users and pid:
             ctx.sshd_pid = ctx.sshd_pid or pid
+            if stuck := _stuck(host, pid):
+                return [
+                    _finding(
+                        "listening",
+                        "fail",
+                        f"sshd (pid {pid}) listens on {on_port[0].group('addr')}:{ctx.port} but "
+                        f"is {stuck}: the kernel completes each TCP handshake and nobody answers",
+                        "server.sshd_down",
+                        [result.command, f"/proc/{pid}/stat: state {stuck}"],
+                    )
+                ]
             return [
                 _finding(
                     "listening",

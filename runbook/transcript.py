@@ -591,7 +591,9 @@ def _banner_signal(t: Transcript) -> _Signal | None:
             "proto.not_ssh",
             t.of("banner_timeout"),
             "medium",
-            "TCP connected but no SSH banner came within the time limit",
+            "TCP connected but no SSH banner came within the time limit: a service that waits "
+            "for the client to speak first, a stuck proxy, or an sshd that is stopped or hung "
+            "(the kernel still completes the handshake); --server tells them apart",
         )
     if closed is not None:
         return _Signal("proto.closed_early", [closed], "high")

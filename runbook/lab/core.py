@@ -15,6 +15,7 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -439,6 +440,8 @@ def _start(lab: Lab, scenarios: list[Scenario]) -> None:
                     sdir / "sshd.stderr",
                     record,
                 )
+                if s.stopped:
+                    os.kill(record.pid, signal.SIGSTOP)
                 break
             except LabError:
                 # sshd says why it stopped through the lab's syslog server, a moment later.

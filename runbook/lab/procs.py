@@ -88,6 +88,7 @@ def stop(records: Sequence[ProcRecord], *, grace: float = 3.0) -> None:
             pids.update(descendants(record.pid))
     for pid in pids:
         _signal(pid, signal.SIGTERM)
+        _signal(pid, signal.SIGCONT)  # a stopped process (sshd-stopped) acts on it only then
     deadline = time.monotonic() + grace
     while pids and time.monotonic() < deadline:
         _reap(pids)

@@ -85,6 +85,8 @@ class Scenario:
     # Files in the server's own /etc (its private layer), by path under /etc: an
     # /etc/nologin (it refuses all but root), a pam_limits rule.
     etc_files: dict[str, str] = field(default_factory=dict)
+    # sshd is stopped (SIGSTOP) once it listens: the kernel still completes handshakes.
+    stopped: bool = False
 
     @property
     def needs_netns(self) -> bool:
@@ -180,6 +182,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         r"connect to host \S+ port \d+: No route to host",
         net="firewall",
         client_sees="net.no_route",
+    ),
+    Scenario(
+        "sshd-stopped",
+        "server.sshd_down",
+        "sshd listens but is stopped (SIGSTOP): connections are accepted, nothing answers",
+        r"Connection timed out during banner exchange",
+        client_sees="proto.not_ssh",
+        stopped=True,
     ),
     Scenario(
         "not-ssh",
