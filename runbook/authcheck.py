@@ -537,8 +537,10 @@ def check_session(conn: Connection, timeout: float) -> Finding:
             f"authentication works, then sshd exits {status} with nothing on stderr: PAM could "
             "not open the session (pam_limits' maxlogins, a failing session module; the "
             "server's log says 'PAM: pam_open_session()'), or an empty /etc/nologin",
-            evidence=lines[:3],
-            data={"nologin_file": "/etc/nologin"},
+            evidence=[
+                f"exit status {status}; stderr: nothing; stdout: {len(lines)} line(s) "
+                "(sshd's login messages: the motd)"
+            ],
         )
     # `true` cannot fail where it runs: the shell or a forced command did not run it.
     return Finding(

@@ -893,7 +893,6 @@ def _session_signal(t: Transcript) -> _Signal | None:
             "prints the file first) or when PAM could not open the session (UsePAM yes: "
             "pam_limits' maxlogins, a failing session module; the server's log says "
             "'PAM: pam_open_session()')",
-            {"nologin_file": "/etc/nologin"},
         )
     if command in _CANNOT_FAIL:  # the shell or a forced command ran instead of it
         options = next(
