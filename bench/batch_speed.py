@@ -27,15 +27,31 @@ from runbook import lab as lab_mod
 TIMEOUT = 3
 TARGETS = 200
 RUNS = 3
-KINDS = (("127.0.0.2", 2222), ("127.0.0.2", 22), ("203.0.113.22", 22))
 
 
 def _inventory(path: Path, count: int, key: Path, known: Path) -> list[tuple[str, int]]:
-    rows = [KINDS[i % len(KINDS)] for i in range(count)]
-    path.write_text(
-        "target,port,user,identity_file,known_hosts\n"
-        + "".join(f"{host},{port},alice,{key},{known}\n" for host, port in rows)
-    )
+    """A fleet of ``count`` distinct targets (a target listed twice runs once), a third of
+    each kind: healthy ones by a Host alias of their own in a generated ssh_config (all
+    the lab's sshd on 127.0.0.2:2222), refused ones at distinct loopback addresses, black
+    holes at distinct ports of the dropped address. Returns each one's (address, port)."""
+    config = path.with_suffix(".ssh_config")
+    rows: list[tuple[str, int]] = []
+    lines, hosts = [], []
+    for i in range(count):
+        if i % 3 == 0:
+            alias = f"healthy-{i}"
+            hosts.append(f"Host {alias}\n  HostName 127.0.0.2\n  Port 2222\n")
+            lines.append(f"{alias},,alice,{key},{known},{config}\n")
+            rows.append(("127.0.0.2", 2222))
+        elif i % 3 == 1:
+            address = f"127.0.{1 + i // 250}.{1 + i % 250}"
+            lines.append(f"{address},22,alice,{key},{known},\n")
+            rows.append((address, 22))
+        else:
+            lines.append(f"203.0.113.22,{1000 + i},alice,{key},{known},\n")
+            rows.append(("203.0.113.22", 1000 + i))
+    config.write_text("".join(hosts))
+    path.write_text("target,port,user,identity_file,known_hosts,ssh_config\n" + "".join(lines))
     return rows
 
 
