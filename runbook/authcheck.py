@@ -454,8 +454,7 @@ def check_session(conn: Connection, timeout: float) -> Finding:
     sessions the server refuses (MaxSessions 0, a PAM session module) fail only here."""
     dropped = (
         "authenticated, then the server dropped the connection as the session started ({}): "
-        "its session setup failed (a ChrootDirectory it refuses, a PAM session module); the "
-        "server's log says which"
+        + transcript.SETUP_FAILED
     )
     try:
         channel = conn.transport.open_session(timeout=timeout)
@@ -463,7 +462,7 @@ def check_session(conn: Connection, timeout: float) -> Finding:
         conn.close()
         return _refused(
             f"authenticated, but the server refuses to open a session ({err.text}): "
-            "MaxSessions 0 in its sshd_config, or a session its policy refuses",
+            + transcript.SESSION_REFUSED,
         )
     except (paramiko.SSHException, EOFError, OSError) as err:
         conn.close()
@@ -503,12 +502,8 @@ def check_session(conn: Connection, timeout: float) -> Finding:
         )
     if status == 0:
         return Finding("session", "exec", "pass", "a session starts and `true` exits 0")
-    if status is None and channel.closed and not channel.exit_status_ready():
-        return _refused(
-            "authenticated, then the server closed the session without an exit status: its "
-            "session setup failed (a ChrootDirectory it refuses, a PAM session module); the "
-            "server's log says which",
-        )
+    if status is None and channel.closed:
+        return _refused(dropped.format("the session closed without an exit status"))
     if status is None:
         return Finding(
             "session",
@@ -559,16 +554,8 @@ def _lines(data: bytearray) -> list[str]:
     return [ln.strip() for ln in data.decode(errors="replace").splitlines() if ln.strip()]
 
 
-def _refused(
-    summary: str, evidence: list[str] | None = None, data: dict[str, str] | None = None
-) -> Finding:
+def _refused(summary: str, evidence: list[str] | None = None) -> Finding:
     """The server accepted the login and would not give it a session."""
     return Finding(
-        "session",
-        "exec",
-        "fail",
-        summary,
-        cause_id="account.nologin",
-        evidence=evidence or [],
-        data=data or {},
+        "session", "exec", "fail", summary, cause_id="account.nologin", evidence=evidence or []
     )

@@ -22,6 +22,8 @@ __all__ = [
     "NOLOGIN_STATUS",
     "ROOT_PASSWORD",
     "RULES",
+    "SESSION_REFUSED",
+    "SETUP_FAILED",
     "Classification",
     "Event",
     "Rule",
@@ -540,6 +542,12 @@ def _channel_signal(t: Transcript) -> _Signal | None:
     return _Signal(cause, [channel], "high", f"the jump host cannot reach the target: {reason}")
 
 
+_LOCAL_BLOCK = (
+    "nothing left this machine: its own firewall (an output rule of iptables or nftables) "
+    "or a security policy (SELinux, an endpoint agent) refused the connection"
+)
+
+
 def _network_signal(t: Transcript) -> _Signal | None:
     dns = t.first("dns_failed")
     if dns is not None:
@@ -561,12 +569,6 @@ def _network_signal(t: Transcript) -> _Signal | None:
             local = error.lower() in ("operation not permitted", "permission denied")
             return _Signal(cause, failures[-3:], "high", _LOCAL_BLOCK if local else None)
     return None
-
-
-_LOCAL_BLOCK = (
-    "nothing left this machine: its own firewall (an output rule of iptables or nftables) "
-    "or a security policy (SELinux, an endpoint agent) refused the connection"
-)
 
 
 def _banner_signal(t: Transcript) -> _Signal | None:
@@ -877,9 +879,7 @@ def _session_signal(t: Transcript) -> _Signal | None:
             "account.nologin",
             [sent, *t.of("session_lost", "closed")[-1:], status[-1]],
             "medium",
-            "the server hung up as the session started, without an exit status: its session "
-            "setup failed (a ChrootDirectory it refuses, a PAM session module); the server's "
-            "log says which",
+            f"the server hung up as the session started, without an exit status: {SETUP_FAILED}",
         )
     if command in _CANNOT_FAIL and status[-1].facts["status"] == str(NOLOGIN_STATUS):
         # sshd exits 254 in two places: its own /etc/nologin check (without PAM; it prints
@@ -913,6 +913,14 @@ def _session_signal(t: Transcript) -> _Signal | None:
     return None
 
 
+# Why a server refuses a login its session (said alike here and by the live probe).
+SESSION_REFUSED = "MaxSessions 0 in its sshd_config, or a session its policy refuses"
+SETUP_FAILED = (
+    "its session setup failed (a ChrootDirectory it refuses, a PAM session module); the "
+    "server's log says which"
+)
+
+
 def _refused_session(t: Transcript) -> _Signal | None:
     """The server refused the login's session itself after authentication: the session
     channel (MaxSessions 0: "open failed"), the command or shell ("exec request failed"),
@@ -941,7 +949,7 @@ def _refused_session(t: Transcript) -> _Signal | None:
             [channel],
             "medium",
             f"the server refused to open a session after the login ({channel.facts['reason']}): "
-            "MaxSessions 0 in its sshd_config, or a session its policy refuses",
+            f"{SESSION_REFUSED}",
         )
     # Hung up before the command ended (no exit status): after the command was sent, or
     # before the session channel opened (-vv shows it asked for and never confirmed).
@@ -954,9 +962,7 @@ def _refused_session(t: Transcript) -> _Signal | None:
             "account.nologin",
             [*([sent] if sent else []), lost[0]],
             "medium",
-            "the server dropped the connection as the session started: its session setup "
-            "failed (a ChrootDirectory it refuses, a PAM session module); the server's log "
-            "says which",
+            f"the server dropped the connection as the session started: {SETUP_FAILED}",
         )
     return None
 
