@@ -8,7 +8,8 @@ sshd header with one-pass patterns, then each message with the very patterns of
 ``regex`` read alike: ASCII classes, no look-arounds), tried in the order
 ``logs._message`` tries them. Only lines whose header this path cannot vouch for (a
 bracketed process name, a kernel prefix, an RFC 5424 stamp Python alone reads) go through
-``logs._parse`` one by one, and journal exports go that way whole. What one line of a
+``logs._parse`` one by one. Journal exports are first made the lines
+``logs._journal_line`` makes of them, then parsed the same way. What one line of a
 connection lends the next (its client's address, its failed state: see
 ``logs._Connections``) is done afterwards over the whole frame with numpy. The result
 equals :func:`runbook.logs.iter_events`'s, event for event.
@@ -349,11 +350,32 @@ def _headers(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 def _piece(
-    data: bytes, anchor: datetime, zone: tzinfo
+    data: bytes, anchor: datetime, zone: tzinfo, bad: int
 ) -> tuple[pa.Table, LogStats, list[tuple[int, str]]]:
-    """One batch to its piece of the frame (in a worker thread, as much as can be)."""
-    events, stats, examples = _batch(data, anchor, zone)
+    """One batch to its piece of the frame (in a worker thread, as much as can be);
+    ``bad``: the batch's journal records that were none, counted unreadable."""
+    if data:
+        events, stats, examples = _batch(data, anchor, zone)
+    else:
+        events, stats, examples = pl.DataFrame(schema=_SCHEMA), LogStats(), []
+    stats.lines += bad
+    stats.unreadable += bad
     return _table(events), stats, examples
+
+
+def _journal(data: bytes, zone: tzinfo) -> tuple[bytes, int]:
+    """A batch of ``journalctl -o json`` records as the syslog-style lines that
+    logs._journal_line makes of them, for the column-wise parse; with the number of
+    records that are none (a line that is no JSON object, binary garbage)."""
+    records = data.decode("utf-8", errors="replace").split("\n")
+    if data.endswith(b"\n"):
+        records.pop()
+    made = [
+        line
+        for record in records
+        if "\0" not in record and (line := logs._journal_line(record, zone)) is not None
+    ]
+    return "".join(f"{line}\n" for line in made).encode(), len(records) - len(made)
 
 
 def _coded(line: int, row: Row) -> tuple:
@@ -372,7 +394,7 @@ def _coded(line: int, row: Row) -> tuple:
 
 
 def _from_rows(rows: Iterator[Row], chunksize: int) -> Iterator[pl.DataFrame]:
-    """Rows of logs._scan (journal records, lines given in memory) in _SCHEMA's terms."""
+    """Rows of logs._scan (lines given in memory) in _SCHEMA's terms."""
     with _no_gc():
         while chunk := [_coded(0, row) for row in islice(rows, chunksize)]:
             yield pl.DataFrame(chunk, schema=_SCHEMA, orient="row")
@@ -405,16 +427,22 @@ def _batches(path: Path, stats: LogStats) -> Iterator[bytes]:
 
 
 def _parsed(
-    path: Path, anchor: datetime, zone: tzinfo, stats: LogStats, workers: int
+    path: Path, anchor: datetime, zone: tzinfo, stats: LogStats, workers: int, *, journal: bool
 ) -> Iterator[pa.Table]:
-    """A text file's events, ``workers`` batches at a time (polars lets go of the GIL),
-    and one more read ahead, so that no worker waits for the file."""
+    """A file's events, ``workers`` batches at a time (polars lets go of the GIL), and
+    one more read ahead, so that no worker waits for the file.
+
+    Journal records become lines here, in this thread, beside the workers' polars work
+    (in the workers, json.loads would hold the GIL against the other's polars calls)."""
     with ThreadPoolExecutor(workers) as pool:
         pending: list = []
         batches = _batches(path, stats)
         while True:
             while len(pending) <= workers and (data := next(batches, None)) is not None:
-                pending.append(pool.submit(_piece, data, anchor, zone))
+                bad = 0
+                if journal:
+                    data, bad = _journal(data, zone)
+                pending.append(pool.submit(_piece, data, anchor, zone, bad))
             if not pending:
                 return
             events, counted, examples = pending.pop(0).result()
@@ -553,11 +581,8 @@ def read(
     for path in logs._files(paths):
         stats.files.append(str(path))
         anchor = logs._anchor(path, now, zone)
-        if logs._is_journal(path):
-            rows = logs._scan(logs._lines(path, stats), anchor, zone, stats, journal=True)
-            parts += map(_table, _from_rows(rows, chunksize))
-        else:
-            parts += _parsed(path, anchor, zone, stats, workers or _cores())
+        journal = logs._is_journal(path)
+        parts += _parsed(path, anchor, zone, stats, workers or _cores(), journal=journal)
     frame = _pandas(parts, zone)
     del parts
     _carry_over(frame)

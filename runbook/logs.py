@@ -753,7 +753,12 @@ def _journal_line(line: str, zone: tzinfo) -> str | None:
     pid = record.get("SYSLOG_PID") or record.get("_PID")
     host = record.get("_HOSTNAME") or "-"
     tag = f"{ident}[{pid}]" if pid else ident
-    return f"{stamp} {host} {tag}: {msg}" if stamp else f"{host} {tag}: {msg}"
+    line = f"{stamp} {host} {tag}: {msg}" if stamp else f"{host} {tag}: {msg}"
+    return line.translate(_ONE_LINE)
+
+
+# A record is one line of the log: its line breaks are spaces, a NUL no binary garbage.
+_ONE_LINE = str.maketrans({"\n": " ", "\r": " ", "\0": "\ufffd"})
 
 
 class _Connections:
@@ -906,9 +911,9 @@ def read_sshd_log(
 ):  # -> pd.DataFrame
     """sshd's events as a DataFrame (the contract's columns, proper dtypes).
 
-    Text files are parsed column-wise by polars in batches of lines, ``workers`` batches
-    at once (default: the cores this process may use, at most 8), so memory follows the
-    events kept, not the size of the logs; journal exports and ``lines`` are read
+    Text files and journal exports are parsed column-wise by polars in batches of lines,
+    ``workers`` batches at once (default: the cores this process may use, at most 8), so
+    memory follows the events kept, not the size of the logs; ``lines`` are read
     ``chunksize`` events at a time. The result equals :func:`iter_events`'s;
     ``frame.attrs["stats"]`` holds the :class:`LogStats` of the read.
     """

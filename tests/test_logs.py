@@ -873,3 +873,70 @@ def test_session_child_lines_belong_to_the_attempt(tmp_path) -> None:
         ("server.bad_modes", "/srv/sftp/alice")
     ]
     assert proved[0].data["bad_path"] == "/srv/sftp/alice"
+
+
+def _journal_record(i: int, **fields) -> str:
+    record = {
+        "__REALTIME_TIMESTAMP": str(1764324000000000 + i * 1500001),
+        "_HOSTNAME": "web1",
+        "SYSLOG_IDENTIFIER": "sshd",
+        "_PID": str(4000 + i % 3),
+        "MESSAGE": f"Failed password for root from 192.0.2.{i % 9} port {1000 + i} ssh2",
+    }
+    record.update(fields)
+    return json.dumps({k: v for k, v in record.items() if v is not ...})
+
+
+_JOURNAL_EDGES = [
+    _journal_record(0),
+    _journal_record(
+        1,
+        SYSLOG_IDENTIFIER="sshd-session",
+        MESSAGE="Accepted publickey for al from 192.0.2.1 port 22 ssh2: ED25519 SHA256:x",
+    ),
+    _journal_record(2, MESSAGE=list(b"Invalid user \xff from 192.0.2.2 port 3")),  # bytes
+    _journal_record(3, MESSAGE=None),
+    _journal_record(4, MESSAGE=...),  # no MESSAGE at all
+    _journal_record(5, SYSLOG_IDENTIFIER="CRON", MESSAGE="(root) CMD (true)"),
+    _journal_record(6, SYSLOG_IDENTIFIER=..., _COMM="sshd"),
+    _journal_record(7, _PID=...),
+    _journal_record(8, __REALTIME_TIMESTAMP=...),
+    _journal_record(
+        9,
+        MESSAGE="Connection closed by authenticating user root 192.0.2.3 "
+        "port 5 [preauth]\nsecond line",
+    ),
+    _journal_record(10, MESSAGE="Invalid user a\x00b from 192.0.2.4 port 6"),
+    _journal_record(11, _HOSTNAME=""),
+    "not json at all",
+    "[1, 2, 3]",
+    "",
+    '{"MESSAGE": "Failed password for root from 192.0.2.5 port 7 ssh2", "_PID": 12}',
+]
+
+
+def test_journal_records_read_alike_by_both_readers(tmp_path) -> None:
+    """journalctl -o json records go through the column-wise parse as the lines
+    logs._journal_line makes of them: every odd record (bytes, no message, no pid, no
+    stamp, another program, a line break or a NUL inside, no JSON) reads as the streaming
+    reader reads it, across batch boundaries."""
+    path = tmp_path / "journal.json"
+    path.write_text("\n".join(_JOURNAL_EDGES * 3) + "\n")
+    now = datetime(2026, 11, 28, 12, tzinfo=ZURICH)
+    for batch in (300, 1 << 20):
+        logframe.BATCH_BYTES, saved = batch, logframe.BATCH_BYTES
+        try:
+            frame = logs.read_sshd_log([path], now=now, tz=ZURICH, workers=2)
+        finally:
+            logframe.BATCH_BYTES = saved
+        stats = logs.LogStats()
+        events = list(logs.iter_events([path], now=now, tz=ZURICH, stats=stats))
+        assert len(events) > 20
+        assert _records_of(frame) == _records_of_events(events)
+        got = frame.attrs["stats"]
+        assert (got.lines, got.other, got.unreadable, got.sshd_unrecognised) == (
+            stats.lines,
+            stats.other,
+            stats.unreadable,
+            stats.sshd_unrecognised,
+        )
