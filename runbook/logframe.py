@@ -508,16 +508,56 @@ def _latest(flags: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return np.where(latest >= starts, latest, -1)
 
 
+def _next(flags: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """For each position: the first position at or after it, in the same group (which
+    ends at ``ends``), whose flag is set (-1 for none)."""
+    size = len(flags)
+    following = np.minimum.accumulate(np.where(flags, np.arange(size), size)[::-1])[::-1]
+    return np.where(following <= ends, following, -1)
+
+
+def _connections(key: np.ndarray, event: np.ndarray, stamps: np.ndarray) -> np.ndarray:
+    """For key-sorted rows of sshd processes: where each row's connection begins (see
+    ``logs._new_connection``, whose rules these are, column-wise)."""
+    size = len(key)
+    first = np.r_[True, key[1:] != key[:-1]]
+    previous = np.r_[-1, event[:-1]]
+    codes = {name: _EVENTS.index(name) for name in _EVENTS}
+    starts = [codes[e] for e in logs._STARTS]
+    is_start = np.isin(event, starts)
+    connection = codes["connection"]
+    timed = stamps != _NAT
+    late = np.r_[False, timed[1:] & timed[:-1] & (np.diff(stamps) > _GAP_US)]
+    new = (
+        first
+        | (is_start & ((event == connection) | ~np.isin(previous, starts)))
+        | (~is_start & late)
+        | (
+            ~is_start
+            & np.isin(previous, [codes[e] for e in logs._ENDS])
+            & ~np.isin(event, [codes[e] for e in logs._TRAILERS])
+        )
+    )
+    return np.maximum.accumulate(np.where(new, np.arange(size), 0))
+
+
+_NAT = np.iinfo(np.int64).min
+_GAP_US = logs.CONNECTION_GAP // timedelta(microseconds=1)
+
+
 def _carry_over(frame: pd.DataFrame) -> None:
     """What ``logs._Connections`` does line by line, for the whole frame at once.
 
-    Within one sshd process (host, pid): a line without the client's address takes the
-    address and port of the latest line that had one, and the latest user such lines
-    named; and the end of a connection that failed before anyone logged in is a failure.
-    Done on the rows sorted by process (stable, so each process's lines keep their order),
-    where "the latest such line" is a running maximum.
+    Within one connection of an sshd process (host, pid; see ``_connections``): a line
+    without the client's address takes the address and port of the latest line that had
+    one, and the latest user such lines named, else all three from the first later line
+    with an address; and the end of a connection that failed before anyone logged in is a
+    failure. Done on the rows sorted by process (stable, so each process's lines keep their
+    order), where "the latest such line" is a running maximum.
     """
-    rows = np.flatnonzero(frame["pid"].notna().to_numpy())
+    events = frame["event"].cat.codes.to_numpy()
+    daemon = np.isin(events, [_EVENTS.index(e) for e in logs._DAEMON_EVENTS])
+    rows = np.flatnonzero(frame["pid"].notna().to_numpy() & ~daemon)
     if not len(rows):
         return
     hosts = pd.factorize(frame["host"], use_na_sentinel=False)[0][rows].astype("int64")
@@ -525,11 +565,15 @@ def _carry_over(frame: pd.DataFrame) -> None:
     key = hosts * (int(pids.max()) + 1) + pids  # one number per (host, pid)
     order = np.argsort(key, kind="stable")
     rows, key = rows[order], key[order]
-    starts = np.maximum.accumulate(
-        np.where(np.r_[True, key[1:] != key[:-1]], np.arange(len(key)), 0)
-    )
+    stamps = frame["time"].array.asi8[rows]
+    event = events[rows]
+    starts = _connections(key, event, stamps)
+    begins = np.flatnonzero(starts == np.arange(len(rows)))  # each connection's first row
+    ends = np.r_[begins[1:] - 1, len(rows) - 1][np.cumsum(starts == np.arange(len(rows))) - 1]
     has_ip = frame["ip"].notna().to_numpy()[rows]
-    source = _latest(has_ip, starts)
+    before = _latest(has_ip, starts)
+    after = _next(has_ip, ends)
+    source = np.where(before >= 0, before, after)
     fill = ~has_ip & (source >= 0)
     if fill.any():
         # Each filled value is taken from the row that lends it (Arrow's take: no copies
@@ -541,22 +585,23 @@ def _carry_over(frame: pd.DataFrame) -> None:
         own = into[~frame["port"].array[into].isna()]  # a line's own port stays
         lend[own] = own
         frame["port"] = frame["port"].array.take(lend)
-        named = _latest(has_ip & frame["user"].notna().to_numpy()[rows], starts)[fill]
+        # The user: the latest one lines with an address named, else the later line's.
+        named = _latest(has_ip & frame["user"].notna().to_numpy()[rows], starts)
+        named = np.where(before >= 0, named, after)[fill]
         lend = np.arange(len(frame))
         borrow = (named >= 0) & frame["user"].array[into].isna()
         lend[into[borrow]] = rows[named[borrow]]
         frame["user"] = frame["user"].array.take(lend)
     # The state each line finds: failed after a failure, cleared by a new connection or a
     # success; a connection's end found in the failed state concludes a failed attempt.
-    event = frame["event"].cat.codes.to_numpy()[rows]
     outcome = frame["outcome"].cat.codes.to_numpy()[rows]
     failure, success = _OUTCOMES.index("failure"), _OUTCOMES.index("success")
     failed = outcome == failure
     marked = _latest(failed | (outcome == success) | (event == _EVENTS.index("connection")), starts)
-    before = np.r_[-1, marked[:-1]]
-    before = np.where(before >= starts, before, -1)
+    previous = np.r_[-1, marked[:-1]]
+    previous = np.where(previous >= starts, previous, -1)
     ended = np.isin(event, [_EVENTS.index(e) for e in logs._PREAUTH_FAILURES])
-    flip = ended & ~failed & (before >= 0) & failed[np.maximum(before, 0)]
+    flip = ended & ~failed & (previous >= 0) & failed[np.maximum(previous, 0)]
     if flip.any():
         frame.loc[rows[flip], "outcome"] = "failure"
 

@@ -30,6 +30,7 @@ import lzma
 import os
 import re
 import subprocess
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -776,33 +777,117 @@ _STAMP_CACHE: dict[tuple[int, tzinfo], tuple[str, str]] = {}
 _ONE_LINE = str.maketrans({"\n": " ", "\r": " ", "\0": "\ufffd"})
 
 
+# How one sshd process's lines group into connections (a process id is reused once its
+# connection is over). The listener's own lines (9.8+ logs its drops and penalties under
+# its pid) belong to no connection: they neither lend an address nor borrow one.
+_DAEMON_EVENTS = frozenset(
+    {
+        "listening",
+        "stopped",
+        "throttling",
+        "maxstartups",
+        "penalty",
+        "sshd_failed",
+        "daemon",
+        "hostkey_missing",
+    }
+)
+# A connection's first line: VERBOSE's "Connection from", or a banner refusal (its only line,
+# or the one before the "Connection closed by" that names the client).
+_STARTS = frozenset({"connection", "banner_error"})
+# The lines that end a connection; after one, only more of them (and the session's
+# byte count) belong to it: any other line is the next connection of a reused pid.
+_ENDS = frozenset(
+    {
+        "closed",
+        "reset",
+        "disconnected",
+        "disconnect",
+        "logout",
+        "session_closed",
+        "session_close",
+        "closing",
+        "timeout",
+        "too_many_failures",
+        "max_auth_tries",
+    }
+)
+_TRAILERS = _ENDS | {"transferred"}
+# Lines further apart than this in one process are not one connection's: before login,
+# LoginGraceTime (2 minutes by default) bounds a connection; after it, a line this late
+# (the end of a long session) still names its user and, mostly, its client.
+CONNECTION_GAP = timedelta(minutes=10)
+
+
+def _new_connection(event: str, previous: str, gap: timedelta | None) -> bool:
+    """Whether a line (its event, the event of the process's previous line, the time since
+    that line) begins another connection of the same process."""
+    if event in _STARTS:  # a banner refusal after "Connection from" (VERBOSE) is its own
+        return event == "connection" or previous not in _STARTS
+    if gap is not None and gap > CONNECTION_GAP:
+        return True
+    return previous in _ENDS and event not in _TRAILERS
+
+
 class _Connections:
-    """What earlier lines of the same sshd process said: its client's address and user.
+    """What the other lines of the same connection say: its client's address and user.
 
     Many refusals (bad modes, locked accounts, "Too many authentication failures") name
-    no address; the connection's other lines do, and they share the process id.
+    no address; the connection's other lines do, and they share the process id. A line
+    takes them from the latest earlier line of its connection that has them, else from the
+    first later one (sshd often names the client only when the connection closes): such a
+    line waits, and the lines after it with it, so events stay in order.
     """
 
     def __init__(self) -> None:
+        # Per (host, pid): its connection's (ip, port, user), or None while unknown.
         self._known: dict[tuple[str | None, int], tuple[str | None, int | None, str | None]] = {}
         self._failed: set[tuple[str | None, int]] = set()
+        self._last: dict[tuple[str | None, int], LogEvent] = {}
+        self._waiting: dict[tuple[str | None, int], list[LogEvent]] = {}
+        self._queue: deque[LogEvent] = deque()
+        self._held: set[int] = set()  # id() of the queued events that wait for an address
 
-    def complete(self, event: LogEvent) -> LogEvent:
-        if event.pid is None:
-            return event
+    def feed(self, event: LogEvent) -> Iterator[LogEvent]:
+        """Take one line's event; yield the events (in order) that are complete."""
+        if event.pid is not None and event.event not in _DAEMON_EVENTS:
+            self._complete(event)
+        self._queue.append(event)
+        if event.time is not None:
+            self._expire(event.time)
+        return self._release()
+
+    def flush(self) -> Iterator[LogEvent]:
+        """The events still waiting (their connections never named the client)."""
+        self._waiting.clear()
+        self._held.clear()
+        return self._release()
+
+    def _complete(self, event: LogEvent) -> None:
         key = (event.host, event.pid)
+        last = self._last.get(key)
+        gap = event.time - last.time if last and event.time and last.time else None
+        if last is None or _new_connection(event.event, last.event, gap):
+            self._end(key)
+        self._last[key] = event
+        known = self._known.get(key)
         if event.ip is not None:
-            known = self._known.get(key)
             user = event.user if event.user is not None else (known[2] if known else None)
+            if known is None:  # the first address of the connection: lend it forward too
+                for waiting in self._waiting.pop(key, []):
+                    _replace(waiting, ip=event.ip, port=waiting.port or event.port)
+                    if waiting.user is None:
+                        waiting.user = event.user
+                    self._held.discard(id(waiting))
             self._known[key] = (event.ip, event.port, user)
-        elif key in self._known:
-            ip, port, user = self._known[key]
-            event = _replace(
-                event,
-                ip=ip,
-                port=event.port or port,
-                user=event.user if event.user is not None else user,
-            )
+        elif known is not None:
+            ip, port, user = known
+            _replace(event, ip=ip, port=event.port or port)
+            if event.user is None:
+                event.user = user
+        else:
+            self._waiting.setdefault(key, []).append(event)
+            self._held.add(id(event))
         if event.event == "connection" or event.outcome == "success":
             self._failed.discard(key)
         if event.outcome == "failure":
@@ -810,8 +895,29 @@ class _Connections:
         elif event.event in _PREAUTH_FAILURES and key in self._failed:
             # The end of a connection that failed before anyone logged in concludes a
             # failed attempt (fail2ban counts these lines too).
-            event = _replace(event, outcome="failure")
-        return event
+            event.outcome = "failure"
+
+    def _end(self, key: tuple[str | None, int]) -> None:
+        """The process's connection is over: what waits for its address gets none."""
+        for waiting in self._waiting.pop(key, []):
+            self._held.discard(id(waiting))
+        self._known.pop(key, None)
+        self._failed.discard(key)
+
+    def _expire(self, now: datetime) -> None:
+        """A process silent for longer than CONNECTION_GAP has ended its connection: what
+        waits for its address gets none (so a line waits at most that long)."""
+        while self._queue and id(self._queue[0]) in self._held:
+            key = (self._queue[0].host, self._queue[0].pid)
+            last = self._last[key].time  # type: ignore[index]
+            if last is None or now - last <= CONNECTION_GAP:
+                return
+            self._end(key)  # type: ignore[arg-type]
+
+    def _release(self) -> Iterator[LogEvent]:
+        queue, held = self._queue, self._held
+        while queue and id(queue[0]) not in held:
+            yield queue.popleft()
 
 
 def _replace(event: LogEvent, **changes: Any) -> LogEvent:
@@ -898,14 +1004,20 @@ def iter_events(
     connections = _Connections()
     for source in sources:
         for row in source:
-            event = connections.complete(LogEvent(*row))
-            if event.time is not None and (
-                (since is not None and event.time < since)
-                or (until is not None and event.time > until)
-            ):
-                continue
+            for event in connections.feed(LogEvent(*row)):
+                if _kept(event, since, until):
+                    counted.events += 1
+                    yield event
+    for event in connections.flush():
+        if _kept(event, since, until):
             counted.events += 1
             yield event
+
+
+def _kept(event: LogEvent, since: datetime | None, until: datetime | None) -> bool:
+    return event.time is None or not (
+        (since is not None and event.time < since) or (until is not None and event.time > until)
+    )
 
 
 # -- DataFrames -----------------------------------------------------------------------------

@@ -113,8 +113,9 @@ def _oracle():
         for line, records, modes in _records(CORPUS / name):
             event = logs.parse_line(line, now=F2B_NOW, tz=ZURICH)
             if event:
-                event = connections.complete(event)
+                list(connections.feed(event))  # completed in place, now or by a later line
             results.append((line, _expected(records, modes), event or None))
+        list(connections.flush())
     return results
 
 
@@ -815,6 +816,12 @@ _LIFECYCLE = [
     "Disconnected from {ip} port {port}",
     "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= "
     "rhost={ip}  user={user}",
+    "error: kex_exchange_identification: Connection closed by remote host",
+    "pam_unix(sshd:session): session closed for user {user}",
+    "Disconnected from user {user} {ip} port {port}",
+    "Transferred: sent 3, received 2 bytes",
+    "Received signal 15; terminating.",
+    "drop connection #0 from [{ip}]:{port} on [10.0.0.1]:22 past MaxStartups",
 ]
 
 
@@ -828,20 +835,80 @@ _LIFECYCLE = [
             st.sampled_from(["192.0.2.1", "192.0.2.2", "2001:db8::7"]),
             st.sampled_from(["alice", "bob"]),
             st.integers(1000, 1003),
+            st.sampled_from([0, 1, 7, 11]),  # minutes since the line before
         ),
         max_size=40,
     )
 )
 def test_fuzz_carry_over_equals_the_line_by_line_one(lines: list[tuple]) -> None:
     text = []
-    for i, (message, host, pid, ip, user, port) in enumerate(lines):
+    clock = datetime(2026, 11, 28, 1, 0)
+    for message, host, pid, ip, user, port, minutes in lines:
+        clock += timedelta(minutes=minutes)
         tag = f"sshd[{pid}]" if pid else "sshd"
-        prefix = f"Nov 28 10:00:{i % 60:02d} {host} " if host else ""
+        prefix = f"{clock:%b %d %H:%M:%S} {host} " if host else ""
         text.append(prefix + f"{tag}: " + message.format(ip=ip, user=user, port=port))
     now = datetime(2026, 11, 28, 12, tzinfo=ZURICH)
     frame = logs.read_sshd_log(lines=text, now=now, tz=ZURICH)
     events = list(logs.iter_events(lines=text, now=now, tz=ZURICH))
     assert _records_of(frame) == _records_of_events(events)
+
+
+_REUSED_PIDS = [
+    ("Nov 20 09:00:00", 4242, "Accepted publickey for alice from 203.0.113.50 port 50000 ssh2"),
+    ("Nov 20 09:00:00", 4242, "pam_unix(sshd:session): session opened for user alice(uid=1000)"),
+    ("Nov 28 18:00:00", 4242, "Authentication refused: bad ownership or modes for directory /h/b"),
+    (
+        "Nov 28 18:00:01",
+        4242,
+        "Connection closed by authenticating user bob 192.0.2.77 port 4 [preauth]",
+    ),
+    ("Nov 28 18:01:00", 4300, "Accepted password for carol from 192.0.2.60 port 41100 ssh2"),
+    ("Nov 28 18:05:00", 4300, "pam_unix(sshd:session): session closed for user carol"),
+    (
+        "Nov 28 18:05:30",
+        4300,
+        "error: kex_exchange_identification: Connection closed by remote host",
+    ),
+    ("Nov 28 18:05:30", 4300, "Connection closed by 198.51.100.99 port 41200"),
+    ("Nov 28 18:06:00", 4301, "User dave not allowed because account is locked"),
+    ("Nov 28 18:06:00", 4301, "Connection closed by invalid user dave 192.0.2.88 port 5 [preauth]"),
+    (
+        "Nov 28 18:07:00",
+        800,
+        "drop connection #0 from [2001:db8::17]:50014 on [2001:db8::1]:22 "
+        "penalty: failed authentication",
+    ),
+    ("Nov 28 18:07:01", 800, "beginning MaxStartups throttling"),
+    ("Nov 28 18:07:02", 800, "Received signal 15; terminating."),
+    (
+        "Nov 28 18:08:00",
+        4302,
+        "error: kex_exchange_identification: Connection closed by remote host",
+    ),
+]
+
+
+def test_a_line_without_address_takes_its_own_connections(tmp_path) -> None:
+    """A reused process id's old connection lends nothing: a line without the client's
+    address takes it from its own connection's lines, earlier or (sshd names the client
+    when the connection closes) later; the listener's lines take none."""
+    path = tmp_path / "auth.log"
+    path.write_text("".join(f"{t} web1 sshd[{pid}]: {m}\n" for t, pid, m in _REUSED_PIDS))
+    now = datetime(2026, 11, 28, 19, tzinfo=UTC)
+    frame = logs.read_sshd_log([path], now=now, tz=UTC)
+    stats = logs.LogStats()
+    events = list(logs.iter_events([path], now=now, tz=UTC, stats=stats))
+    _read_alike(frame, events, stats)
+    got = {(e.event, e.pid): (e.user, e.ip) for e in events}
+    assert got[("bad_modes", 4242)] == ("bob", "192.0.2.77")
+    assert got[("banner_error", 4300)] == (None, "198.51.100.99")
+    assert got[("account_locked", 4301)] == ("dave", "192.0.2.88")
+    assert got[("throttling", 800)] == (None, None)
+    assert got[("stopped", 800)] == (None, None)
+    assert got[("banner_error", 4302)] == (None, None)  # no line of its own names the client
+    assert got[("session_closed", 4300)] == ("carol", "192.0.2.60")
+    assert "203.0.113.50" not in logs.brute_force_sources(frame, min_failures=1).index
 
 
 def test_session_child_lines_belong_to_the_attempt(tmp_path) -> None:
