@@ -451,13 +451,20 @@ def logs(
                 e.event,
                 e.outcome,
                 e.user or "-",
-                f"{e.ip}:{e.port}" if e.port else (e.ip or "-"),
+                _client(e.ip, e.port),
                 (e.method or e.reason or "")[:60],
             )
             for e in events
         ]
         click.echo(table(("time", "event", "outcome", "user", "client", "method/reason"), rows))
     click.echo(stats.summary(), err=True)
+
+
+def _client(ip: str | None, port: int | None) -> str:
+    """An address and port as ssh would write them ([2001:db8::1]:22, not 2001:db8::1:22)."""
+    if not port:
+        return ip or "-"
+    return f"[{ip}]:{port}" if ip and ":" in ip else f"{ip}:{port}"
 
 
 def _rows(frame: Any) -> list[dict[str, Any]]:

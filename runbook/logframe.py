@@ -300,6 +300,7 @@ def _batch(
     events = events.with_columns(
         time=_times(events, anchor, zone),
         process=pl.col("proc"),
+        host=pl.when(pl.col("host") != "-").then(pl.col("host")),  # RFC 5424's nil host
         pid=pl.col("pid").cast(pl.Int64, strict=False),  # RFC 5424's nil pid "-": none
         line=pl.col("line").cast(pl.Int64),
     ).select(list(_SCHEMA))
@@ -626,6 +627,11 @@ def read(
     for path in logs._files(paths):
         stats.files.append(str(path))
         anchor = logs._anchor(path, now, zone)
+        if not path.is_file():  # a pipe, read once: line by line
+            journal, read = logs._judged(logs._lines(path, stats))
+            rows = logs._scan(read, anchor, zone, stats, journal=journal)
+            parts += map(_table, _from_rows(rows, chunksize))
+            continue
         journal = logs._is_journal(path)
         parts += _parsed(path, anchor, zone, stats, workers or _cores(), journal=journal)
     frame = _pandas(parts, zone)

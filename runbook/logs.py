@@ -24,17 +24,18 @@ silently, and nothing stops a run.
 from __future__ import annotations
 
 import bz2
-import gzip
+import codecs
 import json
 import lzma
 import os
 import re
 import subprocess
+import zlib
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta, tzinfo
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -472,7 +473,7 @@ def _message(msg: str) -> tuple[Message, dict[str, str]] | None:
     return None
 
 
-def _bsd_time(match: re.Match[str], now: datetime, tz: tzinfo) -> datetime:
+def _bsd_time(match: re.Match[str], now: datetime, tz: tzinfo) -> datetime | None:
     key = (match.group("stamp"), now.toordinal(), tz)
     stamp = _BSD_CACHE.get(key)
     if stamp is None:
@@ -486,7 +487,7 @@ def _bsd_time(match: re.Match[str], now: datetime, tz: tzinfo) -> datetime:
 _BSD_CACHE: dict[tuple[str, int, tzinfo], datetime] = {}
 
 
-def _bsd_time_uncached(match: re.Match[str], now: datetime, tz: tzinfo) -> datetime:
+def _bsd_time_uncached(match: re.Match[str], now: datetime, tz: tzinfo) -> datetime | None:
     hour, minute, second = (int(x) for x in match.group("hms").split(":"))
     month, day = _MONTHS[match.group("mon")], int(match.group("day"))
     given = match.group("year") or match.group("year_first")  # a template with the year
@@ -500,9 +501,76 @@ def _bsd_time_uncached(match: re.Match[str], now: datetime, tz: tzinfo) -> datet
 
     stamp = build(year)
     if not given and (stamp is None or stamp > now + timedelta(days=1)):
-        # Syslog has no year: the newest year that does not put the line in the future.
-        stamp = build(year - 1) or build(year - 4)
-    return stamp or datetime(year, 1, 1, tzinfo=tz)
+        # Syslog has no year: the newest year that does not put the line in the future
+        # (Feb 29: the last leap year, up to 8 years back across a century).
+        stamp = next(filter(None, map(build, range(year - 1, year - 9, -1))), None)
+    return stamp  # None for a day no year has (Feb 30)
+
+
+_WEEKDAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) "
+_MONTH = r"(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+_CLOCK = r"\d\d:\d\d:\d\d(?:\.\d{1,6})?"
+# Rarer framings of a line's time, each with how to read it (None: the line has no clock).
+_OTHER_STAMPS: tuple[tuple[re.Pattern[str], Callable[..., datetime | None]], ...] = tuple(
+    (re.compile(pattern, re.ASCII), read)
+    for pattern, read in (
+        # journalctl -o short-full: "Sat 2026-11-28 10:00:01 UTC" (a zone name, or offset).
+        (
+            rf"^{_WEEKDAY}(?P<date>\d{{4}}-\d\d-\d\d {_CLOCK}) "
+            r"(?P<zone>[A-Z]{2,5}|[+-]\d{4}) +",
+            lambda m, anchor, zone: _zoned(m["date"], m["zone"], zone),
+        ),
+        # journalctl -o short-unix: seconds since the epoch.
+        (
+            r"^(?P<epoch>\d{9,10}(?:\.\d{1,6})?) +",
+            lambda m, anchor, zone: datetime.fromtimestamp(float(m["epoch"]), zone),
+        ),
+        # Templates writing "2026/11/28 10:00:00", or ctime's "Sat Nov 28 10:00:24 2026".
+        (
+            rf"^(?P<date>\d{{4}}/\d\d/\d\d {_CLOCK}) +",
+            lambda m, anchor, zone: _iso_time(m["date"].replace("/", "-"), zone),
+        ),
+        (
+            rf"^{_WEEKDAY}{_MONTH} +(?P<day>\d{{1,2}}) (?P<hms>{_CLOCK}) (?P<year>\d{{4}}) +",
+            lambda m, anchor, zone: _bsd_time(
+                _BSD_TIME.match(f"{m['mon']} {m['day']} {m['year']} {m['hms'][:8]} "), anchor, zone
+            ),
+        ),
+        # Day first ("28 Nov 10:00:19"), the year inferred as syslog's is.
+        (
+            rf"^(?P<day>\d{{1,2}}) {_MONTH} (?P<hms>{_CLOCK}) +",
+            lambda m, anchor, zone: _bsd_time(
+                _BSD_TIME.match(f"{m['mon']} {m['day']} {m['hms'][:8]} "), anchor, zone
+            ),
+        ),
+        # journalctl -o short-monotonic: seconds since boot, no clock time.
+        (r"^\[ *\d+\.\d+\] +", lambda m, anchor, zone: None),
+    )
+)
+
+
+def _other_stamp(text: str, anchor: datetime, zone: tzinfo) -> tuple[datetime | None, str] | None:
+    """(time, the rest of the line) for a line framed by one of _OTHER_STAMPS, else None."""
+    for pattern, read in _OTHER_STAMPS:
+        if match := pattern.match(text):
+            try:
+                return read(match, anchor, zone), text[match.end() :]
+            except (ValueError, OverflowError, OSError):  # a stamp no calendar has
+                return None, text[match.end() :]
+    return None
+
+
+def _zoned(text: str, name: str, zone: tzinfo) -> datetime | None:
+    """A local time with journalctl's zone: an offset, UTC, or (an abbreviation such as
+    CET, which names no single offset) the zone the reader was given."""
+    if name[0] in "+-":
+        return _iso_time(f"{text}{name}", zone)
+    return _iso_time(text, UTC if name in ("UTC", "GMT") else zone)
+
+
+def _pid(text: str | None) -> int | None:
+    """A process id as sshd's tag gives it (none when absent, nil or beyond any kernel's)."""
+    return int(text) if text and text.isdigit() and len(text) <= 9 else None
 
 
 def _iso_time(text: str, tz: tzinfo) -> datetime | None:
@@ -524,7 +592,7 @@ def _header(text: str, anchor: datetime, zone: tzinfo):
                 _iso_time(rfc.group("iso"), zone),
                 rfc.group("host"),
                 rfc.group("app"),
-                int(pid) if pid.isdigit() else None,
+                _pid(pid),
                 rfc.group("msg"),
             )
         if pri := _PRI.match(text):  # RFC 3164 as sent, its priority kept: "<38>Nov 28 ..."
@@ -534,26 +602,28 @@ def _header(text: str, anchor: datetime, zone: tzinfo):
         host, proc, pid, msg = fast.group("host", "proc", "pid", "msg")
         if proc in _SSHD_NAMES or _SSHD.search(proc):
             # The common case, in one match: "Mon DD HH:MM:SS host sshd[pid]: message".
-            return _bsd_time(fast, anchor, zone), host, proc, int(pid) if pid else None, msg
+            return _bsd_time(fast, anchor, zone), host, proc, _pid(pid), msg
         return None
     time, rest = None, text
     iso = _ISO_TIME.match(text)
     bsd = None if iso else _BSD_TIME.match(text)
+    other = None if iso or bsd else _other_stamp(text, anchor, zone)
     if iso:
         time, rest = _iso_time(iso.group("iso"), zone), text[iso.end() :]
     elif bsd:
         time, rest = _bsd_time(bsd, anchor, zone), text[bsd.end() :]
+    elif other:
+        time, rest = other
     tag = _TAG.match(rest)
     if tag and _SSHD.search(tag.group("proc") or ""):
-        pid = tag.group("pid")
         return (
             time,
             tag.group("host"),
             tag.group("proc"),
-            int(pid) if pid else None,
+            _pid(tag.group("pid")),
             tag.group("msg"),
         )
-    if iso or bsd or (tag and tag.group("pid")):
+    if iso or bsd or other or (tag and tag.group("pid")):
         return None  # another program's line
     # A bare message, as `sshd -E FILE` or `sshd -d` write them.
     return None, None, "sshd", None, text
@@ -581,6 +651,8 @@ def _parse(text: str, anchor: datetime, zone: tzinfo) -> Row | Literal[False] | 
     if header is None:
         return None
     time, host, process, pid, msg = header
+    if host == "-":  # RFC 5424's nil value
+        host = None
     if msg[:6] == "kernel":
         msg = _PREFIX.sub("", msg)
     elif msg[:17] == "message repeated " and (repeated := _REPEATED.match(msg)):
@@ -625,15 +697,13 @@ def _parse(text: str, anchor: datetime, zone: tzinfo) -> Row | Literal[False] | 
 # A rotated log's suffix: a number (auth.log.2.gz is older than auth.log.1) or, with
 # logrotate's dateext (RHEL's default), the day it was rotated (secure-20261101).
 _ROTATED = re.compile(r"(?:\.(?P<number>\d{1,4})|-(?P<day>\d{8}))(?:\.gz|\.xz|\.bz2)?$")
-# Compressed rotations: gzip (Debian, RHEL), xz (SUSE), bzip2.
-_OPENERS = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
 
 
 def _age(path: Path) -> tuple[str, int]:
     """Sort key putting a directory's logs oldest first, the live file of each name last."""
     match = _ROTATED.search(path.name)
     if match is None:
-        return path.name.removesuffix(path.suffix if path.suffix in _OPENERS else ""), 0
+        return path.name.removesuffix(path.suffix if path.suffix in _DECOMPRESSORS else ""), 0
     base = path.name[: match.start()]
     if match.group("number"):
         return base, -int(match.group("number"))
@@ -643,10 +713,16 @@ def _age(path: Path) -> tuple[str, int]:
 def _files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     found: list[Path] = []
     for item in paths:
-        path = Path(item)
+        path = Path("/dev/stdin") if str(item) == "-" else Path(item)
         if path.is_dir():
-            found += sorted((p for p in path.iterdir() if p.is_file()), key=_age)
-        elif path.is_file():
+            files = sorted((p for p in path.iterdir() if p.is_file()), key=_age)
+            if not files:
+                raise BadInput(
+                    f"log directory {item} holds no files",
+                    hint="give the directory of the logs, such as /var/log",
+                )
+            found += files
+        elif path.exists():  # a file, or a pipe: `runbook logs <(ssh srv cat auth.log)`, -
             found.append(path)
         else:
             raise BadInput(
@@ -662,25 +738,66 @@ def _blocks(path: Path, stats: LogStats) -> Iterator[bytes]:
 
     Read a block at a time (a line at a time costs a third of the parse).
     """
-    opener = _OPENERS.get(path.suffix, open)
     rest = b""
+    first = True
     try:
-        with opener(path, "rb") as handle:  # type: ignore[operator]
-            while block := handle.read(_BLOCK):
-                cut = block.rfind(b"\n") + 1
-                if not cut:
-                    # Inside one long line: only its head is ever read (MAX_LINE), so a
-                    # 100 MB line of garbage costs no more than a short one.
-                    rest = (rest + block)[: 4 * MAX_LINE]
-                    continue
-                yield rest + block[:cut]
-                rest = block[cut:]
-    except (OSError, EOFError, lzma.LZMAError) as err:
-        # A truncated archive or a vanished file ends that file, not the run.
+        for block in _raw_blocks(path):
+            if first:
+                block, first = block.removeprefix(b"\xef\xbb\xbf"), False  # a UTF-8 BOM
+            cut = block.rfind(b"\n") + 1
+            if not cut:
+                # Inside one long line: only its head is ever read (MAX_LINE), so a
+                # 100 MB line of garbage costs no more than a short one.
+                rest = (rest + block)[: 4 * MAX_LINE]
+                continue
+            yield rest + block[:cut]
+            rest = block[cut:]
+    except (OSError, EOFError, ValueError, lzma.LZMAError, zlib.error) as err:
+        # A truncated archive or a vanished file ends that file (what came before it
+        # counts), not the run.
         stats.unreadable += 1
         stats.examples.append(f"{path}: {err}")
     if rest:
         yield rest
+
+
+def _raw_blocks(path: Path) -> Iterator[bytes]:
+    """The (decompressed) bytes of a file, _BLOCK at a time. Archives are decompressed
+    incrementally, so a truncated one yields all it holds before the cut, then raises."""
+    factory = _DECOMPRESSORS.get(path.suffix)
+    with open(path, "rb") as handle:
+        if factory is None:
+            block = handle.read(_BLOCK)
+            if block[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 (PowerShell's `>`)
+                decoder = codecs.getincrementaldecoder("utf-16")(errors="replace")
+                while block:
+                    yield decoder.decode(block).encode()
+                    block = handle.read(_BLOCK)
+                return
+            while block:
+                yield block
+                block = handle.read(_BLOCK)
+            return
+        decompressor, fed = factory(), False
+        while chunk := handle.read(_BLOCK):
+            while chunk:
+                yield decompressor.decompress(chunk)
+                fed = True
+                if not decompressor.eof:
+                    break
+                # The end of one member: gzip and bzip2 files may hold several.
+                chunk, decompressor, fed = decompressor.unused_data, factory(), False
+        if fed:
+            raise EOFError("compressed file ended before the end-of-stream marker (truncated)")
+
+
+_BLOCK = 1 << 20
+# Compressed rotations: gzip (Debian, RHEL), xz (SUSE), bzip2.
+_DECOMPRESSORS: dict[str, Callable[[], Any]] = {
+    ".gz": lambda: zlib.decompressobj(wbits=31),
+    ".xz": lzma.LZMADecompressor,
+    ".bz2": bz2.BZ2Decompressor,
+}
 
 
 def _lines(path: Path, stats: LogStats) -> Iterator[str]:
@@ -693,9 +810,6 @@ def _lines(path: Path, stats: LogStats) -> Iterator[str]:
         yield from _counted(lines, stats)
 
 
-_BLOCK = 1 << 20
-
-
 def _counted(lines: list[str], stats: LogStats) -> Iterator[str]:
     stats.lines += len(lines)
     for line in lines:
@@ -706,10 +820,21 @@ def _counted(lines: list[str], stats: LogStats) -> Iterator[str]:
 
 
 def _is_journal(path: Path) -> bool:
-    """Whether a file holds ``journalctl -o json`` records (judged by its first line)."""
-    stats = LogStats()
-    first = next(_lines(path, stats), "")
-    return first.lstrip().startswith("{")
+    """Whether a file holds ``journalctl -o json`` records (see _judged)."""
+    return _judged(_lines(path, LogStats()))[0]
+
+
+def _judged(lines: Iterator[str], sample: int = 50) -> tuple[bool, Iterator[str]]:
+    """Whether lines are ``journalctl -o json`` records: most of the first ``sample`` are
+    JSON objects (blank lines, and journalctl's "Hint:" and "-- " notes, aside); and the
+    lines, all of them (a pipe cannot be read twice)."""
+    head = list(islice(lines, sample))
+    votes = [
+        line.lstrip().startswith("{")
+        for line in head
+        if line.strip() and not line.startswith(("Hint: ", "-- "))
+    ]
+    return sum(votes) * 2 > len(votes), chain(head, lines)
 
 
 def holds_log_lines(path: str | os.PathLike[str], sample: int = 200) -> bool:
@@ -725,6 +850,7 @@ def holds_log_lines(path: str | os.PathLike[str], sample: int = 200) -> bool:
             if (
                 _BSD_TIME.match(text)
                 or _ISO_TIME.match(text)
+                or _other_stamp(text, datetime.now(UTC), UTC)
                 or _RFC5424.match(text)
                 or (text.lstrip().startswith("{") and _journal_line(text, UTC) is not None)
                 or _message(text) is not None
@@ -734,26 +860,47 @@ def holds_log_lines(path: str | os.PathLike[str], sample: int = 200) -> bool:
 
 
 def _journal_line(line: str, zone: tzinfo) -> str | None:
-    """A ``journalctl -o json`` record as a syslog-style line (or None if not JSON)."""
+    """A ``journalctl -o json`` record as a syslog-style line (or None if not a record)."""
     try:
         record = json.loads(line)
     except ValueError:
         return None
-    if not isinstance(record, dict):
+    if not isinstance(record, dict) or not _JOURNAL_KEYS & record.keys():
         return None
+    # Each field a plain string in all but odd records (_field's cases): tested inline.
     msg = record.get("MESSAGE")
-    if isinstance(msg, list):  # non-UTF-8 messages come as byte arrays
-        msg = bytes(b for b in msg if isinstance(b, int) and 0 <= b < 256).decode(errors="replace")
-    micros = record.get("__REALTIME_TIMESTAMP")
+    if type(msg) is not str:
+        msg = _field(msg)
+    micros = record.get("__REALTIME_TIMESTAMP") or record.get("_SOURCE_REALTIME_TIMESTAMP")
     stamp = _journal_stamp(int(micros), zone) if str(micros or "").isdigit() else ""
-    ident = record.get("SYSLOG_IDENTIFIER") or record.get("_COMM") or "?"
+    ident = record.get("SYSLOG_IDENTIFIER") or record.get("_COMM")
+    if type(ident) is not str:
+        ident = _field(ident) or "?"
     pid = record.get("SYSLOG_PID") or record.get("_PID")
-    host = record.get("_HOSTNAME") or "-"
+    if pid is not None and type(pid) is not str:
+        pid = _field(pid)
+    host = record.get("_HOSTNAME")
+    if host is not None and type(host) is not str:
+        host = _field(host)
     tag = f"{ident}[{pid}]" if pid else ident
-    line = f"{stamp} {host} {tag}: {msg}" if stamp else f"{host} {tag}: {msg}"
+    line = " ".join(part for part in (stamp, host, f"{tag}: {msg}") if part)
     if "\n" in line or "\r" in line or "\0" in line:  # rare: translate costs a tenth
         line = line.translate(_ONE_LINE)
     return line
+
+
+# What makes a JSON object a journal record (not any application's JSON log line).
+_JOURNAL_KEYS = frozenset({"MESSAGE", "__REALTIME_TIMESTAMP", "__CURSOR"})
+
+
+def _field(value: Any) -> str:
+    """A journal field's text: journalctl writes a non-UTF-8 value as an array of bytes, a
+    field given twice as an array of values, and one too long (without --all) as null."""
+    if isinstance(value, list):
+        if value and all(isinstance(b, int) for b in value):
+            return bytes(b for b in value if 0 <= b < 256).decode(errors="replace")
+        value = next((v for v in value if isinstance(v, str)), "")
+    return value if isinstance(value, str) else ""
 
 
 def _journal_stamp(micros: int, zone: tzinfo) -> str:
@@ -765,7 +912,10 @@ def _journal_stamp(micros: int, zone: tzinfo) -> str:
     if parts is None:
         if len(_STAMP_CACHE) > 65536:
             _STAMP_CACHE.clear()
-        whole = datetime.fromtimestamp(seconds, zone).isoformat()
+        try:
+            whole = datetime.fromtimestamp(seconds, zone).isoformat()
+        except (ValueError, OverflowError, OSError):  # a damaged record's time: none
+            return ""
         parts = _STAMP_CACHE[key] = (whole[:19], whole[19:])
     return f"{parts[0]}.{fraction:06d}{parts[1]}" if fraction else f"{parts[0]}{parts[1]}"
 
@@ -1000,7 +1150,8 @@ def iter_events(
         sources.append(_scan(lines, now or datetime.now(zone), zone, counted, count=True))
     for path in _files(paths):
         counted.files.append(str(path))
-        sources.append(_scan(_lines(path, counted), _anchor(path, now, zone), zone, counted))
+        journal, read = _judged(_lines(path, counted))
+        sources.append(_scan(read, _anchor(path, now, zone), zone, counted, journal=journal))
     connections = _Connections()
     for source in sources:
         for row in source:

@@ -392,6 +392,134 @@ def test_logs_command_refuses_what_is_no_log(tmp_path) -> None:
     assert run("photo.jpg", "cron.log").returncode == 0  # one real log among them
 
 
+_FAILED = "Failed password for root from 192.0.2.1 port 40001 ssh2"
+
+
+@pytest.mark.parametrize(
+    ("line", "when"),
+    [
+        (f"Sat 2026-11-28 10:00:01 UTC h sshd[3]: {_FAILED}", "2026-11-28T10:00:01+00:00"),
+        (f"Sat 2026-11-28 10:00:01 +0100 h sshd[3]: {_FAILED}", "2026-11-28T09:00:01+00:00"),
+        (f"1795860002.5 h sshd[3]: {_FAILED}", "2026-11-28T10:00:02.500000+00:00"),
+        (f"2026/11/28 10:00:20 h sshd[3]: {_FAILED}", "2026-11-28T10:00:20+00:00"),
+        (f"Sat Nov 28 10:00:24 2026 h sshd[3]: {_FAILED}", "2026-11-28T10:00:24+00:00"),
+        (f"28 Nov 10:00:19 h sshd[3]: {_FAILED}", "2026-11-28T10:00:19+00:00"),
+        (f"[  123.456789] h sshd[3]: {_FAILED}", None),  # short-monotonic: no clock
+        (f"Feb 29 10:00:00 h sshd[3]: {_FAILED}", "2024-02-29T10:00:00+00:00"),
+        (f"Feb 30 10:00:00 h sshd[3]: {_FAILED}", None),  # no year has it
+    ],
+)
+def test_other_timestamp_framings(tmp_path, line: str, when: str | None) -> None:
+    """journalctl's short-full, -unix and -monotonic, slashed and day-first dates, ctime:
+    each an sshd event at its own time (or none), in both readers."""
+    path = tmp_path / "auth.log"
+    path.write_text(f"{line}\nNov 28 10:00:00 h CRON[9]: (root) CMD (true)\n")
+    now = datetime(2026, 11, 28, 12, tzinfo=UTC)
+    frame = logs.read_sshd_log([path], now=now, tz=UTC)
+    stats = logs.LogStats()
+    events = list(logs.iter_events([path], now=now, tz=UTC, stats=stats))
+    _read_alike(frame, events, stats)
+    assert [(e.event, e.ip, e.pid) for e in events] == [("failed", "192.0.2.1", 3)]
+    assert (events[0].time.astimezone(UTC).isoformat() if events[0].time else None) == when
+    assert stats.other == 1 and logs.holds_log_lines(path)
+
+
+def test_a_pid_no_kernel_has_is_none(tmp_path) -> None:
+    path = tmp_path / "auth.log"
+    path.write_text(f"Nov 28 10:00:00 h sshd[99999999999999999999]: {_FAILED}\n")
+    frame = logs.read_sshd_log([path], now=datetime(2026, 11, 28, 12, tzinfo=UTC))
+    assert frame["pid"].isna().all() and frame["ip"].tolist() == ["192.0.2.1"]
+
+
+def _journal_json(**fields) -> str:
+    record = {"_HOSTNAME": "h", "SYSLOG_IDENTIFIER": "sshd", "_PID": "7", "MESSAGE": _FAILED}
+    return json.dumps({k: v for k, v in (record | fields).items() if v is not None})
+
+
+@pytest.mark.parametrize(
+    ("text", "events", "unreadable"),
+    [
+        # journalctl's hint (run as a user, 2>&1), a blank line, a BOM: still a journal.
+        (
+            "Hint: You are currently not seeing messages from other users.\n\n"
+            + "\n".join(
+                _journal_json(__REALTIME_TIMESTAMP=str(1795860000000000 + i)) for i in range(3)
+            ),
+            3,
+            2,
+        ),
+        ("\ufeff" + _journal_json(__REALTIME_TIMESTAMP="1795860000000000"), 1, 0),
+        # A damaged record's time is none; the record is still read.
+        (_journal_json(__REALTIME_TIMESTAMP="99999999999999999999"), 1, 0),
+        # Fields as journalctl writes odd values: an array (given twice), null (too long).
+        (
+            _journal_json(__REALTIME_TIMESTAMP="1795860000000000", SYSLOG_IDENTIFIER=["sshd", "x"]),
+            1,
+            0,
+        ),
+        (_journal_json(_SOURCE_REALTIME_TIMESTAMP="1795860000000000", _HOSTNAME=None), 1, 0),
+        # An application's JSON line first does not make a syslog file a journal.
+        (
+            '{"level": "info", "msg": "app started"}\n'
+            + "\n".join(f"Nov 28 10:00:0{i} h sshd[7]: {_FAILED}" for i in range(3)),
+            3,
+            0,
+        ),
+    ],
+)
+def test_journal_exports_as_found(tmp_path, text: str, events: int, unreadable: int) -> None:
+    path = tmp_path / "sshd.json"
+    path.write_text(text + "\n", encoding="utf-8")
+    now = datetime(2026, 11, 28, 12, tzinfo=UTC)
+    frame = logs.read_sshd_log([path], now=now, tz=UTC)
+    stats = logs.LogStats()
+    read = list(logs.iter_events([path], now=now, tz=UTC, stats=stats))
+    _read_alike(frame, read, stats)
+    assert [(e.event, e.ip) for e in read] == [("failed", "192.0.2.1")] * events
+    assert stats.unreadable == unreadable
+    assert all(e.host in ("h", None) for e in read)
+
+
+def test_logs_read_what_sshd_servers_hand_over(tmp_path) -> None:
+    """A truncated .gz gives the lines before the cut (zcat's); a UTF-16 export (PowerShell's
+    `>`) and a pipe (`runbook logs <(ssh srv cat auth.log)`, or -) are read; an empty
+    directory and JSON that is no journal are bad input; IPv6 clients print as [addr]:port."""
+    text = "".join(
+        f"Nov 28 10:{i // 60 % 60:02d}:{i % 60:02d} h sshd[{i}]: Failed password for root "
+        f"from 2001:db8::{i % 250:x} port {1000 + i} ssh2\n"
+        for i in range(30000)
+    ).encode()
+    packed = gzip.compress(text)
+    (tmp_path / "auth.log.2.gz").write_bytes(packed[: len(packed) * 2 // 3])
+    whole = subprocess.run(
+        ["zcat"], input=packed[: len(packed) * 2 // 3], capture_output=True, check=False
+    ).stdout.count(b"\n")
+    frame = logs.read_sshd_log([tmp_path / "auth.log.2.gz"])
+    assert whole > 10000 and len(frame) in (whole, whole + 1)  # + the cut line's head
+    assert frame.attrs["stats"].unreadable == 1  # the cut, counted
+    (tmp_path / "win.log").write_bytes(text[:2000].decode().replace("\n", "\r\n").encode("utf-16"))
+    assert len(logs.read_sshd_log([tmp_path / "win.log"])) == text[:2000].count(b"\n")
+
+    def run(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "runbook", "logs", *args],
+            input=stdin.decode(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    piped = run("-", stdin=text[:5000])
+    lines = text[:5000].count(b"\n")
+    assert piped.returncode == 0 and f"{lines} sshd events" in piped.stderr
+    assert "[2001:db8::1]:1001" in piped.stdout
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "app.json").write_text('{"a": 1}\n{"b": 2}\n')
+    for bad in (str(tmp_path / "empty"), str(tmp_path / "app.json")):
+        refused = run(bad)
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.lists(
