@@ -236,7 +236,7 @@ def _events(events: pl.DataFrame) -> pl.DataFrame:
         .otherwise(base),
         user=user,
         ip=pl.when(mapped).then(ip.str.slice(7)).otherwise(ip),
-        port=pl.when(port <= 65535).then(port),
+        port=pl.when((port <= 65535) & ip.is_not_null()).then(port),
         reason=pl.when(_truthy("reason"))
         .then(pl.col("reason"))
         .when(_truthy("detail"))

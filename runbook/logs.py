@@ -76,10 +76,13 @@ class Message:
 
 # The client's address: IPv4, IPv6 (also v4-mapped) or a host name (UseDNS yes).
 # An address is dotted IPv4, IPv6 (it has a colon) or a dotted host name, never a bare word:
-# "port" or a number cannot be taken for it, which keeps injected user names apart.
+# "port" or a number cannot be taken for it, which keeps injected user names apart. A
+# link-local IPv6 address keeps its zone as sshd wrote it (fe80::1%eth0). sshd -i on a pipe
+# (no socket, no peer) writes "UNKNOWN port 65535": no address (nor port, see _parse).
 _IP = (
-    r"(?P<ip>(?:::ffff:)?\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]*:[0-9A-Fa-f:.]*[0-9A-Fa-f]"
-    r"|[\w-]*[A-Za-z][\w-]*(?:\.[\w-]+)+|[\w-]+(?:\.[\w-]+)*\.[\w-]*[A-Za-z][\w-]*(?:\.[\w-]+)*)"
+    r"(?:UNKNOWN|(?P<ip>(?:::ffff:)?\d{1,3}(?:\.\d{1,3}){3}"
+    r"|[0-9A-Fa-f]*:[0-9A-Fa-f:.]*[0-9A-Fa-f](?:%[\w.-]+)?"
+    r"|[\w-]*[A-Za-z][\w-]*(?:\.[\w-]+)+|[\w-]+(?:\.[\w-]+)*\.[\w-]*[A-Za-z][\w-]*(?:\.[\w-]+)*))"
 )
 _PORT = r"(?: port (?P<port>\d+))?"
 _TAIL = r"(?: ssh\d?)?(?:: (?P<detail>.*?))?(?P<preauth> \[(?:preauth|postauth)\])?\s*$"
@@ -684,7 +687,8 @@ def _parse(text: str, anchor: datetime, zone: tzinfo) -> Row | Literal[False] | 
         outcome,
         user,
         ip or None,
-        number if port and (number := int(port)) <= 65535 else None,  # else no TCP port
+        # else no TCP port, or no address to have one ("UNKNOWN port 65535": sshd -i)
+        number if port and ip and (number := int(port)) <= 65535 else None,
         get("method"),
         get("reason") or get("detail") or None,
         text,

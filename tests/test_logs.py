@@ -873,7 +873,37 @@ _REFERENCE_LINES = {
     "message repeated 3 times: [ Connection closed by authenticating user al 192.0.2.7 "
     "port 5 [preauth]]": ("closed", "failure"),
 }
-_EDGE_LINES += [*_ACCOUNT_LINES, *_REFERENCE_LINES]
+# Real lines of sshd (7.4 to 10.x) and of the PAM modules under its name, each read into
+# (event, outcome, user, ip, port, reason) alike by both readers.
+# fmt: off
+_MESSAGE_LINES = {
+    # Addresses: a scoped link-local one as sshd wrote it; sshd -i on a pipe has none.
+    "Failed password for root from fe80::1%eth0 port 40025 ssh2":
+        ("failed", "failure", "root", "fe80::1%eth0", 40025, None),
+    "Failed password for root from UNKNOWN port 65535 ssh2":
+        ("failed", "failure", "root", None, None, None),
+    "Connection closed by UNKNOWN port 65535 [preauth]":
+        ("closed", "failure", None, None, None, None),
+    "Connection closed by authenticating user root UNKNOWN port 65535 [preauth]":
+        ("closed", "failure", "root", None, None, None),
+}
+# fmt: on
+_EDGE_LINES += [*_ACCOUNT_LINES, *_REFERENCE_LINES, *_MESSAGE_LINES]
+
+
+@pytest.mark.parametrize("message", list(_MESSAGE_LINES))
+def test_sshd_and_pam_messages_read_alike(tmp_path, message: str) -> None:
+    """Each line's event, outcome, user, address, port and reason, the same from both
+    readers (the polars one runs the patterns in Rust's regex engine)."""
+    path = tmp_path / "auth.log"
+    path.write_text(f"Nov 28 10:00:00 h sshd[1]: {message}\n")
+    now = datetime(2026, 11, 28, 12, tzinfo=ZURICH)
+    frame = logs.read_sshd_log([path], now=now, tz=ZURICH)
+    stats = logs.LogStats()
+    events = list(logs.iter_events([path], now=now, tz=ZURICH, stats=stats))
+    _read_alike(frame, events, stats)
+    [e] = events
+    assert (e.event, e.outcome, e.user, e.ip, e.port, e.reason) == _MESSAGE_LINES[message]
 
 
 def test_sshd_refusals_and_session_lines_of_the_reference() -> None:
@@ -900,7 +930,10 @@ def test_server_side_messages_of_pam_and_older_sshd() -> None:
 def test_bulk_reader_edge_lines(tmp_path) -> None:
     """Outcome rules (preauth ends, disconnect codes 3 and 14), ports that are no TCP
     port, mapped addresses, empty details: both readers derive the fields alike."""
-    lines = [f"Nov 28 10:00:{i:02d} h sshd[{i % 3}]: {m}" for i, m in enumerate(_EDGE_LINES)]
+    lines = [
+        f"Nov 28 10:{i // 60:02d}:{i % 60:02d} h sshd[{i % 3}]: {m}"
+        for i, m in enumerate(_EDGE_LINES)
+    ]
     path = tmp_path / "auth.log"
     path.write_text("\n".join(lines) + "\n")
     now = datetime(2026, 11, 28, 12, tzinfo=ZURICH)
