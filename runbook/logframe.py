@@ -118,6 +118,8 @@ _BY_FIRST, _BY_NEEDLE = (
 _HEADER_COLUMNS = ["line", "raw", "bsd", "iso", "host", "proc", "pid", "msg"]
 _EVENT_CODE = [_EVENTS.index(m.event) for m in MESSAGES]
 _OUTCOME_CODE = [_OUTCOMES.index(m.outcome) for m in MESSAGES]
+# The user a message names by its words alone (Message.user), by its index in MESSAGES.
+_FIXED_USER = {i: m.user for i, m in enumerate(MESSAGES) if m.user is not None}
 _FAILURE = _OUTCOMES.index("failure")
 _PREAUTH_ENDS = [_EVENTS.index(e) for e in logs._PREAUTH_FAILURES]
 _SCHEMA = {
@@ -221,7 +223,8 @@ def _events(events: pl.DataFrame) -> pl.DataFrame:
     message = pl.col("message")
     event = message.replace_strict(list(range(len(MESSAGES))), _EVENT_CODE, return_dtype=pl.Int8)
     base = message.replace_strict(list(range(len(MESSAGES))), _OUTCOME_CODE, return_dtype=pl.Int8)
-    user = pl.coalesce("user", "user2")
+    fixed = message.replace_strict(_FIXED_USER, default=None, return_dtype=pl.String)
+    user = pl.coalesce("user", "user2", fixed)
     ip = pl.when(pl.col("ip") != "").then(pl.col("ip"))
     mapped = ip.str.slice(0, 7).str.to_lowercase().eq("::ffff:") & ip.str.contains(
         ".", literal=True

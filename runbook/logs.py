@@ -65,13 +65,15 @@ Outcome = Literal["success", "failure", "info"]
 class Message:
     """One sshd message: its event name, outcome and the pattern that reads its fields.
 
-    ``needle`` is a literal every matching message contains (a cheap first test).
+    ``needle`` is a literal every matching message contains (a cheap first test); ``user``
+    the user a message names by its very words, not in a field ("ROOT LOGIN REFUSED": root).
     """
 
     event: str
     outcome: Outcome
     needle: str
     pattern: str
+    user: str | None = None
 
 
 # The client's address: IPv4, IPv6 (also v4-mapped) or a host name (UseDNS yes).
@@ -130,7 +132,10 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"^pam_access\(sshd:account\): (?P<reason>access denied) for user [`'](?P<user>[^'`]*)' "
      r"from [`'](?P<ip>[^'`]*)'"),
     ("root_refused", "failure", "ROOT LOGIN REFUSED",
-     rf"^ROOT LOGIN REFUSED FROM (?:::ffff:)?{_IP}{_PORT}{_TAIL}"),
+     rf"^ROOT LOGIN REFUSED FROM (?:::ffff:)?{_IP}{_PORT}{_TAIL}", "root"),
+    # PermitRootLogin forced-commands-only let root in (the Accepted line follows).
+    ("root_forced_command", "info", "Root login accepted for forced command",
+     r"^Root login accepted for forced command\.?$", "root"),
     ("bad_modes", "failure", "Authentication refused:",
      r"^Authentication refused: bad ownership or modes for (?:directory|file) (?P<reason>.+)$"),
     ("bad_modes", "failure", "Authentication refused:",
@@ -668,6 +673,8 @@ def _parse(text: str, anchor: datetime, zone: tzinfo) -> Row | Literal[False] | 
     user = get("user")
     if user is None:
         user = get("user2")
+        if user is None:
+            user = message.user
     outcome = message.outcome
     event = message.event
     if event in _PREAUTH_FAILURES and (get("preauth") or user is not None):

@@ -886,6 +886,15 @@ _MESSAGE_LINES = {
         ("closed", "failure", None, None, None, None),
     "Connection closed by authenticating user root UNKNOWN port 65535 [preauth]":
         ("closed", "failure", "root", None, None, None),
+    # Root's lines name root by their words alone.
+    "ROOT LOGIN REFUSED FROM 192.0.2.90 port 22222":
+        ("root_refused", "failure", "root", "192.0.2.90", 22222, None),
+    "ROOT LOGIN REFUSED FROM 2001:db8::7 port 40007 [preauth]":
+        ("root_refused", "failure", "root", "2001:db8::7", 40007, None),
+    "ROOT LOGIN REFUSED FROM ::ffff:192.0.2.8":
+        ("root_refused", "failure", "root", "192.0.2.8", None, None),
+    "Root login accepted for forced command.":
+        ("root_forced_command", "info", "root", None, None, None),
 }
 # fmt: on
 _EDGE_LINES += [*_ACCOUNT_LINES, *_REFERENCE_LINES, *_MESSAGE_LINES]
