@@ -101,6 +101,11 @@ _FOR = r"(?P<user>.*?)"
 MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     ("accepted", "success", "Accepted ",
      rf"^Accepted (?P<method>\S+) for {_FOR} from {_IP}{_PORT}{_TAIL}"),
+    # keyboard-interactive is postponed for an invalid user too (the name is the client's,
+    # read as the failed row below reads it); Accepted never is (sshd aborts first).
+    ("partial", "info", " for ",
+     rf"^(?:Partial|Postponed) (?P<method>\S+) for invalid user (?P<user>(?:.*[^:])?) "
+     rf"from {_IP}{_PORT}(?: ssh\d?)?(?:: (?P<detail>.*?))?(?P<preauth> \[preauth\])?\s*$"),
     ("partial", "info", " for ",
      rf"^(?:Partial|Postponed) (?P<method>\S+) for {_FOR} from {_IP}{_PORT}{_TAIL}"),
     # An invalid user's name is whatever the client sent, " from 1.2.3.4 port 22" included:

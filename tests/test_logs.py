@@ -895,6 +895,13 @@ _MESSAGE_LINES = {
         ("root_refused", "failure", "root", "192.0.2.8", None, None),
     "Root login accepted for forced command.":
         ("root_forced_command", "info", "root", None, None, None),
+    # An invalid user's postponed or partial method: the user is the name it sent.
+    "Postponed keyboard-interactive for invalid user bob from 192.0.2.1 port 40001 ssh2 [preauth]":
+        ("partial", "info", "bob", "192.0.2.1", 40001, None),
+    "Partial publickey for invalid user carol from 192.0.2.9 port 40009 ssh2: ED25519 SHA256:b":
+        ("partial", "info", "carol", "192.0.2.9", 40009, "ED25519 SHA256:b"),
+    "Postponed keyboard-interactive/pam for bob from 192.0.2.30 port 40023 ssh2 [preauth]":
+        ("partial", "info", "bob", "192.0.2.30", 40023, None),
 }
 # fmt: on
 _EDGE_LINES += [*_ACCOUNT_LINES, *_REFERENCE_LINES, *_MESSAGE_LINES]
