@@ -269,7 +269,12 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     ("pam_repeat", "info", " more authentication failure",
      r"^PAM (?P<reason>\d+ more authentication failures?);.*? rhost=(?P<ip>\S+)?"
      r"(?:\s+user=(?P<user>\S+))?"),
-    # Session set-up (after login): what it ran, and pam_systemd's slow logind.
+    # Session set-up (after login): what it ran, and pam_systemd's slow logind. A subsystem
+    # sshd has no Subsystem line for, or cannot run, is refused (the only subsystem line
+    # sshd logs at INFO; the client sees "subsystem request failed on channel 0").
+    ("subsystem", "failure", "subsystem request for ",
+     r"^subsystem request for \S+(?: by user (?P<user>\S+))? failed, "
+     r"(?P<reason>subsystem not found|execution failed)$"),
     ("subsystem", "info", "subsystem request for ",
      r"^subsystem request for (?P<reason>\S+) by user (?P<user>\S+)"),
     ("session_setup", "info", "pam_systemd(sshd:session): Failed to",

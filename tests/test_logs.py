@@ -902,6 +902,11 @@ _MESSAGE_LINES = {
         ("partial", "info", "carol", "192.0.2.9", 40009, "ED25519 SHA256:b"),
     "Postponed keyboard-interactive/pam for bob from 192.0.2.30 port 40023 ssh2 [preauth]":
         ("partial", "info", "bob", "192.0.2.30", 40023, None),
+    # A subsystem sshd has no Subsystem line for, or cannot run.
+    "subsystem request for sftp by user bob failed, subsystem not found":
+        ("subsystem", "failure", "bob", None, None, "subsystem not found"),
+    "subsystem request for sftp by user bob failed, execution failed":
+        ("subsystem", "failure", "bob", None, None, "execution failed"),
 }
 # fmt: on
 _EDGE_LINES += [*_ACCOUNT_LINES, *_REFERENCE_LINES, *_MESSAGE_LINES]
