@@ -86,6 +86,10 @@ _IP = (
     r"|[0-9A-Fa-f]*:[0-9A-Fa-f:.]*[0-9A-Fa-f](?:%[\w.-]+)?"
     r"|[\w-]*[A-Za-z][\w-]*(?:\.[\w-]+)+|[\w-]+(?:\.[\w-]+)*\.[\w-]*[A-Za-z][\w-]*(?:\.[\w-]+)*))"
 )
+# PAM's "from HOST" that ends sshd's "PAM: ..." lines: sshd's name of the client, a bare
+# host name too with UseDNS yes ("localhost", "buildbox"). Last on the line, it cannot be
+# taken from an injected user name (the greedy user before it leaves the last "from").
+_RHOST = r"(?:UNKNOWN|(?P<ip>[\w.:%-]+))"
 _PORT = r"(?: port (?P<port>\d+))?"
 _TAIL = r"(?: ssh\d?)?(?:: (?P<detail>.*?))?(?P<preauth> \[(?:preauth|postauth)\])?\s*$"
 # "authenticating user U" / "invalid user U" before the address (OpenSSH 7.5+): the user
@@ -152,9 +156,10 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"^Account (?P<user>\S+) has expired"),
     ("account_expired", "failure", "has expired",
      r"^pam_unix\(sshd:account\): account (?P<user>\S+) has expired(?: \((?P<reason>[^)]*)\))?"),
-    ("account_expired", "failure", "PAM: User account has expired",
-     rf"^(?:error: )?PAM: (?P<reason>User account has expired) for (?:illegal user )?(?P<user>.*) "
-     rf"from {_IP}\s*$"),
+    # Linux-PAM's words, OpenPAM's (FreeBSD: lower case; "accound" before OpenPAM 2012).
+    ("account_expired", "failure", "PAM: ",
+     rf"^(?:error: )?PAM: (?P<reason>[Uu]ser accoun[td] has expired) for (?:illegal user )?"
+     rf"(?P<user>.*) from {_RHOST}(?: via \S+)?\s*$"),
     ("password_expired", "failure", "expired password for user",
      r"^pam_unix\(sshd:account\): expired password for user (?P<user>\S+)"
      r"(?: \((?P<reason>[^)]*)\))?"),
@@ -168,7 +173,13 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"(?: for (?:invalid user )?(?P<user2>.+?))?(?: \[preauth\])?$"),
     ("pam_failure", "failure", "PAM: ",
      rf"^(?:error: )?PAM: (?P<reason>[Aa]uthentication (?:failure|error)|User not known to the "
-     rf"underlying authentication module) for (?:illegal user )?(?P<user>.*) from {_IP}"
+     rf"underlying authentication module) for (?:illegal user )?(?P<user>.*) from {_RHOST}"
+     r"(?: via \S+)?\s*$"),
+    # PAM's own retry limit (Linux-PAM's words, OpenPAM's): sshd then ends the
+    # authentication as at MaxAuthTries.
+    ("max_auth_tries", "failure", "PAM: ",
+     rf"^(?:error: )?PAM: (?P<reason>Have exhausted maximum number of retries for service|maximum "
+     rf"number of tries exceeded) for (?:illegal user )?(?P<user>.*) from {_RHOST}"
      r"(?: via \S+)?\s*$"),
     ("pam_failure", "failure", "pam_unix(sshd:auth): authentication failure",
      r"^pam_unix\(sshd:auth\): authentication failure;.*? rhost=(?P<ip>\S*)"

@@ -907,6 +907,22 @@ _MESSAGE_LINES = {
         ("subsystem", "failure", "bob", None, None, "subsystem not found"),
     "subsystem request for sftp by user bob failed, execution failed":
         ("subsystem", "failure", "bob", None, None, "execution failed"),
+    # sshd's "PAM: <PAM's words> for USER from HOST": Linux-PAM's and OpenPAM's words, and
+    # a bare host name with UseDNS yes.
+    "error: PAM: Have exhausted maximum number of retries for service for bob from 192.0.2.120":
+        ("max_auth_tries", "failure", "bob", "192.0.2.120", None,
+         "Have exhausted maximum number of retries for service"),
+    "error: PAM: maximum number of tries exceeded for bob from 192.0.2.4":
+        ("max_auth_tries", "failure", "bob", "192.0.2.4", None,
+         "maximum number of tries exceeded"),
+    "error: PAM: user account has expired for bob from 192.0.2.3":
+        ("account_expired", "failure", "bob", "192.0.2.3", None, "user account has expired"),
+    "error: PAM: Authentication failure for root from localhost":
+        ("pam_failure", "failure", "root", "localhost", None, "Authentication failure"),
+    "error: PAM: Authentication failure for root from buildbox":
+        ("pam_failure", "failure", "root", "buildbox", None, "Authentication failure"),
+    "error: PAM: Authentication failure for illegal user a from 1.2.3.4 from buildbox":
+        ("pam_failure", "failure", "a from 1.2.3.4", "buildbox", None, "Authentication failure"),
 }
 # fmt: on
 _EDGE_LINES += [*_ACCOUNT_LINES, *_REFERENCE_LINES, *_MESSAGE_LINES]
