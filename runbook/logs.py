@@ -181,14 +181,20 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      rf"^(?:error: )?PAM: (?P<reason>Have exhausted maximum number of retries for service|maximum "
      rf"number of tries exceeded) for (?:illegal user )?(?P<user>.*) from {_RHOST}"
      r"(?: via \S+)?\s*$"),
+    # The user is the rest of the line: a name may hold a space ("user=bob smith").
     ("pam_failure", "failure", "pam_unix(sshd:auth): authentication failure",
      r"^pam_unix\(sshd:auth\): authentication failure;.*? rhost=(?P<ip>\S*)"
-     r"(?:\s+user=(?P<user>\S*))?(?: \[preauth\])?\s*$"),
+     r"(?:\s+user=(?P<user>.*?))?(?: \[preauth\])?\s*$"),
     ("account_locked", "failure", "pam_faillock",
      r"^pam_faillock\(sshd:\w+\): (?P<reason>Consecutive login failures for user (?P<user>\S+)"
      r".*)$"),
+    # pam_faillock knows no such user (sshd's "Invalid user" line is the refusal).
+    ("pam_detail", "info", "pam_faillock",
+     r"^pam_faillock\(sshd:\w+\): (?P<reason>User unknown)(?:: (?P<user>.*))?$"),
+    # pam_tally2: over its deny count, or still inside the lock time after a failure.
     ("account_locked", "failure", "pam_tally",
-     r"^pam_tally2?\(sshd:\w+\): (?P<reason>user (?P<user>\S+) \(\d+\) tally .*)$"),
+     r"^pam_tally2?\(sshd:\w+\): (?P<reason>user (?P<user>\S+) \(\d+\) "
+     r"(?:tally|has time limit) .*)$"),
     ("pam_account", "failure", "by PAM account configuration",
      r"Access denied for user (?P<user>\S+) by PAM account configuration"),
     ("session_opened", "success", "session opened for user",
@@ -280,6 +286,8 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     ("pam_repeat", "info", " more authentication failure",
      r"^PAM (?P<reason>\d+ more authentication failures?);.*? rhost=(?P<ip>\S+)?"
      r"(?:\s+user=(?P<user>\S+))?"),
+    ("pam_repeat", "info", "ignoring max retries",
+     r"^PAM service\([^)]*\) (?P<reason>ignoring max retries; \d+ > \d+)$"),
     # Session set-up (after login): what it ran, and pam_systemd's slow logind. A subsystem
     # sshd has no Subsystem line for, or cannot run, is refused (the only subsystem line
     # sshd logs at INFO; the client sees "subsystem request failed on channel 0").
@@ -310,11 +318,28 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     # Other PAM modules than pam_unix: SSSD (AD, LDAP), LDAP, Kerberos, winbind.
     ("pam_failure", "failure", "(sshd:auth): authentication failure",
      r"^pam_\w+\(sshd:auth\): authentication failure;.*? rhost=(?P<ip>\S*)"
-     r"(?:\s+user=(?P<user>\S*))?(?: \[preauth\])?\s*$"),
+     r"(?:\s+user=(?P<user>.*?))?(?: \[preauth\])?\s*$"),
+    # SSSD's password check passed (sshd's "Accepted" line follows, or a refusal of the
+    # account stage).
+    ("pam_success", "success", "(sshd:auth): authentication success",
+     r"^pam_\w+\(sshd:auth\): authentication success;.*? rhost=(?P<ip>\S*)"
+     r"(?:\s+user=(?P<user>.*?))?(?: \[preauth\])?\s*$"),
     ("pam_detail", "info", "(sshd:auth): received for user",
      r"^pam_\w+\(sshd:auth\): received for user (?P<user>\S+): (?P<reason>.+)$"),
     ("pam_detail", "info", "check pass; user unknown",
      r"^pam_unix\(sshd:auth\): check pass; (?P<reason>user unknown)$"),
+    # pam_unix's audit option names what was typed as the user (a password, at times).
+    ("pam_detail", "info", "check pass; user (",
+     r"^pam_unix\(sshd:auth\): check pass; (?P<reason>user \((?P<user>.*)\) unknown)$"),
+    ("pam_detail", "info", "bad username [",
+     r"^pam_unix\(sshd:auth\): (?P<reason>bad username) \[(?P<user>.*)\]$"),
+    # No password came (the client gave up at the prompt, or none could be asked for).
+    ("pam_detail", "info", "could not identify password for [",
+     r"^pam_unix\(sshd:auth\): auth (?P<reason>could not identify password) for "
+     r"\[(?P<user>.*)\]$"),
+    ("password_expiring", "info", "will expire in ",
+     r"^pam_unix\(sshd:account\): (?P<reason>password for user (?P<user>\S+) will expire in "
+     r"\d+ days?)$"),
     # SSSD's access provider (simple_allow_groups, AD GPOs) refused the account.
     ("pam_account", "failure", "(sshd:account): Access denied for user",
      r"^pam_\w+\(sshd:account\): (?P<reason>Access denied) for user (?P<user>[^\s:]+)"),
@@ -343,6 +368,9 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"^(?:error: )?PAM: pam_open_session\(\): (?P<reason>.+)$"),
     ("session_refused", "failure", "no more sessions",
      r"^(?:error: )?(?P<reason>no more sessions)$"),
+    # pam_limits' maxlogins: the module's own line before sshd's pam_open_session one.
+    ("session_refused", "failure", "Too many logins",
+     r"^pam_limits\(sshd:session\): (?P<reason>Too many logins \(max \d+\)) for (?P<user>\S+)$"),
     ("session_refused", "failure", "safely_chroot",
      r"^(?:fatal: )?safely_chroot: (?P<reason>\w+\(.+)$"),
     ("hostkey_missing", "info", "Could not load host key",

@@ -923,6 +923,37 @@ _MESSAGE_LINES = {
         ("pam_failure", "failure", "root", "buildbox", None, "Authentication failure"),
     "error: PAM: Authentication failure for illegal user a from 1.2.3.4 from buildbox":
         ("pam_failure", "failure", "a from 1.2.3.4", "buildbox", None, "Authentication failure"),
+    # PAM modules under sshd's name: a locked account, a refused session, what PAM could
+    # not check, a password about to expire, SSSD's success, a user name with a space.
+    "pam_faillock(sshd:auth): User unknown":
+        ("pam_detail", "info", None, None, None, "User unknown"),
+    "pam_faillock(sshd:auth): User unknown: zork":
+        ("pam_detail", "info", "zork", None, None, "User unknown"),
+    "pam_tally2(sshd:auth): user bob (1001) has time limit [587s left] since last failure.":
+        ("account_locked", "failure", "bob", None, None,
+         "user bob (1001) has time limit [587s left] since last failure."),
+    "pam_limits(sshd:session): Too many logins (max 2) for bob":
+        ("session_refused", "failure", "bob", None, None, "Too many logins (max 2)"),
+    "pam_unix(sshd:auth): check pass; user (zork) unknown":
+        ("pam_detail", "info", "zork", None, None, "user (zork) unknown"),
+    "pam_unix(sshd:auth): bad username [ ]":
+        ("pam_detail", "info", " ", None, None, "bad username"),
+    "pam_unix(sshd:auth): auth could not identify password for [bob]":
+        ("pam_detail", "info", "bob", None, None, "could not identify password"),
+    "pam_unix(sshd:account): password for user bob will expire in 3 days":
+        ("password_expiring", "info", "bob", None, None,
+         "password for user bob will expire in 3 days"),
+    "pam_sss(sshd:auth): authentication success; logname= uid=0 euid=0 tty=ssh ruser= "
+    "rhost=192.0.2.105 user=jdoe":
+        ("pam_success", "success", "jdoe", "192.0.2.105", None, None),
+    "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= "
+    "rhost=192.0.2.122  user=bob smith":
+        ("pam_failure", "failure", "bob smith", "192.0.2.122", None, None),
+    "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= "
+    "rhost=192.0.2.107  user=bob [preauth]":
+        ("pam_failure", "failure", "bob", "192.0.2.107", None, None),
+    "PAM service(sshd) ignoring max retries; 5 > 3":
+        ("pam_repeat", "info", None, None, None, "ignoring max retries; 5 > 3"),
 }
 # fmt: on
 _EDGE_LINES += [*_ACCOUNT_LINES, *_REFERENCE_LINES, *_MESSAGE_LINES]
