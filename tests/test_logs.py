@@ -808,7 +808,8 @@ _REFERENCE_LINES = {
         "failure",
     ),
     "no hostkeys available -- exiting.": ("sshd_failed", "info"),
-    "error: Bind to port 22 on 0.0.0.0 failed: Address already in use.": ("sshd_failed", "info"),
+    # One address sshd cannot listen on: it may serve on the others.
+    "error: Bind to port 22 on 0.0.0.0 failed: Address already in use.": ("bind_failed", "info"),
     'Unable to load host key "/etc/ssh/ssh_host_rsa_key": invalid format': (
         "hostkey_missing",
         "info",
@@ -954,6 +955,17 @@ _MESSAGE_LINES = {
         ("pam_failure", "failure", "bob", "192.0.2.107", None, None),
     "PAM service(sshd) ignoring max retries; 5 > 3":
         ("pam_repeat", "info", None, None, None, "ignoring max retries; 5 > 3"),
+    # sshd cannot start: upstream's words (logit's "sshd: " prefix, the capital P, the host
+    # key path without quotes, the count of bad options).
+    "sshd: no hostkeys available -- exiting.":
+        ("sshd_failed", "info", None, None, None, "no hostkeys available"),
+    "Privilege separation user sshd does not exist":
+        ("sshd_failed", "info", None, None, None, "Privilege separation user sshd does not exist"),
+    "Unable to load host key: /etc/ssh/ssh_host_rsa_key":
+        ("hostkey_missing", "info", None, None, None, "/etc/ssh/ssh_host_rsa_key"),
+    "/etc/ssh/sshd_config: terminating, 1 bad configuration options":
+        ("sshd_failed", "info", None, None, None,
+         "/etc/ssh/sshd_config: terminating, 1 bad configuration options"),
 }
 # fmt: on
 _EDGE_LINES += [*_ACCOUNT_LINES, *_REFERENCE_LINES, *_MESSAGE_LINES]
