@@ -267,6 +267,19 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"drop connection #\d+ from \[(?P<ip>[^\]]+)\]:(?P<port>\d+) on \S+ (?P<reason>.+)$"),
     ("penalty", "info", "srclimit_penalise",
      r"srclimit_penalise: .*?new (?P<ip>[0-9A-Fa-f:.]+)/\d+ (?P<reason>.+)$"),
+    # A deferred penalty that added up past PerSourcePenalties' min: now enforced (9.8+).
+    ("penalty", "info", "srclimit_penalise",
+     r"^srclimit_penalise: (?P<ip>[0-9A-Fa-f:.]+)/\d+: (?P<reason>activating .+)$"),
+    # The listener (9.8+) logs its drops at a limited rate, then counts those it left out.
+    ("maxstartups", "info", "logging rate-limited",
+     r"^(?P<reason>(?:PerSourcePenalties|Maxstartups) logging rate-limited: .+)$"),
+    # The listener (9.8+) on a connection's process that crashed: health, not an attempt
+    # (that process logs its own end, "preauth child terminated by signal" before login).
+    ("session_crash", "info", "session process ",
+     rf"^(?:error: )?session process \d+ for connection from {_IP}(?: to \S+)? "
+     r"(?P<reason>killed by signal \d+|terminated abnormally, status=\w+)"),
+    ("session_crash", "info", "unpriv child crash",
+     rf"^Session process \d+ (?P<reason>unpriv child crash) for connection from {_IP}"),
     ("tcp_wrappers", "failure", "refused connect from ",
      r"^refused connect from (?P<reason>.*) \((?:::ffff:)?(?P<ip>[^)]+)\)$"),
     ("user_change", "failure", "Change of username or service not allowed",
@@ -308,8 +321,8 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"^(?:error: )?kex_protocol_error: (?P<reason>.+?)(?P<preauth> \[preauth\])?$"),
     # The privilege-separated child died (a seccomp sandbox that refuses a system call of a
     # newer kernel or library): the client sees the connection closed during key exchange.
-    ("protocol_error", "failure", "preauth child terminated",
-     r"^(?:fatal: )?privsep_preauth: (?P<reason>preauth child terminated by signal \d+)"),
+    ("protocol_error", "failure", "preauth child ",
+     r"^(?:fatal: |error: )?\w+: (?P<reason>preauth child (?:\d+ )?terminated by signal \d+)"),
     ("reset", "info", "Read error from remote host",
      rf"^Read error from remote host {_IP} port (?P<port>\d+): (?P<reason>.+?)"
      r"(?P<preauth> \[preauth\])?$"),
@@ -1006,6 +1019,7 @@ _DAEMON_EVENTS = frozenset(
         "bind_failed",
         "daemon",
         "hostkey_missing",
+        "session_crash",
     }
 )
 # A connection's first line: VERBOSE's "Connection from", or a banner refusal (its only line,

@@ -966,6 +966,29 @@ _MESSAGE_LINES = {
     "/etc/ssh/sshd_config: terminating, 1 bad configuration options":
         ("sshd_failed", "info", None, None, None,
          "/etc/ssh/sshd_config: terminating, 1 bad configuration options"),
+    # The 9.8+ listener: penalties, its rate-limited drop lines, its crashed children.
+    "srclimit_penalise: 198.51.100.15/32: activating ipv4 penalty of 45.000 seconds for "
+    "penalty: attempted authentication by invalid user":
+        ("penalty", "info", None, "198.51.100.15", None,
+         "activating ipv4 penalty of 45.000 seconds for penalty: attempted authentication by "
+         "invalid user"),
+    "PerSourcePenalties logging rate-limited: additional 17 connections dropped":
+        ("maxstartups", "info", None, None, None,
+         "PerSourcePenalties logging rate-limited: additional 17 connections dropped"),
+    "Maxstartups logging rate-limited: additional 3 connections dropped":
+        ("maxstartups", "info", None, None, None,
+         "Maxstartups logging rate-limited: additional 3 connections dropped"),
+    "error: session process 5012 for connection from 198.51.100.18 to 192.0.2.1 killed by "
+    "signal 11":
+        ("session_crash", "info", None, "198.51.100.18", None, "killed by signal 11"),
+    "Session process 5013 unpriv child crash for connection from 198.51.100.19 to 192.0.2.1":
+        ("session_crash", "info", None, "198.51.100.19", None, "unpriv child crash"),
+    # That connection's own line (9.8's monitor, 10.x's), read as 7.4's privsep_preauth one.
+    "error: mm_reap: preauth child terminated by signal 31":
+        ("protocol_error", "failure", None, None, None, "preauth child terminated by signal 31"),
+    "fatal: monitor_child_preauth: preauth child 5014 terminated by signal 31":
+        ("protocol_error", "failure", None, None, None,
+         "preauth child 5014 terminated by signal 31"),
 }
 # fmt: on
 _EDGE_LINES += [*_ACCOUNT_LINES, *_REFERENCE_LINES, *_MESSAGE_LINES]
