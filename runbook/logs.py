@@ -124,6 +124,10 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      rf"^[Ii]nvalid user (?P<user>.*) from {_IP}{_PORT}{_TAIL}"),
     ("invalid_user", "failure", "input_userauth_request: invalid user ",
      r"^input_userauth_request: invalid user (?P<user>.*?)(?P<preauth> \[preauth\])?$"),
+    # A password tried for the stand-in account sshd gives a user it will not serve (no such
+    # user, or one refused by AllowUsers and the like): shadow-based sshd (RHEL 7) logs this.
+    ("invalid_user", "failure", "Could not get shadow information for NOUSER",
+     r"^(?:error: )?(?P<reason>Could not get shadow information for NOUSER)$"),
     ("not_allowed", "failure", " not allowed because ",
      rf"^User (?P<user>.*) from {_IP} not allowed because (?P<reason>.+?)(?: \[preauth\])?$"),
     ("account_locked", "failure", "account is locked",
@@ -204,6 +208,9 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"(?P<reason>PubkeyAccepted\w+)"),
     ("sig_alg_refused", "failure", "unsupported public key algorithm",
      r"userauth_pubkey: (?P<reason>unsupported public key algorithm): (?P<method>\S+)"),
+    # AuthenticationMethods "publickey,publickey" wants another key than the one that passed.
+    ("key_reused", "failure", "refusing previously-used",
+     r"^refusing previously-used (?P<method>\S+) key(?: \[preauth\])?$"),
     # The key matched, but its from="..." option in authorized_keys excludes this client.
     ("key_from_refused", "failure", "not from a permitted host",
      r"Authentication tried for (?P<user>\S+) with correct key but (?P<reason>not from a "
@@ -223,6 +230,11 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      rf"from {_IP}{_PORT}"),
     ("keys_unreadable", "failure", "authorized keys",
      r"^Could not open (?:user '(?P<user>[^']*)' )?authorized keys '(?P<reason>[^']*)'"),
+    # ForceCommand internal-sftp (an sftp-only account) refuses a shell or a command
+    # (before the connection row, which would take its start for a new connection).
+    ("session_refused", "failure", "refusing non-sftp session",
+     rf"^(?:error: )?Connection from (?:user (?P<user>.*) )?{_IP}{_PORT}: "
+     r"(?P<reason>refusing non-sftp session)$"),
     ("connection", "info", "Connection from ",
      rf"^Connection from {_IP}(?: port (?P<port>\d+)(?: on (?P<reason>\S+ port \d+))?)?"),
     # Some distributions' sshd log each phase this way (Ltype: Version, Kex, Authname).
@@ -257,12 +269,26 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"Unable to negotiate (?P<reason>a key exchange method)"),
     ("kex_failed", "failure", "no matching",
      r"^fatal: (?P<reason>no matching \S+ found.*?)(?: \[preauth\])?$"),
+    # OpenSSH 7.5+ names the user ("authenticating user root 192.0.2.1 port 22").
     ("protocol_error", "failure", "ssh_dispatch_run_fatal",
-     rf"ssh_dispatch_run_fatal: Connection from {_IP}{_PORT}: (?P<reason>.*?)(?: \[preauth\])?$"),
+     rf"ssh_dispatch_run_fatal: Connection from {_WHO}{_IP}{_PORT}: (?P<reason>.*?)"
+     r"(?: \[preauth\])?$"),
+    # Older releases' words for a packet that cannot be framed or authenticated (a scanner,
+    # a corrupting middlebox): "ssh_dispatch_run_fatal: ... Connection corrupted" today.
+    ("protocol_error", "failure", "Bad packet length ",
+     r"^(?:Disconnecting: )?(?P<reason>Bad packet length \d+)\.?(?: \[preauth\])?$"),
+    ("protocol_error", "failure", "Corrupted MAC on input",
+     r"^(?:Disconnecting: )?(?P<reason>Corrupted MAC on input)\.?(?: \[preauth\])?$"),
+    ("protocol_error", "failure", "Packet corrupt",
+     r"^Disconnecting: (?P<reason>Packet corrupt)(?: \[preauth\])?$"),
     ("protocol_error", "failure", "Read from socket failed",
      r"Read from socket failed: (?P<reason>.*?)(?: \[preauth\])?$"),
     ("timeout", "failure", "Timeout before authentication",
      rf"Timeout before authentication for (?:connection from )?{_IP}{_PORT}"),
+    # ClientAliveCountMax reached: a logged-in session whose client went silent (7.4 names
+    # no one; later releases the user and the address).
+    ("client_timeout", "info", "Timeout, client not responding",
+     rf"^Timeout, client not responding(?: from (?:user (?P<user>.*) )?{_IP}{_PORT})?\.?$"),
     ("maxstartups", "failure", "drop connection",
      r"drop connection #\d+ from \[(?P<ip>[^\]]+)\]:(?P<port>\d+) on \S+ (?P<reason>.+)$"),
     ("penalty", "info", "srclimit_penalise",
@@ -289,6 +315,9 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      rf"^Address {_IP} maps to (?P<reason>.*)$"),
     ("reverse_dns", "info", "POSSIBLE BREAK-IN ATTEMPT",
      r"^reverse mapping checking getaddrinfo for (?P<reason>\S+) \[(?P<ip>[^\]]+)\] failed"),
+    # A PTR record that names an address, not a host: sshd keeps the address.
+    ("reverse_dns", "info", "Nasty PTR record",
+     rf'^Nasty PTR record "(?P<reason>[^"]*)" is set up for {_IP}, ignoring'),
     # An SSH-1 client (or scanner) at an SSH-2 server.
     ("banner_error", "failure", "Protocol major versions differ",
      rf"^(?:error: )?Protocol major versions differ(?: for {_IP}{_PORT})?: (?P<reason>.+)$"),
@@ -1038,6 +1067,7 @@ _ENDS = frozenset(
         "session_close",
         "closing",
         "timeout",
+        "client_timeout",
         "too_many_failures",
         "max_auth_tries",
     }

@@ -989,6 +989,35 @@ _MESSAGE_LINES = {
     "fatal: monitor_child_preauth: preauth child 5014 terminated by signal 31":
         ("protocol_error", "failure", None, None, None,
          "preauth child 5014 terminated by signal 31"),
+    # Older releases (RHEL 7's 7.4 among them), and refusals of a connection or a key.
+    "ssh_dispatch_run_fatal: Connection from authenticating user root 45.33.1.14 port 50011: "
+    "Connection corrupted [preauth]":
+        ("protocol_error", "failure", "root", "45.33.1.14", 50011, "Connection corrupted"),
+    "ssh_dispatch_run_fatal: Connection from invalid user a b 45.33.1.15 port 50012: "
+    "message authentication code incorrect [preauth]":
+        ("protocol_error", "failure", "a b", "45.33.1.15", 50012,
+         "message authentication code incorrect"),
+    "refusing previously-used ED25519 key [preauth]":
+        ("key_reused", "failure", None, None, None, None),
+    "error: Could not get shadow information for NOUSER":
+        ("invalid_user", "failure", None, None, None,
+         "Could not get shadow information for NOUSER"),
+    "Bad packet length 1349676916. [preauth]":
+        ("protocol_error", "failure", None, None, None, "Bad packet length 1349676916"),
+    "Corrupted MAC on input. [preauth]":
+        ("protocol_error", "failure", None, None, None, "Corrupted MAC on input"),
+    "Disconnecting: Packet corrupt [preauth]":
+        ("protocol_error", "failure", None, None, None, "Packet corrupt"),
+    "Timeout, client not responding from user bob 192.0.2.11 port 40011":
+        ("client_timeout", "info", "bob", "192.0.2.11", 40011, None),
+    "Timeout, client not responding.":
+        ("client_timeout", "info", None, None, None, None),
+    "error: Connection from 192.0.2.7: refusing non-sftp session":
+        ("session_refused", "failure", None, "192.0.2.7", None, "refusing non-sftp session"),
+    "error: Connection from user bob 192.0.2.7 port 40006: refusing non-sftp session":
+        ("session_refused", "failure", "bob", "192.0.2.7", 40006, "refusing non-sftp session"),
+    'Nasty PTR record "1.2.3.4" is set up for 192.0.2.12, ignoring':
+        ("reverse_dns", "info", None, "192.0.2.12", None, "1.2.3.4"),
 }
 # fmt: on
 _EDGE_LINES += [*_ACCOUNT_LINES, *_REFERENCE_LINES, *_MESSAGE_LINES]
