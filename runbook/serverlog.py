@@ -49,6 +49,13 @@ SERVER_CAUSES: dict[str, tuple[str, str | None]] = {
 }
 # A failed password names the cause only when nothing more specific was logged.
 _WEAK = {"failed": "auth.password_rejected"}
+# sshd calls every user it will not serve "invalid" (getpwnamallow gives it no account:
+# AllowUsers, DenyGroups, a locked or expired account, a missing shell, a nologin file), so
+# an invalid user's line proves account.invalid_user only in a connection that logged no
+# such refusal: there, the refusal is the cause.
+_REFUSALS = frozenset(
+    {"not_allowed", "account_locked", "account_expired", "shell_refused", "nologin_refused"}
+)
 SLACK = timedelta(seconds=2)
 
 
@@ -124,9 +131,10 @@ def check_auth_log(
             )
         ]
     findings = []
+    refused = {(e.host, e.pid) for e in ours if e.event in _REFUSALS}
     for event in ours:
         cause, fact = SERVER_CAUSES.get(event.event, (None, None))
-        if cause is None:
+        if cause is None or (event.event == "invalid_user" and (event.host, event.pid) in refused):
             continue
         data: dict[str, str | int] = {"user": event.user or user}
         if fact and event.reason:

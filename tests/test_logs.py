@@ -1233,6 +1233,37 @@ def test_session_child_lines_belong_to_the_attempt(tmp_path) -> None:
     assert proved[0].data["bad_path"] == "/srv/sftp/alice"
 
 
+def test_a_refused_user_is_no_invalid_user(tmp_path) -> None:
+    """sshd calls a user AllowUsers refuses "invalid" too (7.4: input_userauth_request,
+    the stand-in account's missing shadow entry): the cause stays account.not_allowed; a
+    connection that logged no refusal of its user proves account.invalid_user."""
+    from runbook import serverlog
+
+    log = tmp_path / "secure"
+    stamp = "2026-11-28T13:05:42.{:06d}+00:00 c7 sshd[{}]: {}"
+    lines = [
+        (5033, "User root from 192.0.2.33 not allowed because not listed in AllowUsers"),
+        (5033, "input_userauth_request: invalid user root [preauth]"),
+        (5033, "error: Could not get shadow information for NOUSER"),
+        (5033, "Failed password for invalid user root from 192.0.2.33 port 40033 ssh2"),
+        (5033, "Connection closed by 192.0.2.33 port 40033 [preauth]"),
+        (5040, "Invalid user ghost from 192.0.2.33 port 40040"),
+        (5040, "input_userauth_request: invalid user ghost [preauth]"),
+        (5040, "Failed password for invalid user ghost from 192.0.2.33 port 40040 ssh2"),
+    ]
+    log.write_text("".join(stamp.format(i, pid, m) + "\n" for i, (pid, m) in enumerate(lines)))
+    when = datetime(2026, 11, 28, 13, 5, 42, tzinfo=UTC)
+
+    def causes(user: str) -> set[str | None]:
+        found = serverlog.check_auth_log(
+            [str(log)], user=user, client="192.0.2.33", since=when, until=when, settle=0
+        )
+        return {f.cause_id for f in found if f.cause_id}
+
+    assert causes("root") == {"account.not_allowed"}
+    assert causes("ghost") == {"account.invalid_user"}
+
+
 def _journal_record(i: int, **fields) -> str:
     record = {
         "__REALTIME_TIMESTAMP": str(1764324000000000 + i * 1500001),
