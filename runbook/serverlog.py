@@ -33,6 +33,7 @@ SERVER_CAUSES: dict[str, tuple[str, str | None]] = {
     "not_allowed": ("account.not_allowed", None),
     "key_from_refused": ("account.not_allowed", None),
     "key_revoked": ("auth.key_rejected", None),
+    "key_reused": ("auth.key_rejected", None),
     "keys_command_failed": ("auth.key_rejected", None),
     "cert_refused": ("auth.key_rejected", None),
     "root_refused": ("account.root_denied", None),
@@ -46,6 +47,9 @@ SERVER_CAUSES: dict[str, tuple[str, str | None]] = {
     "maxstartups": ("proto.closed_early", None),
     "tcp_wrappers": ("proto.closed_early", None),
     "kex_failed": ("kex.no_common_alg", None),
+    # sshd exited at its start (no host key, a bad option, no privilege separation user):
+    # nothing listens. A port it could not bind ("bind_failed") is no such exit.
+    "sshd_failed": ("server.sshd_down", None),
 }
 # A failed password names the cause only when nothing more specific was logged.
 _WEAK = {"failed": "auth.password_rejected"}

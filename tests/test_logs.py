@@ -1264,6 +1264,31 @@ def test_a_refused_user_is_no_invalid_user(tmp_path) -> None:
     assert causes("ghost") == {"account.invalid_user"}
 
 
+def test_sshd_that_could_not_start_is_sshd_down(tmp_path) -> None:
+    """sshd's own exit at start proves server.sshd_down (through a jump host, where the
+    client's address is unknown, every line of the time counts); an address it could not
+    bind, with others serving, does not."""
+    from runbook import serverlog
+
+    log = tmp_path / "auth.log"
+    stamp = "2026-11-28T13:05:42.{:06d}+00:00 srv sshd[{}]: {}"
+    lines = [
+        (4000, "error: Bind to port 22 on :: failed: Address already in use."),
+        (4001, "/etc/ssh/sshd_config line 42: Bad configuration option: RSAAuthentication"),
+        (4001, "/etc/ssh/sshd_config: terminating, 1 bad configuration options"),
+    ]
+    log.write_text("".join(stamp.format(i, pid, m) + "\n" for i, (pid, m) in enumerate(lines)))
+    when = datetime(2026, 11, 28, 13, 5, 42, tzinfo=UTC)
+    found = serverlog.check_auth_log(
+        [str(log)], user="alice", client=None, since=when, until=when, settle=0
+    )
+    proved = [(f.cause_id, f.evidence[0].rsplit(": ", 1)[-1]) for f in found if f.cause_id]
+    assert proved == [
+        ("server.sshd_down", "RSAAuthentication"),
+        ("server.sshd_down", "terminating, 1 bad configuration options"),
+    ]
+
+
 def _journal_record(i: int, **fields) -> str:
     record = {
         "__REALTIME_TIMESTAMP": str(1764324000000000 + i * 1500001),
