@@ -555,9 +555,10 @@ def _carry_over(frame: pd.DataFrame) -> None:
     Within one connection of an sshd process (host, pid; see ``_connections``): a line
     without the client's address takes the address and port of the latest line that had
     one, and the latest user such lines named, else all three from the first later line
-    with an address; and the end of a connection that failed before anyone logged in is a
-    failure. Done on the rows sorted by process (stable, so each process's lines keep their
-    order), where "the latest such line" is a running maximum.
+    with an address (within logs.LOOKAHEAD events); and the end of a connection that failed
+    before anyone logged in is a failure. Done on the rows sorted by process (stable, so
+    each process's lines keep their order), where "the latest such line" is a running
+    maximum.
     """
     events = frame["event"].cat.codes.to_numpy()
     daemon = np.isin(events, [_EVENTS.index(e) for e in logs._DAEMON_EVENTS])
@@ -577,6 +578,8 @@ def _carry_over(frame: pd.DataFrame) -> None:
     has_ip = frame["ip"].notna().to_numpy()[rows]
     before = _latest(has_ip, starts)
     after = _next(has_ip, ends)
+    # A later line lends only within LOOKAHEAD events (the line reader's bound).
+    after = np.where((after >= 0) & (rows[after] - rows <= logs.LOOKAHEAD), after, -1)
     source = np.where(before >= 0, before, after)
     fill = ~has_ip & (source >= 0)
     if fill.any():

@@ -1089,14 +1089,20 @@ def _new_connection(event: str, previous: str, gap: timedelta | None) -> bool:
     return previous in _ENDS and event not in _TRAILERS
 
 
+# How far (in events) a line without an address looks ahead for its connection's first
+# line with one: what bounds the events held back, whatever the log.
+LOOKAHEAD = 10_000
+
+
 class _Connections:
     """What the other lines of the same connection say: its client's address and user.
 
     Many refusals (bad modes, locked accounts, "Too many authentication failures") name
     no address; the connection's other lines do, and they share the process id. A line
     takes them from the latest earlier line of its connection that has them, else from the
-    first later one (sshd often names the client only when the connection closes): such a
-    line waits, and the lines after it with it, so events stay in order.
+    first later one within LOOKAHEAD events (sshd often names the client only when the
+    connection closes): such a line waits, and the events after it with it, so that events
+    stay in order.
     """
 
     def __init__(self) -> None:
@@ -1104,20 +1110,21 @@ class _Connections:
         self._known: dict[tuple[str | None, int], tuple[str | None, int | None, str | None]] = {}
         self._failed: set[tuple[str | None, int]] = set()
         self._last: dict[tuple[str | None, int], LogEvent] = {}
-        self._waiting: dict[tuple[str | None, int], list[LogEvent]] = {}
-        self._queue: deque[LogEvent] = deque()
-        self._held: set[int] = set()  # id() of the queued events that wait for an address
+        self._waiting: dict[tuple[str | None, int], dict[int, LogEvent]] = {}
+        self._queue: deque[tuple[int, LogEvent]] = deque()
+        self._held: set[int] = set()  # the numbers of the queued events that wait
+        self._count = 0
 
-    def feed(self, event: LogEvent) -> Iterator[LogEvent]:
-        """Take one line's event; yield the events (in order) that are complete."""
+    def feed(self, event: LogEvent) -> list[LogEvent]:
+        """Take one line's event; the events (in order) now complete."""
+        self._count += 1
+        done = self._release()  # first: who waited too long is not lent this line's address
         if event.pid is not None and event.event not in _DAEMON_EVENTS:
             self._complete(event)
-        self._queue.append(event)
-        if event.time is not None:
-            self._expire(event.time)
-        return self._release()
+        self._queue.append((self._count, event))
+        return done + self._release()
 
-    def flush(self) -> Iterator[LogEvent]:
+    def flush(self) -> list[LogEvent]:
         """The events still waiting (their connections never named the client)."""
         self._waiting.clear()
         self._held.clear()
@@ -1134,11 +1141,11 @@ class _Connections:
         if event.ip is not None:
             user = event.user if event.user is not None else (known[2] if known else None)
             if known is None:  # the first address of the connection: lend it forward too
-                for waiting in self._waiting.pop(key, []):
+                for number, waiting in self._waiting.pop(key, {}).items():
                     _replace(waiting, ip=event.ip, port=waiting.port or event.port)
                     if waiting.user is None:
                         waiting.user = event.user
-                    self._held.discard(id(waiting))
+                    self._held.discard(number)
             self._known[key] = (event.ip, event.port, user)
         elif known is not None:
             ip, port, user = known
@@ -1146,8 +1153,8 @@ class _Connections:
             if event.user is None:
                 event.user = user
         else:
-            self._waiting.setdefault(key, []).append(event)
-            self._held.add(id(event))
+            self._waiting.setdefault(key, {})[self._count] = event
+            self._held.add(self._count)
         if event.event == "connection" or event.outcome == "success":
             self._failed.discard(key)
         if event.outcome == "failure":
@@ -1159,25 +1166,23 @@ class _Connections:
 
     def _end(self, key: tuple[str | None, int]) -> None:
         """The process's connection is over: what waits for its address gets none."""
-        for waiting in self._waiting.pop(key, []):
-            self._held.discard(id(waiting))
+        self._held.difference_update(self._waiting.pop(key, {}))
         self._known.pop(key, None)
         self._failed.discard(key)
 
-    def _expire(self, now: datetime) -> None:
-        """A process silent for longer than CONNECTION_GAP has ended its connection: what
-        waits for its address gets none (so a line waits at most that long)."""
-        while self._queue and id(self._queue[0]) in self._held:
-            key = (self._queue[0].host, self._queue[0].pid)
-            last = self._last[key].time  # type: ignore[index]
-            if last is None or now - last <= CONNECTION_GAP:
-                return
-            self._end(key)  # type: ignore[arg-type]
-
-    def _release(self) -> Iterator[LogEvent]:
-        queue, held = self._queue, self._held
-        while queue and id(queue[0]) not in held:
-            yield queue.popleft()
+    def _release(self) -> list[LogEvent]:
+        """The queue's complete events from its head; a head that has waited LOOKAHEAD
+        events gets no address and goes too."""
+        queue, held, done = self._queue, self._held, []
+        while queue:
+            number, event = queue[0]
+            if number in held:
+                if self._count - number <= LOOKAHEAD:
+                    break
+                held.discard(number)
+                self._waiting[(event.host, event.pid)].pop(number)  # type: ignore[index]
+            done.append(queue.popleft()[1])
+        return done
 
 
 def _replace(event: LogEvent, **changes: Any) -> LogEvent:

@@ -1142,8 +1142,10 @@ def test_fuzz_carry_over_equals_the_line_by_line_one(lines: list[tuple]) -> None
         prefix = f"{clock:%b %d %H:%M:%S} {host} " if host else ""
         text.append(prefix + f"{tag}: " + message.format(ip=ip, user=user, port=port))
     now = datetime(2026, 11, 28, 12, tzinfo=ZURICH)
-    frame = logs.read_sshd_log(lines=text, now=now, tz=ZURICH)
-    events = list(logs.iter_events(lines=text, now=now, tz=ZURICH))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(logs, "LOOKAHEAD", 6)  # the look-ahead's bound, met in 40 lines
+        frame = logs.read_sshd_log(lines=text, now=now, tz=ZURICH)
+        events = list(logs.iter_events(lines=text, now=now, tz=ZURICH))
     assert _records_of(frame) == _records_of_events(events)
 
 
@@ -1202,6 +1204,25 @@ def test_a_line_without_address_takes_its_own_connections(tmp_path) -> None:
     assert got[("banner_error", 4302)] == (None, None)  # no line of its own names the client
     assert got[("session_closed", 4300)] == ("carol", "192.0.2.60")
     assert "203.0.113.50" not in logs.brute_force_sources(frame, min_failures=1).index
+
+
+def test_carry_over_alike_when_the_clock_jumps(tmp_path) -> None:
+    """Lines out of time order (a stamp with another year among them) change neither
+    reader's grouping: the look-ahead counts events, not seconds."""
+    failure = "error: PAM: Authentication failure for amy from 192.0.2.6"
+    lines = [
+        f"Nov 28 10:00:00 h1 sshd[1]: {failure}",
+        "Nov 28 10:00:00 2024 sshd[4]: error: kex_exchange_identification: Connection closed",
+        f"Nov 28 10:00:00 h1 sshd[1]: {failure}",
+        f"Nov 28 10:00:00 2024 sshd[4]: {failure}",
+    ]
+    path = tmp_path / "auth.log"
+    path.write_text("\n".join(lines) + "\n")
+    now = datetime(2026, 11, 28, 12, tzinfo=UTC)
+    stats = logs.LogStats()
+    events = list(logs.iter_events([path], now=now, tz=UTC, stats=stats))
+    _read_alike(logs.read_sshd_log([path], now=now, tz=UTC), events, stats)
+    assert events[1].ip == "192.0.2.6"
 
 
 def test_session_child_lines_belong_to_the_attempt(tmp_path) -> None:
