@@ -536,6 +536,41 @@ def test_real_world_transcripts(path: Path) -> None:
         assert got == expected, json.dumps(result, indent=1)[:2000]
 
 
+AUDIT = Path(__file__).parent / "data" / "audit"
+AUDIT_KEYS = {"audit", "expected", "confidence", "says"}
+
+
+def _audit_case(path: Path) -> tuple[dict[str, str], str]:
+    """An audit transcript's header and its body, line endings kept (CRLF is a case)."""
+    header, body = {}, []
+    for line in path.read_bytes().decode("utf-8").splitlines(keepends=True):
+        key, sep, value = line[2:].partition(": ")
+        if not body and line.startswith("# ") and sep and key in AUDIT_KEYS:
+            header[key] = value.strip()
+        else:
+            body.append(line)
+    return header, "".join(body)
+
+
+@pytest.mark.parametrize("path", sorted(AUDIT.glob("*.txt")), ids=lambda p: p.stem)
+def test_audit_transcripts(path: Path) -> None:
+    """The audit's transcripts: the verdict, the cause and how sure it is; what ssh shows
+    after a working login (a dropped session) is said in the note of an "ok"."""
+    header, body = _audit_case(path)
+    assert {"audit", "expected", "confidence"} <= set(header), path.name
+    result = transcript.explain(body)
+    root = result["root_cause"]
+    if header["expected"] == "ok":
+        assert (result["verdict"], root) == ("ok", None), json.dumps(result, indent=1)[:2000]
+        said = [result.get("note") or ""]
+    else:
+        got = (root["id"], root["confidence"]) if root else None
+        assert got == (header["expected"], header["confidence"]), json.dumps(result)[:3000]
+        said = root["evidence"]
+    if "says" in header:
+        assert any(header["says"] in line for line in said), said
+
+
 def test_details_follow_the_connection_step_by_step(lab) -> None:
     healthy = transcript.explain(live(lab, "healthy", "-vvv"))["details"]
     target = lab.targets["healthy"]
