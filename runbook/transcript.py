@@ -107,6 +107,12 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
      "protocol"),
     # -- banner --
     ("pre_banner", "banner line", r"_identification: banner line \d+: (?P<text>.*)$", "protocol"),
+    # Before 8.0 the same lines were "ssh_exchange_identification: TEXT" (debug1), beside
+    # its fatal errors of the same prefix, which are not text the server sent.
+    ("pre_banner", "ssh_exchange_identification: ",
+     r"^ssh_exchange_identification: "
+     r"(?!read: |select: |Connection (?:closed|reset)|No banner received)(?P<text>.+)$",
+     "protocol"),
     ("ssh1", "Protocol major versions differ", r"Protocol major versions differ", "protocol"),
     ("not_ssh", "banner line contains invalid", r"banner line contains invalid", "protocol"),
     ("not_ssh", "banner line too long", r"banner line too long", "protocol"),
@@ -202,13 +208,19 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
      r"(?: (?P<key_type>[A-Z0-9-]+) SHA256:)?", "auth"),
     ("key_offered", "Trying private key", r"Trying private key: (?P<identity_file>\S+)", "auth"),
     ("key_accepted", "Server accepts key", r"Server accepts key: (?P<identity_file>\S+)", "auth"),
-    ("key_skipped", "corresponding algorithm not in",
-     r"Skipping (?P<key_type>\S+) key (?P<identity_file>\S+)", "auth"),
+    # The client leaves out a key its own PubkeyAcceptedAlgorithms (before 8.5:
+    # PubkeyAcceptedKeyTypes; 8.5-8.9: "corresponding algo") or the server's
+    # server-sig-algs (8.5+: "not supported by server") does not allow.
+    ("key_skipped", "Skipping ",
+     r"Skipping (?P<key_type>\S+) key (?P<identity_file>\S+) - (?:corresponding algo(?:rithm)? )?"
+     r"not (?P<by>in Pubkey\w+|supported by server)", "auth"),
     ("sig_alg", "no mutual signature", r"no mutual signature", "auth"),
     # The agent or a security key would not sign: the key exists, it cannot be used.
     ("signing_failed", "signing failed for",
      r"signing failed for (?P<key_type>\S+) \"(?P<identity_file>[^\"]+)\".*?: (?P<error>[^:]+)$",
      "client"),
+    # OpenSSH 8.1 and older named neither the key nor its type.
+    ("signing_failed", "signing failed: ", r"signing failed: (?P<error>.+)$", "client"),
     # No terminal and no askpass program: a password or passphrase cannot be asked for.
     ("askpass_missing", "ssh_askpass: exec",
      r"ssh_askpass: exec\((?P<command>[^)]*)\): (?P<error>.+)$", "auth"),
@@ -798,12 +810,22 @@ def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
         )
     skipped = t.of("key_skipped")
     if skipped:
+        kind = skipped[0].facts["key_type"]
+        if skipped[0].facts["by"].startswith("supported"):  # the server's list leaves it out
+            return _Signal(
+                "auth.sig_alg",
+                [*skipped[:2], denied],
+                "medium",
+                f"the client did not offer its {kind} key: the server's server-sig-algs lists "
+                "no signature algorithm for that type",
+                {"refused_algorithm": kind},
+            )
         return _Signal(
             "auth.sig_alg",
             [*skipped[:2], denied],
             "medium",
             "the client skipped its own keys: their algorithm is not accepted",
-            {"algorithm": skipped[0].facts["key_type"]},
+            {"algorithm": kind},
         )
     return _Signal(
         "auth.no_method", [denied], "medium", "no key was offered and no password was tried"

@@ -196,6 +196,28 @@ def test_first_error_wins_over_the_last() -> None:
             ],
             "client.key_invalid",
         ),
+        (  # the same in the words of OpenSSH 8.1 and older
+            [
+                "sign_and_send_pubkey: signing failed: agent refused operation",
+                "u@h: Permission denied (publickey).",
+            ],
+            "client.key_invalid",
+        ),
+        (  # OpenSSH 7.x -v: what an HTTP server answers, line by line before the close
+            [
+                "debug1: ssh_exchange_identification: HTTP/1.1 400 Bad Request",
+                "debug1: ssh_exchange_identification: ",
+                "ssh_exchange_identification: Connection closed by remote host",
+            ],
+            "proto.not_ssh",
+        ),
+        (  # ... and a throttling sshd of that time, which says why it refuses
+            [
+                "debug1: ssh_exchange_identification: Exceeded MaxStartups",
+                "ssh_exchange_identification: read: Connection reset by peer",
+            ],
+            "proto.closed_early",
+        ),
         (
             [
                 "ssh_askpass: exec(/usr/bin/ssh-askpass): No such file or directory",
@@ -347,6 +369,24 @@ def test_a_hang_up_after_an_accepted_key_without_words_stays_unsure() -> None:
                 "debug1: Skipping ssh-dss key /home/u/.ssh/id_dsa - corresponding algorithm "
                 "not in PubkeyAcceptedAlgorithms"
             ],
+            "PubkeyAcceptedAlgorithms=+ssh-dss",
+        ),
+        (  # 8.5+: the server's server-sig-algs has no algorithm for the key's type
+            [
+                "debug1: Skipping ssh-rsa key /home/u/.ssh/id_rsa - corresponding algorithm "
+                "not supported by server"
+            ],
+            "the server refuses ssh-rsa",
+        ),
+        (  # 8.5 to 8.9 said "algo"
+            [
+                "debug1: Skipping ssh-dss key /home/u/.ssh/id_dsa - corresponding algo not in "
+                "PubkeyAcceptedAlgorithms"
+            ],
+            "PubkeyAcceptedAlgorithms=+ssh-dss",
+        ),
+        (  # before 8.5 the option was PubkeyAcceptedKeyTypes
+            ["debug1: Skipping ssh-dss key /home/u/.ssh/id_dsa - not in PubkeyAcceptedKeyTypes"],
             "PubkeyAcceptedAlgorithms=+ssh-dss",
         ),
         (  # an ed25519 key a server's PubkeyAcceptedAlgorithms leaves out
