@@ -227,9 +227,10 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("auth_failed", "Authentication failed.", r"^Authentication failed\.", "auth"),
     ("password_asked", "read_passphrase", r"read_passphrase", "auth"),
     # The prompts as a terminal shows them: the password method's, and (8.x+) the
-    # keyboard-interactive one with PAM's prompt after "(user@host)".
-    ("password_asked", "'s password:", r"^\S+@\S+'s password:", "auth"),
-    ("password_asked", ") Password", r"^\(\S+@\S+\) [Pp]assword\b[^:]*:", "auth"),
+    # keyboard-interactive one with PAM's prompt after "(user@host)". Unlike -vvv's
+    # read_passphrase (a key's passphrase too), they prove a password was typed.
+    ("password_prompt", "'s password:", r"^\S+@\S+'s password:", "auth"),
+    ("password_prompt", ") Password", r"^\(\S+@\S+\) [Pp]assword\b[^:]*:", "auth"),
     ("password_retry", "please try again", r"Permission denied, please try again", "auth"),
     ("denied", "Permission denied (",
      r"(?:(?P<user>[^@\s]+)@(?P<hostname>\S+): )?Permission denied \((?P<methods>[^)]*)\)",
@@ -248,6 +249,9 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("nologin_file", "Unprivileged users are not permitted",
      r"System is (?P<state>booting up|going down)\. Unprivileged users are not permitted",
      "account"),
+    # pam_faillock's and pam_tally2's words, which keyboard-interactive shows before the prompt.
+    ("locked", "locked due to", r"[Aa]ccount (?:is )?locked due to \d+ failed logins?", "account"),
+    ("locked", "Account temporary locked", r"Account temporary locked", "account"),
     ("expired", "has expired", r"(?:account|password) has expired", "account"),
     ("expired", "change your password", r"required to change your password", "account"),
     # An expired password with no terminal to change it on (BatchMode, a script).
@@ -736,18 +740,59 @@ ROOT_PASSWORD = (
 )
 
 
+def _passwords(t: Transcript) -> list[Event]:
+    """The password prompts a terminal showed (after a method accepted with partial
+    success, if any: a password that worked is no refused one) and the retries refused."""
+    partial = t.of("partial")
+    after = partial[-1].lineno if partial else 0
+    return [e for e in t.of("password_prompt", "password_retry") if e.lineno > after]
+
+
+def _too_many_passwords(
+    t: Transcript, offered: list[Event], passwords: list[Event], too_many: Event
+) -> _Signal:
+    """MaxAuthTries reached with passwords typed: the passwords were refused. Keys offered
+    before count against the same limit (what auth.too_many_failures is about)."""
+    tries = len([e for e in passwords if e.event == "password_prompt"]) or len(passwords) + 1
+    note = (
+        f"the server's MaxAuthTries ended the login after {tries} refused "
+        f"password{'s' if tries > 1 else ''}: 'Too many authentication failures' counts "
+        "passwords as well as keys"
+    )
+    if offered:
+        note += (
+            f"; the {len(offered)} key(s) offered before counted too (auth.too_many_failures: "
+            "IdentitiesOnly leaves more tries for the password)"
+        )
+    elif not t.debug:
+        note += " (keys offered before them, auth.too_many_failures, show only with ssh -v)"
+    return _Signal("auth.password_rejected", [*passwords[:2], too_many], "high", note)
+
+
 def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
     offered = _offered(t)
+    passwords = _passwords(t)
     too_many = t.first("too_many")
+    denied = t.first("denied", "no_methods")
+    if denied is not None and "user" in denied.facts:
+        facts.setdefault("user", denied.facts["user"])
+    locked = t.first("locked")
+    if locked is not None and (too_many or denied):
+        return _Signal(
+            "account.locked",
+            [locked, too_many or denied],
+            "high",
+            "PAM (pam_faillock, pam_tally2) locked the account after repeated failures and "
+            "refuses even the right password until the lock expires or is reset",
+        )
     if too_many is not None:
+        if passwords:
+            return _too_many_passwords(t, offered, passwords, too_many)
         if offered:
             facts["max_auth_tries"] = len(offered)  # each refused key counted as a failure
         return _Signal("auth.too_many_failures", [*offered[-2:], too_many], "high")
-    denied = t.first("denied", "no_methods")
     if denied is None:
         return None
-    if "user" in denied.facts:
-        facts.setdefault("user", denied.facts["user"])
     if denied.event == "denied" and denied.facts.get("methods", "x") == "":
         # "Permission denied ()": the server allows no method at all for this user.
         return _Signal(
@@ -764,16 +809,15 @@ def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
         return _Signal(
             "auth.sig_alg", [*t.of("sig_alg")[:2], denied], "high", facts=_sig_facts(kind)
         )
-    retries = t.of("password_retry")
     tried = [
         e
         for e in t.of("next_method")
         if e.facts.get("method") in ("password", "keyboard-interactive")
     ]
-    if retries or (tried and t.first("password_asked")):
+    if passwords or (tried and t.first("password_asked")):
         return _Signal(
             "auth.password_rejected",
-            [*(retries or tried)[:2], denied],
+            [*(passwords or tried)[:2], denied],
             "high",
             ROOT_PASSWORD if facts.get("user") == "root" else None,
         )

@@ -751,3 +751,57 @@ def test_a_password_typed_at_the_keyboard_interactive_prompt_and_refused() -> No
     )
     result = transcript.classify(transcript.parse(text))
     assert (result.cause_id, result.confidence) == ("auth.password_rejected", "high")
+
+
+@pytest.mark.parametrize(
+    "lines, cause, says",
+    [
+        (  # keys offered and passwords refused: the passwords failed, the keys used up tries
+            [
+                "debug1: Offering public key: /home/u/.ssh/id_rsa RSA SHA256:abc agent",
+                "debug1: Offering public key: /home/u/.ssh/id_ed25519 ED25519 SHA256:def agent",
+                "debug1: Next authentication method: password",
+                "u@h's password: ",
+                "Permission denied, please try again.",
+                "u@h's password: ",
+                "Received disconnect from 192.0.2.9 port 22:2: Too many authentication failures",
+            ],
+            "auth.password_rejected",
+            "the 2 key(s) offered before counted too",
+        ),
+        (  # keys alone: MaxAuthTries was spent on them
+            [
+                "debug1: Offering public key: /home/u/.ssh/id_rsa RSA SHA256:abc agent",
+                "Received disconnect from 192.0.2.9 port 22:2: Too many authentication failures",
+            ],
+            "auth.too_many_failures",
+            None,
+        ),
+        (  # pam_tally2's words: the lock, not the password, refused the login
+            [
+                "(u@h) Account locked due to 4 failed logins",
+                "Password: ",
+                "u@h: Permission denied (keyboard-interactive).",
+            ],
+            "account.locked",
+            "pam_faillock, pam_tally2",
+        ),
+        (  # AuthenticationMethods password,publickey: the password worked, no key followed
+            [
+                "u@h's password: ",
+                'Authenticated using "password" with partial success.',
+                "u@h: Permission denied (publickey).",
+            ],
+            "auth.no_method",
+            "password was accepted",
+        ),
+    ],
+)
+def test_passwords_refused_and_the_limits_on_them(lines: list[str], cause: str, says) -> None:
+    """Typed passwords that MaxAuthTries cut off are refused passwords (keys offered before
+    only used up tries); a lock PAM announces is the cause; a password that was accepted
+    with partial success is none."""
+    root = transcript.explain("\n".join(lines) + "\n")["root_cause"]
+    assert root["id"] == cause, root
+    if says:
+        assert any(says in line for line in root["evidence"]), root["evidence"]
