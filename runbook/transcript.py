@@ -187,6 +187,11 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("key_perms", "bad permissions", r"Load key \"(?P<identity_file>.+)\": bad permissions",
      "client"),
     ("key_invalid", "Load key", r"Load key \"(?P<identity_file>.+)\": (?P<error>.+)$", "client"),
+    # A key file with a passphrase: asked once per try (NumberOfPasswordPrompts, 3), after
+    # the server accepted its public key or before offering a key without a .pub file.
+    ("passphrase_asked", "Enter passphrase for key",
+     r"Enter passphrase for key '(?P<identity_file>[^']+)'", "client"),
+    ("passphrase_wrong", "bad passphrase given", r"bad passphrase given", "client"),
     ("identity_missing", "not accessible",
      r"Identity file (?P<identity_file>.+) not accessible: (?P<error>.+?)\.?\s*$", "client"),
     ("identity_missing", "no such identity",
@@ -700,7 +705,30 @@ def _client_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
                     "private one, without .pub",
                 )
             return _Signal(cause, events[:4], "high")
-    return None
+    return _passphrase_signal(t, facts)
+
+
+def _passphrase_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
+    """The key's passphrase was asked for and the login failed: it was typed wrong (or not
+    at all), so ssh could not load the key, whatever the server thinks of it."""
+    asked = t.of("passphrase_asked")
+    end = t.first("denied", "no_methods", "too_many")
+    if not asked or end is None or end.lineno < asked[0].lineno:
+        return None
+    key = asked[-1].facts["identity_file"]
+    facts.setdefault("identity_file", key)
+    times = sum(e.facts["identity_file"] == key for e in asked)
+    accepted = any(e.lineno < asked[0].lineno for e in t.of("key_accepted"))
+    sure = times > 1 or accepted or t.first("passphrase_wrong") is not None
+    return _Signal(
+        "client.key_invalid",
+        [*t.of("key_accepted")[-1:], *asked[:3], *t.of("passphrase_wrong")[:1], end],
+        "high" if sure else "medium",
+        f"the passphrase of {key} was asked for {times} time{'s' if times > 1 else ''} and ssh "
+        "could not load the key: a wrong passphrase"
+        + (" (the server had accepted the key itself)" if accepted else "")
+        + ("" if sure else ", none given, or a right one for a key the server then refused"),
+    )
 
 
 def _offered(t: Transcript) -> list[Event]:

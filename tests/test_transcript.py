@@ -805,3 +805,37 @@ def test_passwords_refused_and_the_limits_on_them(lines: list[str], cause: str, 
     assert root["id"] == cause, root
     if says:
         assert any(says in line for line in root["evidence"]), root["evidence"]
+
+
+@pytest.mark.parametrize(
+    "lines, confidence",
+    [
+        (  # asked once: wrong (NumberOfPasswordPrompts=1), not given, or right and refused
+            [
+                "Enter passphrase for key '/home/u/.ssh/id_rsa': ",
+                "u@h: Permission denied (publickey).",
+            ],
+            "medium",
+        ),
+        (  # -vvv says it was wrong
+            [
+                "Enter passphrase for key '/home/u/.ssh/id_rsa': ",
+                "debug2: bad passphrase given, try again...",
+                "u@h: Permission denied (publickey).",
+            ],
+            "high",
+        ),
+        (  # the key named on the command line, with no terminal to ask on
+            [
+                'Load key "/home/u/.ssh/id_rsa": incorrect passphrase supplied to decrypt '
+                "private key",
+                "u@h: Permission denied (publickey).",
+            ],
+            "high",
+        ),
+    ],
+)
+def test_a_passphrase_that_fails_is_a_key_that_cannot_be_loaded(lines, confidence) -> None:
+    result = transcript.classify(transcript.parse("\n".join(lines) + "\n"))
+    assert (result.cause_id, result.confidence) == ("client.key_invalid", confidence)
+    assert result.facts["identity_file"] == "/home/u/.ssh/id_rsa"
