@@ -30,6 +30,7 @@ __all__ = [
     "Transcript",
     "classify",
     "explain",
+    "last_attempt",
     "parse",
     "server_says",
 ]
@@ -51,12 +52,17 @@ class Rule:
     debug_ok: bool = True
 
 
+_PROMPT = r"^(?:PS [^>]*>|\[[^\]]*\][$#%]|\S*[$#%>]) +(?:ssh|scp|sftp)(?: +\S+)+$"
+
 # Order matters only within one line: of the rules whose literal it contains, the longest
 # literal is tried first, and the first pattern that matches names the event.
 # fmt: off
 RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     # -- versions, configuration, proxy --
     ("client_version", "OpenSSH", r"^(?P<client_version>OpenSSH_\S+?)(?:,| |$)", "config"),
+    # A shell prompt running ssh, scp or sftp: a paste holding more than one attempt (the
+    # user fixed something and ran it again) is judged by the last; a marker, no phase.
+    *(("attempt", f"{prompt} ", _PROMPT, "") for prompt in "$#%>"),
     ("remote_version", "Remote protocol version",
      r"Remote protocol version (?P<proto>[\d.]+), "
      r"remote software version (?P<server_version>.*)$", "protocol"),
@@ -172,6 +178,13 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("hostkey_refused", "Bad server host key", r"Bad server host key: (?P<error>.+)$", "hostkey"),
     ("hostkey_refused", "not in HostKeyAlgorithms",
      r"Server host key (?P<key_type>\S+) not in HostKeyAlgorithms", "hostkey"),
+    # The user answered yes (or gave the fingerprint), or ssh added a new key: a warning
+    # before it did not stop the login.
+    ("hostkey_yes", "continue connecting",
+     r"continue connecting \([^)]*\)\? *(?i:yes|SHA256:\S+)$", "hostkey"),
+    ("hostkey_yes", "Please type 'yes'", r"Please type 'yes'[^:]*: *(?i:yes|SHA256:\S+)$",
+     "hostkey"),
+    ("hostkey_added", "Permanently added", r"Permanently added ", "hostkey"),
     ("hostkey_ok", "is known and matches", r"is known and matches", "hostkey"),
     ("hostkey_found", "Found key in",
      r"Found key in (?P<known_hosts>.+):(?P<known_hosts_line>\d+)\s*$", "hostkey"),
@@ -642,8 +655,17 @@ def _kex_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
 
 
 def _hostkey_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
-    changed = t.of("hostkey_changed", "hostkey_offending", "hostkey_fingerprint")
-    failed = t.first("hostkey_failed")
+    # A warning the user then accepted (CheckHostIP's "differs from the key for the IP
+    # address ... (yes/no)? yes"), or one of an earlier try before a key ssh added, did not
+    # stop the login: only what follows the last acceptance counts.
+    accepted = t.of("hostkey_yes", "hostkey_added")
+    after = accepted[-1].lineno if accepted else 0
+    changed = [
+        e
+        for e in t.of("hostkey_changed", "hostkey_offending", "hostkey_fingerprint")
+        if e.lineno > after
+    ]
+    failed = next((e for e in t.of("hostkey_failed") if e.lineno > after), None)
     if any(e.event == "hostkey_changed" for e in changed):
         for event in changed:
             facts.update(
@@ -664,7 +686,7 @@ def _hostkey_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
             "hostkey.changed", [*changed[:6], *printed[:1], *([failed] if failed else [])], "high"
         )
     if failed is not None:
-        unknown = t.of("hostkey_unknown", "hostkey_ask")
+        unknown = [e for e in t.of("hostkey_unknown", "hostkey_ask") if e.lineno > after]
         for event in unknown:
             facts.update({k: v for k, v in event.facts.items() if k in ("host_spec", "key_type")})
         return _Signal("hostkey.unknown", [*unknown[:2], failed], "high" if unknown else "medium")
@@ -1080,8 +1102,31 @@ def _login_worked(t: Transcript) -> bool:
     )
 
 
+def last_attempt(t: Transcript) -> Transcript:
+    """The events of the last attempt a paste holds: from its last shell prompt running ssh,
+    or its last version line ("OpenSSH_9.6p1, ..." starts every ssh -v) that is not a jump
+    hop's (ProxyJump's ssh -v prints its own, after the line that starts it), and that
+    something follows (`ssh -V` after a failure prints the version line alone)."""
+    start, begins, hop = 0, 0, False
+    for i, event in enumerate(t.events):
+        if event.event in ("proxy_jump", "proxy_command"):
+            hop = True
+        if event.event == "attempt" or (event.event == "client_version" and not hop):
+            begins, hop = i, False
+            continue
+        if event.event == "client_version":
+            hop = False  # the hop's own line
+        start = begins
+    if start == 0:
+        return t
+    events = t.events[start:]
+    return Transcript(events, t.lines, any(e.debug for e in events))
+
+
 def classify(t: Transcript) -> Classification:
-    """The verdict and cause of one parsed transcript (see the module docstring)."""
+    """The verdict and cause of one parsed transcript (see the module docstring): of its
+    last attempt, when it holds several."""
+    t = last_attempt(t)
     facts = _base_facts(t)
     proxy = t.first("proxy_jump", "proxy_command")
     if proxy is not None:
@@ -1142,10 +1187,11 @@ def _jump(event: Event) -> str:
 
 def explain(text: str) -> dict[str, Any]:
     """The contract's ``explain --json`` object (without catalog text; see runbook.explain)."""
-    t = parse(text)
+    whole = parse(text)
+    t = last_attempt(whole)
     result = classify(t)
-    client = t.first("client_version")
-    servers = t.of("remote_version")
+    client = whole.first("client_version")
+    servers = whole.of("remote_version")
     root = None
     if result.cause_id:
         evidence = [f"line {n}: {line}" for n, line in result.decisive_lines]

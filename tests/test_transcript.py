@@ -839,3 +839,69 @@ def test_a_passphrase_that_fails_is_a_key_that_cannot_be_loaded(lines, confidenc
     result = transcript.classify(transcript.parse("\n".join(lines) + "\n"))
     assert (result.cause_id, result.confidence) == ("client.key_invalid", confidence)
     assert result.facts["identity_file"] == "/home/u/.ssh/id_rsa"
+
+
+_CHANGED = [
+    "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @",
+    "Offending ED25519 key in /home/u/.ssh/known_hosts:14",
+    "Host key for web has changed and you have requested strict checking.",
+    "Host key verification failed.",
+]
+
+
+@pytest.mark.parametrize(
+    "lines, cause",
+    [
+        (  # two runs pasted without their prompts: the key was removed and accepted anew
+            [
+                *_CHANGED,
+                "The authenticity of host 'web (192.0.2.9)' can't be established.",
+                "Are you sure you want to continue connecting (yes/no/[fingerprint])? yes",
+                "Warning: Permanently added 'web' (ED25519) to the list of known hosts.",
+                "u@web: Permission denied (publickey).",
+            ],
+            "auth.key_rejected",
+        ),
+        (  # the same warning not accepted is the cause
+            [
+                "Warning: the ED25519 host key for 'web' differs from the key for the IP "
+                "address '192.0.2.9'",
+                "Offending key for IP in /home/u/.ssh/known_hosts:21",
+                "Matching host key in /home/u/.ssh/known_hosts:40",
+                "Are you sure you want to continue connecting (yes/no)? no",
+                "Host key verification failed.",
+            ],
+            "hostkey.changed",
+        ),
+        (  # two ssh -v runs: the first on the wrong port, the second refused the key
+            [
+                "OpenSSH_9.6p1 Ubuntu-3ubuntu13.5, OpenSSL 3.0.13 30 Jan 2024",
+                "debug1: Connecting to web [192.0.2.9] port 22.",
+                "ssh: connect to host web port 22: Connection refused",
+                "OpenSSH_9.6p1 Ubuntu-3ubuntu13.5, OpenSSL 3.0.13 30 Jan 2024",
+                "debug1: Connecting to web [192.0.2.9] port 2222.",
+                "debug1: Offering public key: /home/u/.ssh/id_ed25519 ED25519 SHA256:abc",
+                "u@web: Permission denied (publickey).",
+            ],
+            "auth.key_rejected",
+        ),
+        (  # a ProxyJump hop's ssh -v prints a version line of its own: the same attempt
+            [
+                "OpenSSH_9.6p1 Ubuntu-3ubuntu13.5, OpenSSL 3.0.13 30 Jan 2024",
+                "debug1: Setting implicit ProxyCommand from ProxyJump: ssh -v -W '[%h]:%p' bastion",
+                "OpenSSH_9.6p1 Ubuntu-3ubuntu13.5, OpenSSL 3.0.13 30 Jan 2024",
+                "ssh: Could not resolve hostname bastion: Name or service not known",
+                "kex_exchange_identification: Connection closed by remote host",
+                "Connection closed by UNKNOWN port 65535",
+            ],
+            "proxy.failed",
+        ),
+    ],
+)
+def test_a_paste_of_several_attempts_is_judged_by_the_last(lines: list[str], cause: str) -> None:
+    """A new version line or shell prompt starts a new attempt, and a host key warning the
+    user accepted (or one before a key ssh added) is no longer the cause."""
+    result = transcript.classify(transcript.parse("\n".join(lines) + "\n"))
+    assert result.cause_id == cause, result
+    if "port 2222." in "\n".join(lines):
+        assert result.facts["port"] == 2222
