@@ -633,7 +633,32 @@ def _banner_signal(t: Transcript) -> _Signal | None:
         )
     if closed is not None:
         return _Signal("proto.closed_early", [closed], "high")
-    return None
+    return _bare_close(t)
+
+
+# Where a connection stands before the server's banner: no phase (a prompt), ssh's
+# configuration, the name, the TCP connection.
+_BEFORE_BANNER = frozenset({"", "config", "dns", "network"})
+
+
+def _bare_close(t: Transcript) -> _Signal | None:
+    """ "Connection closed by HOST port N" and nothing that shows the connection got further
+    (a banner, a host key, a prompt, authentication): since 9.5 plain ssh prints only that
+    line when the server hangs up before its banner (kex_exchange_identification's line
+    needs -v)."""
+    closed = t.first("closed")
+    if closed is None or closed.facts["address"] == "UNKNOWN":
+        return None  # "UNKNOWN port 65535" is a ProxyCommand's pipe: the hop's doing
+    if any(e.phase not in _BEFORE_BANNER and e.event != "local_version" for e in t.events):
+        return None
+    return _Signal(
+        "proto.closed_early",
+        [closed],
+        "medium",
+        "the server hung up with nothing before it: since OpenSSH 9.5 this is all plain ssh "
+        "prints when the connection is closed before the banner (ssh -v shows "
+        "kex_exchange_identification)",
+    )
 
 
 def _kex_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:

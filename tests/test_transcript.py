@@ -905,3 +905,45 @@ def test_a_paste_of_several_attempts_is_judged_by_the_last(lines: list[str], cau
     assert result.cause_id == cause, result
     if "port 2222." in "\n".join(lines):
         assert result.facts["port"] == 2222
+
+
+@pytest.mark.parametrize(
+    "lines, cause",
+    [
+        (["Connection closed by 192.0.2.9 port 22"], "proto.closed_early"),
+        (["Connection reset by 192.0.2.9 port 22"], "proto.closed_early"),
+        (  # -v without the kex_exchange_identification line (a cut paste): the same
+            [
+                "debug1: Connecting to h [192.0.2.9] port 22.",
+                "debug1: Connection established.",
+                "debug1: Local version string SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13.5",
+                "Connection closed by 192.0.2.9 port 22",
+            ],
+            "proto.closed_early",
+        ),
+        # After a banner, a host key or a prompt the close is no banner exchange's.
+        (
+            [
+                "debug1: Remote protocol version 2.0, remote software version OpenSSH_9.6p1",
+                "Connection closed by 192.0.2.9 port 22",
+            ],
+            None,
+        ),
+        (
+            [
+                "Warning: Permanently added '192.0.2.9' (ED25519) to the list of known hosts.",
+                "Connection closed by 192.0.2.9 port 22",
+            ],
+            None,
+        ),
+        # A ProxyCommand's pipe: the hop's doing, not the target's.
+        (["Connection closed by UNKNOWN port 65535"], None),
+    ],
+)
+def test_a_bare_close_is_a_close_before_the_banner(lines: list[str], cause) -> None:
+    """OpenSSH 9.5+ without -v prints only "Connection closed by HOST port N" when the
+    server hangs up before its banner: that (medium), when nothing shows it got further."""
+    result = transcript.classify(transcript.parse("\n".join(lines) + "\n"))
+    assert (result.verdict, result.cause_id) == ("failed", cause), result
+    if cause:
+        assert result.confidence == "medium"
