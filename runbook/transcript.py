@@ -399,11 +399,16 @@ def parse(text: str) -> Transcript:
     return Transcript(events, text.count("\n") + (0 if text.endswith("\n") else 1), debug)
 
 
+# A credential the server took: a key it accepted, a password typed at its prompt (a
+# wrong one gets "Permission denied" before anything else).
+_TAKEN = ("key_accepted", "password_prompt")
+
+
 def _server_words(text: str, events: list[Event]) -> list[Event]:
-    """What the server said between accepting a key and hanging up: the text of a
-    refusal in its account stage (pam_nologin shows its file, pam_unix an expiry), which
-    ssh prints as a banner with no prefix and no words of its own."""
-    accepted = next((e for e in reversed(events) if e.event == "key_accepted"), None)
+    """What the server said between accepting a key (or taking a password) and hanging up:
+    the text of a refusal in its account stage (pam_nologin shows its file, pam_unix an
+    expiry), which ssh prints as a banner with no prefix and no words of its own."""
+    accepted = next((e for e in reversed(events) if e.event in _TAKEN), None)
     if accepted is None:
         return []
     closed = next(
@@ -852,10 +857,15 @@ def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
     if denied is not None and "user" in denied.facts:
         facts.setdefault("user", denied.facts["user"])
     locked = t.first("locked")
-    if locked is not None and (too_many or denied):
+    ended = [
+        e
+        for e in t.of("too_many", "denied", "no_methods", "closed", "disconnect")
+        if locked and e.lineno > locked.lineno
+    ]
+    if locked is not None and ended:
         return _Signal(
             "account.locked",
-            [locked, too_many or denied],
+            [locked, ended[0]],
             "high",
             "PAM (pam_faillock, pam_tally2) locked the account after repeated failures and "
             "refuses even the right password until the lock expires or is reset",
@@ -952,12 +962,16 @@ def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
 
 
 def _after_accept_signal(t: Transcript) -> _Signal | None:
-    accepted = t.first("key_accepted")
+    """The server took the key or the password, then hung up with no refusal of ssh's
+    own: its account stage (PAM) refused the login."""
+    taken = t.of(*_TAKEN)
+    accepted = taken[-1] if taken else None
     closed = [e for e in t.of("closed", "disconnect") if accepted and e.lineno > accepted.lineno]
     if not accepted or not closed or t.first("authenticated", "denied", "too_many", "sig_alg"):
         return None
-    if t.first("expired", "nologin_file"):  # the server said which: its own signal
+    if t.first("expired", "nologin_file", "locked"):  # the server said which: its own signal
         return None
+    what = "accepting the key" if accepted.event == "key_accepted" else "taking the password"
     said = t.of("server_said")
     if said:
         # The one account module that shows a text of its own choosing is pam_nologin.
@@ -965,15 +979,17 @@ def _after_accept_signal(t: Transcript) -> _Signal | None:
             "account.nologin",
             [accepted, *said[:3], closed[-1]],
             "medium",
-            "the server accepted the key, showed this text and hung up: what a nologin file "
+            f"the server, after {what}, showed this text and hung up: what a nologin file "
             "holds (pam_nologin shows /etc/nologin or /run/nologin to every user but root)",
         )
     return _Signal(
         "account.expired",
         [accepted, closed[-1]],
         "low",
-        "the server hung up after accepting the key: its account stage (PAM) refused the "
-        "login, e.g. an expired account or pam_access; the server's log says which",
+        f"the server hung up after {what}: its account stage (PAM) refused the login, e.g. "
+        "an expired account or pam_access"
+        + ("" if accepted.event == "key_accepted" else ", or the prompt outwaited LoginGraceTime")
+        + "; the server's log says which",
     )
 
 

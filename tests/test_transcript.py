@@ -320,6 +320,11 @@ def test_fatal_lines_without_a_cause_still_fail(line: str) -> None:
             "medium",
             None,
         ),
+        (  # the same after a password (keyboard-interactive's prompt)
+            "(u@h) Password: \nBack at 18:00\n\nConnection closed by 192.0.2.9 port 22\n",
+            "medium",
+            None,
+        ),
     ],
 )
 def test_a_nologin_file_is_account_nologin(text: str, confidence: str, file) -> None:
