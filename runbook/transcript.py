@@ -275,6 +275,12 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     # An expired password with no terminal to change it on (BatchMode, a script).
     ("expired", "no TTY available", r"Password change required but no TTY available", "account"),
     ("exit_status", "Exit status", r"Exit status (?P<status>-?\d+)", "session"),
+    # -v's last words: how long the connection lasted.
+    ("transferred", "Transferred: sent",
+     r"Transferred: sent \d+, received \d+ bytes, in (?P<seconds>\d+(?:\.\d+)?) seconds",
+     "session"),
+    # The server's own line as a session starts (PrintLastLog, pam_lastlog): the login worked.
+    ("last_login", "Last login: ", r"^Last login: \w{3} \w{3} +\d", "session"),
     # sshd tells a -v client the options of the authorized_keys line that let it in.
     ("key_options", ": key options: ",
      r"Remote: (?P<path>\S+?):(?P<line>\d+): key options: (?P<options>.*)$", "session"),
@@ -1121,6 +1127,26 @@ def _refused_session(t: Transcript) -> _Signal | None:
             "medium",
             f"the server dropped the connection as the session started: {SETUP_FAILED}",
         )
+    # A shell the server ended at once: no exit status ("Exit status -1"), nothing of the
+    # session shown (no "Last login"), and -v's "Transferred: ... in 0.0 seconds" says no
+    # session ran (a reboot that ends a working one comes seconds or hours later).
+    status = t.of("exit_status")
+    quick = [e for e in t.of("transferred") if float(e.facts["seconds"]) < 1]
+    if (
+        lost
+        and quick
+        and status
+        and status[-1].facts["status"] == "-1"
+        and t.first("session_open")
+        and not t.first("last_login")
+    ):
+        return _Signal(
+            "account.nologin",
+            [lost[0], quick[-1], status[-1]],
+            "medium",
+            "the server closed the shell's session as it started, without an exit status: "
+            + SETUP_FAILED,
+        )
     return None
 
 
@@ -1128,19 +1154,74 @@ def _refused_session(t: Transcript) -> _Signal | None:
 _CANNOT_FAIL = frozenset({"true", ":", "/bin/true", "/usr/bin/true", "exit 0"})
 
 
+def _logged_in(t: Transcript) -> Event | None:
+    """What proves the login worked: -v's "Authenticated to" (the last: a jump host's comes
+    first), the server's "Last login" as the session starts, or on plain stderr a host key
+    ssh added with nothing from ssh after it (a login that works prints nothing more)."""
+    done = t.of("authenticated", "last_login")
+    if done:
+        return done[-1]
+    if not t.debug and t.events and t.events[-1].event == "hostkey_added":
+        return t.events[-1]
+    return None
+
+
 def _login_worked(t: Transcript) -> bool:
-    done = [e for e in t.events if e.event == "authenticated"]
-    if not done:
+    done = _logged_in(t)
+    if done is None:
         return False
     status = t.of("exit_status")
     if status and status[-1].facts["status"] == "0":
         return True  # the command ran and succeeded: a failed port forward is no failed login
     return not any(
-        e.event in _FAILURES
-        and e.lineno > done[-1].lineno
-        and e.event not in ("closed", "disconnect")
+        e.event in _FAILURES and e.lineno > done.lineno and e.event not in ("closed", "disconnect")
         for e in t.events
     )
+
+
+# How a session that worked can end, in ssh's words, and what that says.
+_DROPPED = (
+    (
+        "Broken pipe",
+        "the connection broke (the network, a NAT or firewall idle timeout, a sleeping "
+        "laptop); ServerAliveInterval 60 keeps an idle session alive",
+    ),
+    (
+        "not responding",
+        "the network or the server went away and stopped answering ssh's keepalives "
+        "(ServerAliveInterval)",
+    ),
+    (
+        "closed by remote host",
+        "the server ended it (a reboot, an idle limit such as ClientAliveInterval or the "
+        "shell's TMOUT, or the session was killed)",
+    ),
+)
+
+
+def _worked_note(t: Transcript) -> str | None:
+    """What an "ok" should still say: the session's later drop, a stale ControlMaster
+    socket, a host key that was new."""
+    done = _logged_in(t)
+    said = []
+    if done is not None and done.event == "hostkey_added":
+        said.append(
+            "the host key was new and ssh added it to known_hosts; nothing failed after it "
+            "(without -v a working login prints nothing more)"
+        )
+    if mux := t.first("mux_failed"):
+        said.append(
+            f"the ControlMaster socket {mux.facts['path']} was stale ({mux.facts['error']}): "
+            "ssh logged in without it"
+        )
+    lost = [e for e in t.of("session_lost") if done and e.lineno > done.lineno]
+    if lost:
+        why = next((w for words, w in _DROPPED if words in lost[0].text), None)
+        said.append(
+            f"the login worked; later the session dropped ({lost[0].text.strip()})"
+            + (f": {why}" if why else "")
+        )
+    return "; ".join(said) or None
 
 
 def last_attempt(t: Transcript) -> Transcript:
@@ -1177,6 +1258,8 @@ def classify(t: Transcript) -> Classification:
         facts["ssh_config"] = config[0].facts["ssh_config"]
     session = _session_signal(t)
     if _login_worked(t) and session is None:
+        if note := _worked_note(t):
+            facts["note"] = note
         return Classification("ok", None, None, [], facts)
     candidates = [
         _Signal("client.config_perms", config, "high") if config else None,
@@ -1247,6 +1330,8 @@ def explain(text: str) -> dict[str, Any]:
         "phases": _phases(t, result),
         "details": details(t),
         "facts": {k: v for k, v in result.facts.items() if k != "note"},
+        # What a working login's transcript shows besides (a root cause holds its own).
+        "note": None if root else result.facts.get("note"),
     }
 
 

@@ -434,7 +434,50 @@ def test_a_session_that_drops_after_login_is_a_working_login() -> None:
         'Authenticated to h ([192.0.2.1]:22) using "publickey".\n'
         "client_loop: send disconnect: Broken pipe\n"
     )
-    assert transcript.explain(text)["verdict"] == "ok"
+    result = transcript.explain(text)
+    assert result["verdict"] == "ok"
+    assert (
+        "later the session dropped (client_loop: send disconnect: Broken pipe)" in (result["note"])
+    )
+
+
+@pytest.mark.parametrize(
+    "seconds, verdict",
+    [("0.0", "failed"), ("3605.2", "ok")],
+)
+def test_a_shell_the_server_ends_at_once_is_no_working_login(seconds: str, verdict) -> None:
+    """ "Exit status -1" (no exit status came) after an interactive session: a server that
+    closed it as it started refused it; one that closed it an hour later ended a working
+    one (a reboot)."""
+    text = (
+        'Authenticated to h ([192.0.2.9]:22) using "publickey".\n'
+        "debug1: channel 0: new session [client-session] (inactive timeout: 0)\n"
+        "debug1: Entering interactive session.\n"
+        "Connection to h closed by remote host.\n"
+        "Connection to h closed.\n"
+        f"Transferred: sent 2964, received 2268 bytes, in {seconds} seconds\n"
+        "debug1: Exit status -1\n"
+    )
+    result = transcript.classify(transcript.parse(text))
+    assert result.verdict == verdict
+    if verdict == "failed":
+        assert (result.cause_id, result.confidence) == ("account.nologin", "medium")
+    else:
+        assert "the server ended it" in result.facts["note"]
+
+
+def test_explain_says_a_working_first_login_is_ok() -> None:
+    """Plain ssh prints nothing on success but the host key it added: exit 0, with the
+    note, not "no ssh output"."""
+    text = (
+        "Warning: Permanently added '192.0.2.4' (ED25519) to the list of known hosts.\n"
+        " 10:11:12 up 12 days,  3:04,  0 users,  load average: 0.00, 0.01, 0.00\n"
+    )
+    proc = _explain_cli("-", "--json", stdin=text.encode())
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert (result["verdict"], result["root_cause"]) == ("ok", None)
+    assert "added it to known_hosts" in result["note"]
 
 
 def test_mistyped_names_say_what_ssh_wanted() -> None:
