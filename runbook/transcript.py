@@ -660,7 +660,10 @@ def _bare_close(t: Transcript) -> _Signal | None:
     closed = t.first("closed")
     if closed is None or closed.facts["address"] == "UNKNOWN":
         return None  # "UNKNOWN port 65535" is a ProxyCommand's pipe: the hop's doing
-    if any(e.phase not in _BEFORE_BANNER and e.event != "local_version" for e in t.events):
+    if any(
+        e.phase not in _BEFORE_BANNER and e.event not in ("local_version", "identity_absent")
+        for e in t.events
+    ):
         return None
     return _Signal(
         "proto.closed_early",

@@ -964,6 +964,7 @@ def test_a_paste_of_several_attempts_is_judged_by_the_last(lines: list[str], cau
             [
                 "debug1: Connecting to h [192.0.2.9] port 22.",
                 "debug1: Connection established.",
+                "debug1: identity file /home/u/.ssh/id_ecdsa type -1",
                 "debug1: Local version string SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13.5",
                 "Connection closed by 192.0.2.9 port 22",
             ],
