@@ -201,6 +201,8 @@ def _print_explanation(result: dict[str, Any]) -> None:
     click.echo("")
     if rc is None:
         click.echo(f"verdict: {result['verdict']}")
+        if result.get("note"):  # what a working login's transcript shows besides
+            click.echo(f"  {result['note']}")
         final = result["details"].get("final_error")
         if final:  # a failure no cause of the catalog explains: the line that says it
             click.echo(f"  no known cause fits; the last error: {final}")

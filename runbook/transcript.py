@@ -30,6 +30,7 @@ __all__ = [
     "Transcript",
     "classify",
     "explain",
+    "last_attempt",
     "parse",
     "server_says",
 ]
@@ -51,12 +52,17 @@ class Rule:
     debug_ok: bool = True
 
 
+_PROMPT = r"^(?:PS [^>]*>|\[[^\]]*\][$#%]|\S*[$#%>]) +(?:ssh|scp|sftp)(?: +\S+)+$"
+
 # Order matters only within one line: of the rules whose literal it contains, the longest
 # literal is tried first, and the first pattern that matches names the event.
 # fmt: off
 RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     # -- versions, configuration, proxy --
     ("client_version", "OpenSSH", r"^(?P<client_version>OpenSSH_\S+?)(?:,| |$)", "config"),
+    # A shell prompt running ssh, scp or sftp: a paste holding more than one attempt (the
+    # user fixed something and ran it again) is judged by the last; a marker, no phase.
+    *(("attempt", f"{prompt} ", _PROMPT, "") for prompt in "$#%>"),
     ("remote_version", "Remote protocol version",
      r"Remote protocol version (?P<proto>[\d.]+), "
      r"remote software version (?P<server_version>.*)$", "protocol"),
@@ -107,6 +113,12 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
      "protocol"),
     # -- banner --
     ("pre_banner", "banner line", r"_identification: banner line \d+: (?P<text>.*)$", "protocol"),
+    # Before 8.0 the same lines were "ssh_exchange_identification: TEXT" (debug1), beside
+    # its fatal errors of the same prefix, which are not text the server sent.
+    ("pre_banner", "ssh_exchange_identification: ",
+     r"^ssh_exchange_identification: "
+     r"(?!read: |select: |Connection (?:closed|reset)|No banner received)(?P<text>.+)$",
+     "protocol"),
     ("ssh1", "Protocol major versions differ", r"Protocol major versions differ", "protocol"),
     ("not_ssh", "banner line contains invalid", r"banner line contains invalid", "protocol"),
     ("not_ssh", "banner line too long", r"banner line too long", "protocol"),
@@ -166,6 +178,13 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("hostkey_refused", "Bad server host key", r"Bad server host key: (?P<error>.+)$", "hostkey"),
     ("hostkey_refused", "not in HostKeyAlgorithms",
      r"Server host key (?P<key_type>\S+) not in HostKeyAlgorithms", "hostkey"),
+    # The user answered yes (or gave the fingerprint), or ssh added a new key: a warning
+    # before it did not stop the login.
+    ("hostkey_yes", "continue connecting",
+     r"continue connecting \([^)]*\)\? *(?i:yes|SHA256:\S+)$", "hostkey"),
+    ("hostkey_yes", "Please type 'yes'", r"Please type 'yes'[^:]*: *(?i:yes|SHA256:\S+)$",
+     "hostkey"),
+    ("hostkey_added", "Permanently added", r"Permanently added ", "hostkey"),
     ("hostkey_ok", "is known and matches", r"is known and matches", "hostkey"),
     ("hostkey_found", "Found key in",
      r"Found key in (?P<known_hosts>.+):(?P<known_hosts_line>\d+)\s*$", "hostkey"),
@@ -181,6 +200,11 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("key_perms", "bad permissions", r"Load key \"(?P<identity_file>.+)\": bad permissions",
      "client"),
     ("key_invalid", "Load key", r"Load key \"(?P<identity_file>.+)\": (?P<error>.+)$", "client"),
+    # A key file with a passphrase: asked once per try (NumberOfPasswordPrompts, 3), after
+    # the server accepted its public key or before offering a key without a .pub file.
+    ("passphrase_asked", "Enter passphrase for key",
+     r"Enter passphrase for key '(?P<identity_file>[^']+)'", "client"),
+    ("passphrase_wrong", "bad passphrase given", r"bad passphrase given", "client"),
     ("identity_missing", "not accessible",
      r"Identity file (?P<identity_file>.+) not accessible: (?P<error>.+?)\.?\s*$", "client"),
     ("identity_missing", "no such identity",
@@ -202,22 +226,29 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
      r"(?: (?P<key_type>[A-Z0-9-]+) SHA256:)?", "auth"),
     ("key_offered", "Trying private key", r"Trying private key: (?P<identity_file>\S+)", "auth"),
     ("key_accepted", "Server accepts key", r"Server accepts key: (?P<identity_file>\S+)", "auth"),
-    ("key_skipped", "corresponding algorithm not in",
-     r"Skipping (?P<key_type>\S+) key (?P<identity_file>\S+)", "auth"),
+    # The client leaves out a key its own PubkeyAcceptedAlgorithms (before 8.5:
+    # PubkeyAcceptedKeyTypes; 8.5-8.9: "corresponding algo") or the server's
+    # server-sig-algs (8.5+: "not supported by server") does not allow.
+    ("key_skipped", "Skipping ",
+     r"Skipping (?P<key_type>\S+) key (?P<identity_file>\S+) - (?:corresponding algo(?:rithm)? )?"
+     r"not (?P<by>in Pubkey\w+|supported by server)", "auth"),
     ("sig_alg", "no mutual signature", r"no mutual signature", "auth"),
     # The agent or a security key would not sign: the key exists, it cannot be used.
     ("signing_failed", "signing failed for",
      r"signing failed for (?P<key_type>\S+) \"(?P<identity_file>[^\"]+)\".*?: (?P<error>[^:]+)$",
      "client"),
+    # OpenSSH 8.1 and older named neither the key nor its type.
+    ("signing_failed", "signing failed: ", r"signing failed: (?P<error>.+)$", "client"),
     # No terminal and no askpass program: a password or passphrase cannot be asked for.
     ("askpass_missing", "ssh_askpass: exec",
      r"ssh_askpass: exec\((?P<command>[^)]*)\): (?P<error>.+)$", "auth"),
     ("auth_failed", "Authentication failed.", r"^Authentication failed\.", "auth"),
     ("password_asked", "read_passphrase", r"read_passphrase", "auth"),
     # The prompts as a terminal shows them: the password method's, and (8.x+) the
-    # keyboard-interactive one with PAM's prompt after "(user@host)".
-    ("password_asked", "'s password:", r"^\S+@\S+'s password:", "auth"),
-    ("password_asked", ") Password", r"^\(\S+@\S+\) [Pp]assword\b[^:]*:", "auth"),
+    # keyboard-interactive one with PAM's prompt after "(user@host)". Unlike -vvv's
+    # read_passphrase (a key's passphrase too), they prove a password was typed.
+    ("password_prompt", "'s password:", r"^\S+@\S+'s password:", "auth"),
+    ("password_prompt", ") Password", r"^\(\S+@\S+\) [Pp]assword\b[^:]*:", "auth"),
     ("password_retry", "please try again", r"Permission denied, please try again", "auth"),
     ("denied", "Permission denied (",
      r"(?:(?P<user>[^@\s]+)@(?P<hostname>\S+): )?Permission denied \((?P<methods>[^)]*)\)",
@@ -236,11 +267,20 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("nologin_file", "Unprivileged users are not permitted",
      r"System is (?P<state>booting up|going down)\. Unprivileged users are not permitted",
      "account"),
+    # pam_faillock's and pam_tally2's words, which keyboard-interactive shows before the prompt.
+    ("locked", "locked due to", r"[Aa]ccount (?:is )?locked due to \d+ failed logins?", "account"),
+    ("locked", "Account temporary locked", r"Account temporary locked", "account"),
     ("expired", "has expired", r"(?:account|password) has expired", "account"),
     ("expired", "change your password", r"required to change your password", "account"),
     # An expired password with no terminal to change it on (BatchMode, a script).
     ("expired", "no TTY available", r"Password change required but no TTY available", "account"),
     ("exit_status", "Exit status", r"Exit status (?P<status>-?\d+)", "session"),
+    # -v's last words: how long the connection lasted.
+    ("transferred", "Transferred: sent",
+     r"Transferred: sent \d+, received \d+ bytes, in (?P<seconds>\d+(?:\.\d+)?) seconds",
+     "session"),
+    # The server's own line as a session starts (PrintLastLog, pam_lastlog): the login worked.
+    ("last_login", "Last login: ", r"^Last login: \w{3} \w{3} +\d", "session"),
     # sshd tells a -v client the options of the authorized_keys line that let it in.
     ("key_options", ": key options: ",
      r"Remote: (?P<path>\S+?):(?P<line>\d+): key options: (?P<options>.*)$", "session"),
@@ -365,11 +405,16 @@ def parse(text: str) -> Transcript:
     return Transcript(events, text.count("\n") + (0 if text.endswith("\n") else 1), debug)
 
 
+# A credential the server took: a key it accepted, a password typed at its prompt (a
+# wrong one gets "Permission denied" before anything else).
+_TAKEN = ("key_accepted", "password_prompt")
+
+
 def _server_words(text: str, events: list[Event]) -> list[Event]:
-    """What the server said between accepting a key and hanging up: the text of a
-    refusal in its account stage (pam_nologin shows its file, pam_unix an expiry), which
-    ssh prints as a banner with no prefix and no words of its own."""
-    accepted = next((e for e in reversed(events) if e.event == "key_accepted"), None)
+    """What the server said between accepting a key (or taking a password) and hanging up:
+    the text of a refusal in its account stage (pam_nologin shows its file, pam_unix an
+    expiry), which ssh prints as a banner with no prefix and no words of its own."""
+    accepted = next((e for e in reversed(events) if e.event in _TAKEN), None)
     if accepted is None:
         return []
     closed = next(
@@ -599,7 +644,35 @@ def _banner_signal(t: Transcript) -> _Signal | None:
         )
     if closed is not None:
         return _Signal("proto.closed_early", [closed], "high")
-    return None
+    return _bare_close(t)
+
+
+# Where a connection stands before the server's banner: no phase (a prompt), ssh's
+# configuration, the name, the TCP connection.
+_BEFORE_BANNER = frozenset({"", "config", "dns", "network"})
+
+
+def _bare_close(t: Transcript) -> _Signal | None:
+    """ "Connection closed by HOST port N" and nothing that shows the connection got further
+    (a banner, a host key, a prompt, authentication): since 9.5 plain ssh prints only that
+    line when the server hangs up before its banner (kex_exchange_identification's line
+    needs -v)."""
+    closed = t.first("closed")
+    if closed is None or closed.facts["address"] == "UNKNOWN":
+        return None  # "UNKNOWN port 65535" is a ProxyCommand's pipe: the hop's doing
+    if any(
+        e.phase not in _BEFORE_BANNER and e.event not in ("local_version", "identity_absent")
+        for e in t.events
+    ):
+        return None
+    return _Signal(
+        "proto.closed_early",
+        [closed],
+        "medium",
+        "the server hung up with nothing before it: since OpenSSH 9.5 this is all plain ssh "
+        "prints when the connection is closed before the banner (ssh -v shows "
+        "kex_exchange_identification)",
+    )
 
 
 def _kex_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
@@ -621,8 +694,17 @@ def _kex_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
 
 
 def _hostkey_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
-    changed = t.of("hostkey_changed", "hostkey_offending", "hostkey_fingerprint")
-    failed = t.first("hostkey_failed")
+    # A warning the user then accepted (CheckHostIP's "differs from the key for the IP
+    # address ... (yes/no)? yes"), or one of an earlier try before a key ssh added, did not
+    # stop the login: only what follows the last acceptance counts.
+    accepted = t.of("hostkey_yes", "hostkey_added")
+    after = accepted[-1].lineno if accepted else 0
+    changed = [
+        e
+        for e in t.of("hostkey_changed", "hostkey_offending", "hostkey_fingerprint")
+        if e.lineno > after
+    ]
+    failed = next((e for e in t.of("hostkey_failed") if e.lineno > after), None)
     if any(e.event == "hostkey_changed" for e in changed):
         for event in changed:
             facts.update(
@@ -643,7 +725,7 @@ def _hostkey_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
             "hostkey.changed", [*changed[:6], *printed[:1], *([failed] if failed else [])], "high"
         )
     if failed is not None:
-        unknown = t.of("hostkey_unknown", "hostkey_ask")
+        unknown = [e for e in t.of("hostkey_unknown", "hostkey_ask") if e.lineno > after]
         for event in unknown:
             facts.update({k: v for k, v in event.facts.items() if k in ("host_spec", "key_type")})
         return _Signal("hostkey.unknown", [*unknown[:2], failed], "high" if unknown else "medium")
@@ -684,7 +766,30 @@ def _client_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
                     "private one, without .pub",
                 )
             return _Signal(cause, events[:4], "high")
-    return None
+    return _passphrase_signal(t, facts)
+
+
+def _passphrase_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
+    """The key's passphrase was asked for and the login failed: it was typed wrong (or not
+    at all), so ssh could not load the key, whatever the server thinks of it."""
+    asked = t.of("passphrase_asked")
+    end = t.first("denied", "no_methods", "too_many")
+    if not asked or end is None or end.lineno < asked[0].lineno:
+        return None
+    key = asked[-1].facts["identity_file"]
+    facts.setdefault("identity_file", key)
+    times = sum(e.facts["identity_file"] == key for e in asked)
+    accepted = any(e.lineno < asked[0].lineno for e in t.of("key_accepted"))
+    sure = times > 1 or accepted or t.first("passphrase_wrong") is not None
+    return _Signal(
+        "client.key_invalid",
+        [*t.of("key_accepted")[-1:], *asked[:3], *t.of("passphrase_wrong")[:1], end],
+        "high" if sure else "medium",
+        f"the passphrase of {key} was asked for {times} time{'s' if times > 1 else ''} and ssh "
+        "could not load the key: a wrong passphrase"
+        + (" (the server had accepted the key itself)" if accepted else "")
+        + ("" if sure else ", none given, or a right one for a key the server then refused"),
+    )
 
 
 def _offered(t: Transcript) -> list[Event]:
@@ -724,18 +829,64 @@ ROOT_PASSWORD = (
 )
 
 
+def _passwords(t: Transcript) -> list[Event]:
+    """The password prompts a terminal showed (after a method accepted with partial
+    success, if any: a password that worked is no refused one) and the retries refused."""
+    partial = t.of("partial")
+    after = partial[-1].lineno if partial else 0
+    return [e for e in t.of("password_prompt", "password_retry") if e.lineno > after]
+
+
+def _too_many_passwords(
+    t: Transcript, offered: list[Event], passwords: list[Event], too_many: Event
+) -> _Signal:
+    """MaxAuthTries reached with passwords typed: the passwords were refused. Keys offered
+    before count against the same limit (what auth.too_many_failures is about)."""
+    tries = len([e for e in passwords if e.event == "password_prompt"]) or len(passwords) + 1
+    note = (
+        f"the server's MaxAuthTries ended the login after {tries} refused "
+        f"password{'s' if tries > 1 else ''}: 'Too many authentication failures' counts "
+        "passwords as well as keys"
+    )
+    if offered:
+        note += (
+            f"; the {len(offered)} key(s) offered before counted too (auth.too_many_failures: "
+            "IdentitiesOnly leaves more tries for the password)"
+        )
+    elif not t.debug:
+        note += " (keys offered before them, auth.too_many_failures, show only with ssh -v)"
+    return _Signal("auth.password_rejected", [*passwords[:2], too_many], "high", note)
+
+
 def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
     offered = _offered(t)
+    passwords = _passwords(t)
     too_many = t.first("too_many")
+    denied = t.first("denied", "no_methods")
+    if denied is not None and "user" in denied.facts:
+        facts.setdefault("user", denied.facts["user"])
+    locked = t.first("locked")
+    ended = [
+        e
+        for e in t.of("too_many", "denied", "no_methods", "closed", "disconnect")
+        if locked and e.lineno > locked.lineno
+    ]
+    if locked is not None and ended:
+        return _Signal(
+            "account.locked",
+            [locked, ended[0]],
+            "high",
+            "PAM (pam_faillock, pam_tally2) locked the account after repeated failures and "
+            "refuses even the right password until the lock expires or is reset",
+        )
     if too_many is not None:
+        if passwords:
+            return _too_many_passwords(t, offered, passwords, too_many)
         if offered:
             facts["max_auth_tries"] = len(offered)  # each refused key counted as a failure
         return _Signal("auth.too_many_failures", [*offered[-2:], too_many], "high")
-    denied = t.first("denied", "no_methods")
     if denied is None:
         return None
-    if "user" in denied.facts:
-        facts.setdefault("user", denied.facts["user"])
     if denied.event == "denied" and denied.facts.get("methods", "x") == "":
         # "Permission denied ()": the server allows no method at all for this user.
         return _Signal(
@@ -752,16 +903,15 @@ def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
         return _Signal(
             "auth.sig_alg", [*t.of("sig_alg")[:2], denied], "high", facts=_sig_facts(kind)
         )
-    retries = t.of("password_retry")
     tried = [
         e
         for e in t.of("next_method")
         if e.facts.get("method") in ("password", "keyboard-interactive")
     ]
-    if retries or (tried and t.first("password_asked")):
+    if passwords or (tried and t.first("password_asked")):
         return _Signal(
             "auth.password_rejected",
-            [*(retries or tried)[:2], denied],
+            [*(passwords or tried)[:2], denied],
             "high",
             ROOT_PASSWORD if facts.get("user") == "root" else None,
         )
@@ -798,12 +948,22 @@ def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
         )
     skipped = t.of("key_skipped")
     if skipped:
+        kind = skipped[0].facts["key_type"]
+        if skipped[0].facts["by"].startswith("supported"):  # the server's list leaves it out
+            return _Signal(
+                "auth.sig_alg",
+                [*skipped[:2], denied],
+                "medium",
+                f"the client did not offer its {kind} key: the server's server-sig-algs lists "
+                "no signature algorithm for that type",
+                {"refused_algorithm": kind},
+            )
         return _Signal(
             "auth.sig_alg",
             [*skipped[:2], denied],
             "medium",
             "the client skipped its own keys: their algorithm is not accepted",
-            {"algorithm": skipped[0].facts["key_type"]},
+            {"algorithm": kind},
         )
     return _Signal(
         "auth.no_method", [denied], "medium", "no key was offered and no password was tried"
@@ -811,12 +971,16 @@ def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
 
 
 def _after_accept_signal(t: Transcript) -> _Signal | None:
-    accepted = t.first("key_accepted")
+    """The server took the key or the password, then hung up with no refusal of ssh's
+    own: its account stage (PAM) refused the login."""
+    taken = t.of(*_TAKEN)
+    accepted = taken[-1] if taken else None
     closed = [e for e in t.of("closed", "disconnect") if accepted and e.lineno > accepted.lineno]
     if not accepted or not closed or t.first("authenticated", "denied", "too_many", "sig_alg"):
         return None
-    if t.first("expired", "nologin_file"):  # the server said which: its own signal
+    if t.first("expired", "nologin_file", "locked"):  # the server said which: its own signal
         return None
+    what = "accepting the key" if accepted.event == "key_accepted" else "taking the password"
     said = t.of("server_said")
     if said:
         # The one account module that shows a text of its own choosing is pam_nologin.
@@ -824,15 +988,17 @@ def _after_accept_signal(t: Transcript) -> _Signal | None:
             "account.nologin",
             [accepted, *said[:3], closed[-1]],
             "medium",
-            "the server accepted the key, showed this text and hung up: what a nologin file "
+            f"the server, after {what}, showed this text and hung up: what a nologin file "
             "holds (pam_nologin shows /etc/nologin or /run/nologin to every user but root)",
         )
     return _Signal(
         "account.expired",
         [accepted, closed[-1]],
         "low",
-        "the server hung up after accepting the key: its account stage (PAM) refused the "
-        "login, e.g. an expired account or pam_access; the server's log says which",
+        f"the server hung up after {what}: its account stage (PAM) refused the login, e.g. "
+        "an expired account or pam_access"
+        + ("" if accepted.event == "key_accepted" else ", or the prompt outwaited LoginGraceTime")
+        + "; the server's log says which",
     )
 
 
@@ -964,6 +1130,26 @@ def _refused_session(t: Transcript) -> _Signal | None:
             "medium",
             f"the server dropped the connection as the session started: {SETUP_FAILED}",
         )
+    # A shell the server ended at once: no exit status ("Exit status -1"), nothing of the
+    # session shown (no "Last login"), and -v's "Transferred: ... in 0.0 seconds" says no
+    # session ran (a reboot that ends a working one comes seconds or hours later).
+    status = t.of("exit_status")
+    quick = [e for e in t.of("transferred") if float(e.facts["seconds"]) < 1]
+    if (
+        lost
+        and quick
+        and status
+        and status[-1].facts["status"] == "-1"
+        and t.first("session_open")
+        and not t.first("last_login")
+    ):
+        return _Signal(
+            "account.nologin",
+            [lost[0], quick[-1], status[-1]],
+            "medium",
+            "the server closed the shell's session as it started, without an exit status: "
+            + SETUP_FAILED,
+        )
     return None
 
 
@@ -971,23 +1157,101 @@ def _refused_session(t: Transcript) -> _Signal | None:
 _CANNOT_FAIL = frozenset({"true", ":", "/bin/true", "/usr/bin/true", "exit 0"})
 
 
+def _logged_in(t: Transcript) -> Event | None:
+    """What proves the login worked: -v's "Authenticated to" (the last: a jump host's comes
+    first), the server's "Last login" as the session starts, or on plain stderr a host key
+    ssh added with nothing from ssh after it (a login that works prints nothing more)."""
+    done = t.of("authenticated", "last_login")
+    if done:
+        return done[-1]
+    if not t.debug and t.events and t.events[-1].event == "hostkey_added":
+        return t.events[-1]
+    return None
+
+
 def _login_worked(t: Transcript) -> bool:
-    done = [e for e in t.events if e.event == "authenticated"]
-    if not done:
+    done = _logged_in(t)
+    if done is None:
         return False
     status = t.of("exit_status")
     if status and status[-1].facts["status"] == "0":
         return True  # the command ran and succeeded: a failed port forward is no failed login
     return not any(
-        e.event in _FAILURES
-        and e.lineno > done[-1].lineno
-        and e.event not in ("closed", "disconnect")
+        e.event in _FAILURES and e.lineno > done.lineno and e.event not in ("closed", "disconnect")
         for e in t.events
     )
 
 
+# How a session that worked can end, in ssh's words, and what that says.
+_DROPPED = (
+    (
+        "Broken pipe",
+        "the connection broke (the network, a NAT or firewall idle timeout, a sleeping "
+        "laptop); ServerAliveInterval 60 keeps an idle session alive",
+    ),
+    (
+        "not responding",
+        "the network or the server went away and stopped answering ssh's keepalives "
+        "(ServerAliveInterval)",
+    ),
+    (
+        "closed by remote host",
+        "the server ended it (a reboot, an idle limit such as ClientAliveInterval or the "
+        "shell's TMOUT, or the session was killed)",
+    ),
+)
+
+
+def _worked_note(t: Transcript) -> str | None:
+    """What an "ok" should still say: the session's later drop, a stale ControlMaster
+    socket, a host key that was new."""
+    done = _logged_in(t)
+    said = []
+    if done is not None and done.event == "hostkey_added":
+        said.append(
+            "the host key was new and ssh added it to known_hosts; nothing failed after it "
+            "(without -v a working login prints nothing more)"
+        )
+    if mux := t.first("mux_failed"):
+        said.append(
+            f"the ControlMaster socket {mux.facts['path']} was stale ({mux.facts['error']}): "
+            "ssh logged in without it"
+        )
+    lost = [e for e in t.of("session_lost") if done and e.lineno > done.lineno]
+    if lost:
+        why = next((w for words, w in _DROPPED if words in lost[0].text), None)
+        said.append(
+            f"the login worked; later the session dropped ({lost[0].text.strip()})"
+            + (f": {why}" if why else "")
+        )
+    return "; ".join(said) or None
+
+
+def last_attempt(t: Transcript) -> Transcript:
+    """The events of the last attempt a paste holds: from its last shell prompt running ssh,
+    or its last version line ("OpenSSH_9.6p1, ..." starts every ssh -v) that is not a jump
+    hop's (ProxyJump's ssh -v prints its own, after the line that starts it), and that
+    something follows (`ssh -V` after a failure prints the version line alone)."""
+    start, begins, hop = 0, 0, False
+    for i, event in enumerate(t.events):
+        if event.event in ("proxy_jump", "proxy_command"):
+            hop = True
+        if event.event == "attempt" or (event.event == "client_version" and not hop):
+            begins, hop = i, False
+            continue
+        if event.event == "client_version":
+            hop = False  # the hop's own line
+        start = begins
+    if start == 0:
+        return t
+    events = t.events[start:]
+    return Transcript(events, t.lines, any(e.debug for e in events))
+
+
 def classify(t: Transcript) -> Classification:
-    """The verdict and cause of one parsed transcript (see the module docstring)."""
+    """The verdict and cause of one parsed transcript (see the module docstring): of its
+    last attempt, when it holds several."""
+    t = last_attempt(t)
     facts = _base_facts(t)
     proxy = t.first("proxy_jump", "proxy_command")
     if proxy is not None:
@@ -997,6 +1261,8 @@ def classify(t: Transcript) -> Classification:
         facts["ssh_config"] = config[0].facts["ssh_config"]
     session = _session_signal(t)
     if _login_worked(t) and session is None:
+        if note := _worked_note(t):
+            facts["note"] = note
         return Classification("ok", None, None, [], facts)
     candidates = [
         _Signal("client.config_perms", config, "high") if config else None,
@@ -1048,10 +1314,11 @@ def _jump(event: Event) -> str:
 
 def explain(text: str) -> dict[str, Any]:
     """The contract's ``explain --json`` object (without catalog text; see runbook.explain)."""
-    t = parse(text)
+    whole = parse(text)
+    t = last_attempt(whole)
     result = classify(t)
-    client = t.first("client_version")
-    servers = t.of("remote_version")
+    client = whole.first("client_version")
+    servers = whole.of("remote_version")
     root = None
     if result.cause_id:
         evidence = [f"line {n}: {line}" for n, line in result.decisive_lines]
@@ -1066,6 +1333,8 @@ def explain(text: str) -> dict[str, Any]:
         "phases": _phases(t, result),
         "details": details(t),
         "facts": {k: v for k, v in result.facts.items() if k != "note"},
+        # What a working login's transcript shows besides (a root cause holds its own).
+        "note": None if root else result.facts.get("note"),
     }
 
 

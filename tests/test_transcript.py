@@ -196,6 +196,28 @@ def test_first_error_wins_over_the_last() -> None:
             ],
             "client.key_invalid",
         ),
+        (  # the same in the words of OpenSSH 8.1 and older
+            [
+                "sign_and_send_pubkey: signing failed: agent refused operation",
+                "u@h: Permission denied (publickey).",
+            ],
+            "client.key_invalid",
+        ),
+        (  # OpenSSH 7.x -v: what an HTTP server answers, line by line before the close
+            [
+                "debug1: ssh_exchange_identification: HTTP/1.1 400 Bad Request",
+                "debug1: ssh_exchange_identification: ",
+                "ssh_exchange_identification: Connection closed by remote host",
+            ],
+            "proto.not_ssh",
+        ),
+        (  # ... and a throttling sshd of that time, which says why it refuses
+            [
+                "debug1: ssh_exchange_identification: Exceeded MaxStartups",
+                "ssh_exchange_identification: read: Connection reset by peer",
+            ],
+            "proto.closed_early",
+        ),
         (
             [
                 "ssh_askpass: exec(/usr/bin/ssh-askpass): No such file or directory",
@@ -298,6 +320,11 @@ def test_fatal_lines_without_a_cause_still_fail(line: str) -> None:
             "medium",
             None,
         ),
+        (  # the same after a password (keyboard-interactive's prompt)
+            "(u@h) Password: \nBack at 18:00\n\nConnection closed by 192.0.2.9 port 22\n",
+            "medium",
+            None,
+        ),
     ],
 )
 def test_a_nologin_file_is_account_nologin(text: str, confidence: str, file) -> None:
@@ -349,6 +376,24 @@ def test_a_hang_up_after_an_accepted_key_without_words_stays_unsure() -> None:
             ],
             "PubkeyAcceptedAlgorithms=+ssh-dss",
         ),
+        (  # 8.5+: the server's server-sig-algs has no algorithm for the key's type
+            [
+                "debug1: Skipping ssh-rsa key /home/u/.ssh/id_rsa - corresponding algorithm "
+                "not supported by server"
+            ],
+            "the server refuses ssh-rsa",
+        ),
+        (  # 8.5 to 8.9 said "algo"
+            [
+                "debug1: Skipping ssh-dss key /home/u/.ssh/id_dsa - corresponding algo not in "
+                "PubkeyAcceptedAlgorithms"
+            ],
+            "PubkeyAcceptedAlgorithms=+ssh-dss",
+        ),
+        (  # before 8.5 the option was PubkeyAcceptedKeyTypes
+            ["debug1: Skipping ssh-dss key /home/u/.ssh/id_dsa - not in PubkeyAcceptedKeyTypes"],
+            "PubkeyAcceptedAlgorithms=+ssh-dss",
+        ),
         (  # an ed25519 key a server's PubkeyAcceptedAlgorithms leaves out
             [
                 "debug1: Offering public key: /home/u/.ssh/id_ed25519 ED25519 SHA256:abc",
@@ -389,7 +434,50 @@ def test_a_session_that_drops_after_login_is_a_working_login() -> None:
         'Authenticated to h ([192.0.2.1]:22) using "publickey".\n'
         "client_loop: send disconnect: Broken pipe\n"
     )
-    assert transcript.explain(text)["verdict"] == "ok"
+    result = transcript.explain(text)
+    assert result["verdict"] == "ok"
+    assert (
+        "later the session dropped (client_loop: send disconnect: Broken pipe)" in (result["note"])
+    )
+
+
+@pytest.mark.parametrize(
+    "seconds, verdict",
+    [("0.0", "failed"), ("3605.2", "ok")],
+)
+def test_a_shell_the_server_ends_at_once_is_no_working_login(seconds: str, verdict) -> None:
+    """ "Exit status -1" (no exit status came) after an interactive session: a server that
+    closed it as it started refused it; one that closed it an hour later ended a working
+    one (a reboot)."""
+    text = (
+        'Authenticated to h ([192.0.2.9]:22) using "publickey".\n'
+        "debug1: channel 0: new session [client-session] (inactive timeout: 0)\n"
+        "debug1: Entering interactive session.\n"
+        "Connection to h closed by remote host.\n"
+        "Connection to h closed.\n"
+        f"Transferred: sent 2964, received 2268 bytes, in {seconds} seconds\n"
+        "debug1: Exit status -1\n"
+    )
+    result = transcript.classify(transcript.parse(text))
+    assert result.verdict == verdict
+    if verdict == "failed":
+        assert (result.cause_id, result.confidence) == ("account.nologin", "medium")
+    else:
+        assert "the server ended it" in result.facts["note"]
+
+
+def test_explain_says_a_working_first_login_is_ok() -> None:
+    """Plain ssh prints nothing on success but the host key it added: exit 0, with the
+    note, not "no ssh output"."""
+    text = (
+        "Warning: Permanently added '192.0.2.4' (ED25519) to the list of known hosts.\n"
+        " 10:11:12 up 12 days,  3:04,  0 users,  load average: 0.00, 0.01, 0.00\n"
+    )
+    proc = _explain_cli("-", "--json", stdin=text.encode())
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert (result["verdict"], result["root_cause"]) == ("ok", None)
+    assert "added it to known_hosts" in result["note"]
 
 
 def test_mistyped_names_say_what_ssh_wanted() -> None:
@@ -536,6 +624,41 @@ def test_real_world_transcripts(path: Path) -> None:
         assert got == expected, json.dumps(result, indent=1)[:2000]
 
 
+AUDIT = Path(__file__).parent / "data" / "audit"
+AUDIT_KEYS = {"audit", "expected", "confidence", "says"}
+
+
+def _audit_case(path: Path) -> tuple[dict[str, str], str]:
+    """An audit transcript's header and its body, line endings kept (CRLF is a case)."""
+    header, body = {}, []
+    for line in path.read_bytes().decode("utf-8").splitlines(keepends=True):
+        key, sep, value = line[2:].partition(": ")
+        if not body and line.startswith("# ") and sep and key in AUDIT_KEYS:
+            header[key] = value.strip()
+        else:
+            body.append(line)
+    return header, "".join(body)
+
+
+@pytest.mark.parametrize("path", sorted(AUDIT.glob("*.txt")), ids=lambda p: p.stem)
+def test_audit_transcripts(path: Path) -> None:
+    """The audit's transcripts: the verdict, the cause and how sure it is; what ssh shows
+    after a working login (a dropped session) is said in the note of an "ok"."""
+    header, body = _audit_case(path)
+    assert {"audit", "expected", "confidence"} <= set(header), path.name
+    result = transcript.explain(body)
+    root = result["root_cause"]
+    if header["expected"] == "ok":
+        assert (result["verdict"], root) == ("ok", None), json.dumps(result, indent=1)[:2000]
+        said = [result.get("note") or ""]
+    else:
+        got = (root["id"], root["confidence"]) if root else None
+        assert got == (header["expected"], header["confidence"]), json.dumps(result)[:3000]
+        said = root["evidence"]
+    if "says" in header:
+        assert any(header["says"] in line for line in said), said
+
+
 def test_details_follow_the_connection_step_by_step(lab) -> None:
     healthy = transcript.explain(live(lab, "healthy", "-vvv"))["details"]
     target = lab.targets["healthy"]
@@ -676,3 +799,200 @@ def test_a_password_typed_at_the_keyboard_interactive_prompt_and_refused() -> No
     )
     result = transcript.classify(transcript.parse(text))
     assert (result.cause_id, result.confidence) == ("auth.password_rejected", "high")
+
+
+@pytest.mark.parametrize(
+    "lines, cause, says",
+    [
+        (  # keys offered and passwords refused: the passwords failed, the keys used up tries
+            [
+                "debug1: Offering public key: /home/u/.ssh/id_rsa RSA SHA256:abc agent",
+                "debug1: Offering public key: /home/u/.ssh/id_ed25519 ED25519 SHA256:def agent",
+                "debug1: Next authentication method: password",
+                "u@h's password: ",
+                "Permission denied, please try again.",
+                "u@h's password: ",
+                "Received disconnect from 192.0.2.9 port 22:2: Too many authentication failures",
+            ],
+            "auth.password_rejected",
+            "the 2 key(s) offered before counted too",
+        ),
+        (  # keys alone: MaxAuthTries was spent on them
+            [
+                "debug1: Offering public key: /home/u/.ssh/id_rsa RSA SHA256:abc agent",
+                "Received disconnect from 192.0.2.9 port 22:2: Too many authentication failures",
+            ],
+            "auth.too_many_failures",
+            None,
+        ),
+        (  # pam_tally2's words: the lock, not the password, refused the login
+            [
+                "(u@h) Account locked due to 4 failed logins",
+                "Password: ",
+                "u@h: Permission denied (keyboard-interactive).",
+            ],
+            "account.locked",
+            "pam_faillock, pam_tally2",
+        ),
+        (  # AuthenticationMethods password,publickey: the password worked, no key followed
+            [
+                "u@h's password: ",
+                'Authenticated using "password" with partial success.',
+                "u@h: Permission denied (publickey).",
+            ],
+            "auth.no_method",
+            "password was accepted",
+        ),
+    ],
+)
+def test_passwords_refused_and_the_limits_on_them(lines: list[str], cause: str, says) -> None:
+    """Typed passwords that MaxAuthTries cut off are refused passwords (keys offered before
+    only used up tries); a lock PAM announces is the cause; a password that was accepted
+    with partial success is none."""
+    root = transcript.explain("\n".join(lines) + "\n")["root_cause"]
+    assert root["id"] == cause, root
+    if says:
+        assert any(says in line for line in root["evidence"]), root["evidence"]
+
+
+@pytest.mark.parametrize(
+    "lines, confidence",
+    [
+        (  # asked once: wrong (NumberOfPasswordPrompts=1), not given, or right and refused
+            [
+                "Enter passphrase for key '/home/u/.ssh/id_rsa': ",
+                "u@h: Permission denied (publickey).",
+            ],
+            "medium",
+        ),
+        (  # -vvv says it was wrong
+            [
+                "Enter passphrase for key '/home/u/.ssh/id_rsa': ",
+                "debug2: bad passphrase given, try again...",
+                "u@h: Permission denied (publickey).",
+            ],
+            "high",
+        ),
+        (  # the key named on the command line, with no terminal to ask on
+            [
+                'Load key "/home/u/.ssh/id_rsa": incorrect passphrase supplied to decrypt '
+                "private key",
+                "u@h: Permission denied (publickey).",
+            ],
+            "high",
+        ),
+    ],
+)
+def test_a_passphrase_that_fails_is_a_key_that_cannot_be_loaded(lines, confidence) -> None:
+    result = transcript.classify(transcript.parse("\n".join(lines) + "\n"))
+    assert (result.cause_id, result.confidence) == ("client.key_invalid", confidence)
+    assert result.facts["identity_file"] == "/home/u/.ssh/id_rsa"
+
+
+_CHANGED = [
+    "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @",
+    "Offending ED25519 key in /home/u/.ssh/known_hosts:14",
+    "Host key for web has changed and you have requested strict checking.",
+    "Host key verification failed.",
+]
+
+
+@pytest.mark.parametrize(
+    "lines, cause",
+    [
+        (  # two runs pasted without their prompts: the key was removed and accepted anew
+            [
+                *_CHANGED,
+                "The authenticity of host 'web (192.0.2.9)' can't be established.",
+                "Are you sure you want to continue connecting (yes/no/[fingerprint])? yes",
+                "Warning: Permanently added 'web' (ED25519) to the list of known hosts.",
+                "u@web: Permission denied (publickey).",
+            ],
+            "auth.key_rejected",
+        ),
+        (  # the same warning not accepted is the cause
+            [
+                "Warning: the ED25519 host key for 'web' differs from the key for the IP "
+                "address '192.0.2.9'",
+                "Offending key for IP in /home/u/.ssh/known_hosts:21",
+                "Matching host key in /home/u/.ssh/known_hosts:40",
+                "Are you sure you want to continue connecting (yes/no)? no",
+                "Host key verification failed.",
+            ],
+            "hostkey.changed",
+        ),
+        (  # two ssh -v runs: the first on the wrong port, the second refused the key
+            [
+                "OpenSSH_9.6p1 Ubuntu-3ubuntu13.5, OpenSSL 3.0.13 30 Jan 2024",
+                "debug1: Connecting to web [192.0.2.9] port 22.",
+                "ssh: connect to host web port 22: Connection refused",
+                "OpenSSH_9.6p1 Ubuntu-3ubuntu13.5, OpenSSL 3.0.13 30 Jan 2024",
+                "debug1: Connecting to web [192.0.2.9] port 2222.",
+                "debug1: Offering public key: /home/u/.ssh/id_ed25519 ED25519 SHA256:abc",
+                "u@web: Permission denied (publickey).",
+            ],
+            "auth.key_rejected",
+        ),
+        (  # a ProxyJump hop's ssh -v prints a version line of its own: the same attempt
+            [
+                "OpenSSH_9.6p1 Ubuntu-3ubuntu13.5, OpenSSL 3.0.13 30 Jan 2024",
+                "debug1: Setting implicit ProxyCommand from ProxyJump: ssh -v -W '[%h]:%p' bastion",
+                "OpenSSH_9.6p1 Ubuntu-3ubuntu13.5, OpenSSL 3.0.13 30 Jan 2024",
+                "ssh: Could not resolve hostname bastion: Name or service not known",
+                "kex_exchange_identification: Connection closed by remote host",
+                "Connection closed by UNKNOWN port 65535",
+            ],
+            "proxy.failed",
+        ),
+    ],
+)
+def test_a_paste_of_several_attempts_is_judged_by_the_last(lines: list[str], cause: str) -> None:
+    """A new version line or shell prompt starts a new attempt, and a host key warning the
+    user accepted (or one before a key ssh added) is no longer the cause."""
+    result = transcript.classify(transcript.parse("\n".join(lines) + "\n"))
+    assert result.cause_id == cause, result
+    if "port 2222." in "\n".join(lines):
+        assert result.facts["port"] == 2222
+
+
+@pytest.mark.parametrize(
+    "lines, cause",
+    [
+        (["Connection closed by 192.0.2.9 port 22"], "proto.closed_early"),
+        (["Connection reset by 192.0.2.9 port 22"], "proto.closed_early"),
+        (  # -v without the kex_exchange_identification line (a cut paste): the same
+            [
+                "debug1: Connecting to h [192.0.2.9] port 22.",
+                "debug1: Connection established.",
+                "debug1: identity file /home/u/.ssh/id_ecdsa type -1",
+                "debug1: Local version string SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13.5",
+                "Connection closed by 192.0.2.9 port 22",
+            ],
+            "proto.closed_early",
+        ),
+        # After a banner, a host key or a prompt the close is no banner exchange's.
+        (
+            [
+                "debug1: Remote protocol version 2.0, remote software version OpenSSH_9.6p1",
+                "Connection closed by 192.0.2.9 port 22",
+            ],
+            None,
+        ),
+        (
+            [
+                "Warning: Permanently added '192.0.2.9' (ED25519) to the list of known hosts.",
+                "Connection closed by 192.0.2.9 port 22",
+            ],
+            None,
+        ),
+        # A ProxyCommand's pipe: the hop's doing, not the target's.
+        (["Connection closed by UNKNOWN port 65535"], None),
+    ],
+)
+def test_a_bare_close_is_a_close_before_the_banner(lines: list[str], cause) -> None:
+    """OpenSSH 9.5+ without -v prints only "Connection closed by HOST port N" when the
+    server hangs up before its banner: that (medium), when nothing shows it got further."""
+    result = transcript.classify(transcript.parse("\n".join(lines) + "\n"))
+    assert (result.verdict, result.cause_id) == ("failed", cause), result
+    if cause:
+        assert result.confidence == "medium"
