@@ -247,6 +247,17 @@ def _events(events: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _unvis(events: pl.DataFrame) -> pl.DataFrame:
+    """User names as logs._unvis reads sshd's escapes (few rows have one: done in Python)."""
+    users = events.get_column("user")
+    escaped = users.str.contains("\\", literal=True).fill_null(False)
+    if not escaped.any():
+        return events
+    rows = escaped.arg_true()
+    names = pl.Series([logs._unvis(u) for u in users.gather(rows)], dtype=pl.String)
+    return events.with_columns(users.scatter(rows, names))
+
+
 def _times(events: pl.DataFrame, anchor: datetime, zone: tzinfo) -> pl.Series:
     """Each event's time in microseconds: syslog stamps read by logs._bsd_time (once per
     distinct stamp), ISO stamps by polars."""
@@ -299,7 +310,7 @@ def _batch(
             examples.append((line, raw))
         else:
             rows.append(_coded(line, row))
-    events = _events(pl.concat([certain.filter(found >= 0), fields], how="horizontal"))
+    events = _unvis(_events(pl.concat([certain.filter(found >= 0), fields], how="horizontal")))
     events = events.with_columns(
         time=_times(events, anchor, zone),
         process=pl.col("proc"),

@@ -672,6 +672,26 @@ def _zoned(text: str, name: str, zone: tzinfo) -> datetime | None:
     return _iso_time(text, UTC if name in ("UTC", "GMT") else zone)
 
 
+_VIS = re.compile(r"\\(?:([0-3][0-7]{2})|(.))", re.DOTALL)
+_VIS_CHARS = {"n": "\n", "t": "\t", "r": "\r", "s": " ", "0": "\0", "\\": "\\"}
+
+
+def _unvis(text: str) -> str:
+    """A name as the client sent it: sshd writes each byte that is no printable ASCII as
+    \\ooo (strnvis, VIS_OCTAL|VIS_CSTYLE), so "jörg" is logged as "j\\303\\266rg"
+    (PAM, which logs it as is, and the user's own name are "jörg")."""
+
+    def one(match: re.Match[str]) -> str:
+        octal, char = match.groups()
+        return chr(int(octal, 8)) if octal else _VIS_CHARS.get(char, char)
+
+    raw = _VIS.sub(one, text)
+    try:
+        return raw.encode("latin-1").decode("utf-8")
+    except UnicodeError:  # not UTF-8 bytes, or characters that were never escaped
+        return raw
+
+
 def _pid(text: str | None) -> int | None:
     """A process id as sshd's tag gives it (none when absent, nil or beyond any kernel's)."""
     return int(text) if text and text.isdigit() and len(text) <= 9 else None
@@ -771,6 +791,8 @@ def _parse(text: str, anchor: datetime, zone: tzinfo) -> Row | Literal[False] | 
         user = get("user2")
         if user is None:
             user = message.user
+    if user is not None and "\\" in user:
+        user = _unvis(user)
     outcome = message.outcome
     event = message.event
     if event in _PREAUTH_FAILURES and (get("preauth") or user is not None):

@@ -424,6 +424,22 @@ def test_other_timestamp_framings(tmp_path, line: str, when: str | None) -> None
     assert stats.other == 1 and logs.holds_log_lines(path)
 
 
+def test_escaped_user_names_read_as_sent(tmp_path) -> None:
+    """sshd logs a name's non-ASCII bytes as octal escapes, PAM as they are: one name."""
+    path = tmp_path / "auth.log"
+    path.write_text(
+        "Nov 28 10:00:00 h sshd[5]: Invalid user j\\303\\266rg from 192.0.2.1 port 7\n"
+        "Nov 28 10:00:01 h sshd[5]: pam_unix(sshd:auth): authentication failure; logname= "
+        "uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.1  user=jörg\n"
+        "Nov 28 10:00:02 h sshd[6]: Invalid user a\\\\b from 192.0.2.2 port 8\n"
+    )
+    now = datetime(2026, 11, 28, 12, tzinfo=UTC)
+    stats = logs.LogStats()
+    events = list(logs.iter_events([path], now=now, tz=UTC, stats=stats))
+    _read_alike(logs.read_sshd_log([path], now=now, tz=UTC), events, stats)
+    assert [e.user for e in events] == ["jörg", "jörg", "a\\b"]
+
+
 def test_a_pid_no_kernel_has_is_none(tmp_path) -> None:
     path = tmp_path / "auth.log"
     path.write_text(f"Nov 28 10:00:00 h sshd[99999999999999999999]: {_FAILED}\n")
