@@ -1406,10 +1406,14 @@ def failures_by(frame, by: str = "reason"):  # -> pd.Series
 
 
 def brute_force_sources(frame, *, min_failures: int = 10):  # -> pd.DataFrame
-    """Addresses with many failures: how many, over how many users, first and last seen."""
+    """Addresses with many failures: how many failure lines, in how many connections (one
+    password try under PAM logs two or three lines; a scanner's connection one), over how
+    many users, first and last seen."""
     failed = frame[(frame["outcome"] == "failure") & frame["ip"].notna()]
+    failed = failed.assign(connection=failed["host"].astype(str) + " " + failed["pid"].astype(str))
     grouped = failed.groupby("ip", observed=True).agg(
         failures=("event", "size"),
+        connections=("connection", "nunique"),
         users=("user", "nunique"),
         first=("time", "min"),
         last=("time", "max"),

@@ -319,6 +319,7 @@ def test_dataframe_dtypes_and_summaries() -> None:
     assert len(frame) == 14 and frame.attrs["stats"].events == 14
     brute = logs.brute_force_sources(frame, min_failures=10)
     assert list(brute.index) == ["203.0.113.5"] and brute.iloc[0]["failures"] == 12
+    assert brute.iloc[0]["connections"] == 12  # one sshd process each
     risky = logs.accepted_after_failures(frame, min_failures=10)
     assert list(risky["ip"]) == ["203.0.113.5"] and risky.iloc[0]["failures_before"] == 12
     assert logs.failures_by(frame, "user").to_dict() == {"root": 12, "x": 1}
