@@ -10,6 +10,7 @@ decisive problem wins, not the last line (an ignored key with bad permissions en
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import re
 from collections.abc import Iterator
@@ -51,6 +52,11 @@ class Rule:
     debug_ok: bool = True
 
 
+# A pasted command: a shell prompt, maybe a pipe into ssh, then ssh and its arguments.
+_COMMAND_LINE = (
+    r"^(?:(?:(?!: ).){0,120}?[$#%>]\s*|\+\s+)?(?:[^|]{0,200}\|\s*)?(?:sudo\s+)?"
+    r"(?:\S*[/\\])?ssh(?:\.exe)?\s+(?P<args>\S.*)$"
+)
 # Order matters only within one line: of the rules whose literal it contains, the longest
 # literal is tried first, and the first pattern that matches names the event.
 # fmt: off
@@ -76,6 +82,10 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("config_bad_option", "Missing argument", r"line \d+: Missing argument", "config"),
     ("config_stopped", "bad configuration options",
      r"terminating, \d+ bad configuration options?", "config"),
+    # The command a user pasted with its output, after a shell prompt ("$ ", "PS C:\\>",
+    # set -x's "+ "): what ssh was asked for, where the output does not say it.
+    ("command_line", "ssh ", _COMMAND_LINE, "config", False),
+    ("command_line", "ssh.exe ", _COMMAND_LINE, "config", False),
     ("proxy_jump", "ProxyCommand from ProxyJump", r"ProxyJump: (?P<command>.+)$", "proxy"),
     ("proxy_command", "Executing proxy",
      r"Executing proxy (?:dialer )?command: (?:exec )?(?P<command>.+)$", "proxy"),
@@ -112,8 +122,13 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("not_ssh", "banner line too long", r"banner line too long", "protocol"),
     ("not_ssh", "Bad remote protocol version", r"Bad remote protocol version", "protocol"),
     ("not_ssh", "No SSH version received", r"No SSH version received", "protocol"),
-    ("not_ssh", "invalid format", r"banner exchange: .*invalid format", "protocol"),
+    ("not_ssh", "invalid format",
+     r"banner exchange: (?:Connection to (?P<address>\S+) port (?P<port>\d+): )?.*invalid format",
+     "protocol"),
     ("banner_timeout", "timed out during banner", r"timed out during banner", "protocol"),
+    # packet.c's SSH_ERR_CONN_TIMEOUT names where: after the banner timed out, for one.
+    ("timed_out", "Connection to ",
+     r"Connection to (?P<address>\S+) port (?P<port>\d+) timed out", "protocol"),
     # MaxStartups or PerSourcePenalties (9.8+) turned the connection away before the banner.
     ("closed_early", "Not allowed at this time", r"(?P<error>Not allowed at this time)",
      "protocol"),
@@ -131,8 +146,8 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("protocol_fatal", "Packet corrupt", r"Disconnecting: (?P<error>Packet corrupt)", "kex"),
     # -- key exchange --
     ("kex_failed", "Unable to negotiate",
-     r"Unable to negotiate with \S+ port \d+: no matching (?P<what>.+?) found\.?"
-     r"(?: Their offer: (?P<offer>\S*))?", "kex"),
+     r"Unable to negotiate with (?P<address>\S+) port (?P<port>\d+): "
+     r"no matching (?P<what>.+?) found\.?(?: Their offer: (?P<offer>\S*))?", "kex"),
     ("kex_done", "SSH2_MSG_NEWKEYS received", r"SSH2_MSG_NEWKEYS received", "kex"),
     ("kex_chosen", "kex: ",
      r"kex: (?P<what>algorithm|host key algorithm|server->client cipher|client->server cipher):? "
@@ -146,22 +161,35 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("hostkey_changed", "REVOKED HOST KEY", r"REVOKED HOST KEY", "hostkey"),
     ("hostkey_changed", "ost key for ", r"[Hh]ost key for (?P<host_spec>\S+) has changed",
      "hostkey"),
-    ("hostkey_changed", "was revoked and you have requested", r"was revoked", "hostkey"),
+    ("hostkey_changed", "was revoked and you have requested",
+     r"(?:(?P<key_type>\S+) host key for (?P<host_spec>\S+) )?was revoked", "hostkey"),
     # CheckHostIP: the key for the name is known, the one stored for the address differs.
     ("hostkey_changed", "differs from the key for the IP address",
-     r"(?P<key_type>\S+) host key for '(?P<host_spec>[^']+)' differs from the key for the IP",
+     r"(?P<key_type>\S+) host key for '(?P<host_spec>[^']+)' differs from the key for the IP"
+     r"(?: address '(?P<address>[^']+)')?",
      "hostkey"),
     ("hostkey_changed", "to avoid man-in-the-middle",
      r"authentication is disabled to avoid man-in-the-middle", "hostkey"),
     ("hostkey_offending", "Offending",
      r"Offending (?:(?P<key_type>\S+) key|key for IP) in "
      r"(?P<known_hosts>.+):(?P<known_hosts_line>\d+)\s*$", "hostkey"),
+    # "POSSIBLE DNS SPOOFING": the name's key changed, and the address's entry differs too.
+    ("hostkey_ip", "corresponding IP address", r"corresponding IP address (?P<address>[^\s,]+)",
+     "hostkey"),
+    # Debian's hint after "Offending ... key": the entry to remove, as ssh-keygen names it.
+    ("hostkey_remove", "ssh-keygen -f ",
+     r"ssh-keygen -f [\"']?(?P<known_hosts>[^\"']+?)[\"']? -R [\"']?(?P<host_spec>[^\"'\s]+)",
+     "hostkey"),
     ("hostkey_fingerprint", "key sent by the remote host is",
      r"The fingerprint for the (?P<key_type>\S+) key sent by the remote host is", "hostkey"),
     ("hostkey_unknown", "host key is known for",
      r"No (?P<key_type>\S+) host key is known for (?P<host_spec>\S+)", "hostkey"),
-    ("hostkey_ask", "can't be established", r"authenticity of host '(?P<host_spec>[^' ]+)",
-     "hostkey"),
+    ("hostkey_ask", "can't be established",
+     r"authenticity of host '(?P<host_spec>[^' ]+)", "hostkey"),
+    # The question's fingerprint, on the line after it.
+    ("hostkey_ask_key", "key fingerprint is",
+     r"^(?P<key_type>[A-Z0-9-]+) key fingerprint is "
+     r"(?P<fingerprint>SHA256:[A-Za-z0-9+/=]+|MD5:\S+)", "hostkey"),
     ("hostkey_failed", "Host key verification failed", r"Host key verification failed", "hostkey"),
     ("hostkey_refused", "Bad server host key", r"Bad server host key: (?P<error>.+)$", "hostkey"),
     ("hostkey_refused", "not in HostKeyAlgorithms",
@@ -216,8 +244,9 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("password_asked", "read_passphrase", r"read_passphrase", "auth"),
     # The prompts as a terminal shows them: the password method's, and (8.x+) the
     # keyboard-interactive one with PAM's prompt after "(user@host)".
-    ("password_asked", "'s password:", r"^\S+@\S+'s password:", "auth"),
-    ("password_asked", ") Password", r"^\(\S+@\S+\) [Pp]assword\b[^:]*:", "auth"),
+    ("password_asked", "'s password:", r"^(?P<user>[^@\s]+)@(?P<hostname>\S+)'s password:", "auth"),
+    ("password_asked", ") Password",
+     r"^\((?P<user>[^@\s]+)@(?P<hostname>[^)\s]+)\) [Pp]assword\b[^:]*:", "auth"),
     ("password_retry", "please try again", r"Permission denied, please try again", "auth"),
     ("denied", "Permission denied (",
      r"(?:(?P<user>[^@\s]+)@(?P<hostname>\S+): )?Permission denied \((?P<methods>[^)]*)\)",
@@ -493,19 +522,148 @@ def _connect_cause(error: str) -> str | None:
     return next((cause for text, cause in _CONNECT_ERRORS.items() if text in lowered), None)
 
 
+# The events that say where the client connects, and as whom.
+_WHERE = frozenset(
+    {
+        "connecting",
+        "authenticating",
+        "server_host_key",
+        "dns_failed",
+        "kex_failed",
+        "not_ssh",
+        "timed_out",
+        "password_asked",
+        "closed",
+    }
+)
+_WHERE_FACTS = frozenset({"hostname", "address", "port", "user", "key_type", "fingerprint"})
+# The hop's traces: a connection through a jump host or a proxy command.
+_HOP_TRACES = ("proxy_jump", "proxy_command", "proxy_start_failed", "stdio_failed", "proxy_unknown")
+
+
 def _base_facts(t: Transcript) -> dict[str, Any]:
-    """Where the client connected: host, address, port, user, the server's key."""
+    """Where the client connected: host, address, port, user, the server's key; then what
+    the pasted command line asked for. Through a jump host the lines before the hop's login
+    are the hop's own (the client itself connects nowhere): they do not name the target."""
     facts: dict[str, Any] = {}
+    command = _command_facts(t)
+    proxy = t.first("proxy_jump", "proxy_command")
+    hop = proxy or t.first(*_HOP_TRACES[2:]) or ("jump" in command or None)
+    hop_login = t.first("authenticated") if hop else None
+    if proxy is not None:
+        facts.update(_jump(proxy))
     for event in t.events:
-        if event.event in ("connecting", "authenticating", "server_host_key", "dns_failed"):
+        if hop and (hop_login is None or event.lineno <= hop_login.lineno):
+            continue
+        # Through a proxy ssh knows no address: "UNKNOWN port 65535".
+        if event.event in _WHERE and event.facts.get("address") != "UNKNOWN":
             for key, value in event.facts.items():
-                facts.setdefault(key, value)
+                if key in _WHERE_FACTS:
+                    facts.setdefault(key, value)
         elif event.event == "connect_failed":
             key = "hostname" if event.facts["kind"] == "host" else "address"
             facts.setdefault(key, event.facts["where"])
             facts.setdefault("port", event.facts["port"])
+    for key, value in command.items():
+        if key != "identity_file":  # ssh's own lines name the file in full: see classify
+            facts.setdefault(key, value)
+    if "hostname" not in facts and "address" in facts:
+        facts["hostname"] = facts["address"]  # ssh named no host: the address it reached
+    if "address" not in facts and _is_address(facts.get("hostname", "")):
+        facts["address"] = facts["hostname"]
     if "port" in facts:
         facts["port"] = int(facts["port"])
+    return facts
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+# ssh's options that take an argument (the others are flags, and may be grouped: -vvv).
+_SSH_ARG_OPTIONS = frozenset("BbcDEeFIiJLlmOoPpQRSWw")
+# What -o names, as facts.
+_SSH_O_FACTS = {
+    "user": "user",
+    "port": "port",
+    "hostname": "hostname",
+    "identityfile": "identity_file",
+    "proxyjump": "jump",
+    "proxycommand": "proxy_command",
+}
+
+
+def _command_facts(t: Transcript) -> dict[str, str]:
+    """What the pasted ``ssh ...`` command line asks for: user, host (as typed: the alias),
+    port, identity file, jump host or proxy command."""
+    lines = t.of("command_line")
+    if not lines:
+        return {}
+    words = _words(lines[-1].facts["args"])
+    facts: dict[str, str] = {}
+    options: list[tuple[str, str]] = []
+    destination = None
+    it = iter(words)
+    for word in it:
+        if word in ("|", ";", "&&", "||") or word.startswith((">", "2>", "&>")):
+            break
+        if destination is not None:
+            continue  # the remote command
+        if not word.startswith("-") or word == "-":
+            destination = word
+            continue
+        for n, flag in enumerate(word[1:], 2):
+            if flag in _SSH_ARG_OPTIONS:
+                options.append((flag, word[n:] or next(it, "")))
+                break
+    for flag, value in options:
+        if flag == "o":
+            name, _, val = value.partition("=") if "=" in value else value.partition(" ")
+            fact = _SSH_O_FACTS.get(name.strip().lower())
+            if fact and val.strip():
+                facts.setdefault(fact, val.strip())
+        else:
+            fact = {"l": "user", "p": "port", "i": "identity_file", "J": "jump"}.get(flag)
+            if fact:
+                facts.setdefault(fact, value)
+    if "jump" in facts:
+        facts["jump"] = facts["jump"].split(",")[0]  # the first hop is tried first
+    if "port" in facts and not facts["port"].isdigit():
+        del facts["port"]
+    if destination:
+        facts.update(_destination(destination, facts))
+    return facts
+
+
+_WORD = re.compile(r"""(?:[^\s"']+|"[^"]*"|'[^']*'|["'])+""")
+
+
+def _words(text: str) -> list[str]:
+    """A command line's words, unquoted; a backslash stays (a Windows path: .\\key)."""
+    return [re.sub(r"""(["'])(.*?)\1""", r"\2", word) for word in _WORD.findall(text)]
+
+
+def _destination(text: str, given: dict[str, str]) -> dict[str, str]:
+    """``[user@]host`` or ``ssh://[user@]host[:port]``, as facts (-l and -p win, as in ssh)."""
+    facts: dict[str, str] = {}
+    uri = re.fullmatch(r"ssh://(?:([^@/]+)@)?(\[[^\]]+\]|[^:/]+)(?::(\d+))?/?", text)
+    if uri:
+        user, host, port = uri.groups()
+        host = host.strip("[]")
+    else:
+        user, _, host = text.rpartition("@")
+        port = None
+    if user and "user" not in given:
+        facts["user"] = user
+    if port and "port" not in given:
+        facts["port"] = port
+    if host:
+        facts["alias"] = host  # a Host of ssh_config, or the name itself
+        facts["hostname"] = given.get("hostname", host)
     return facts
 
 
@@ -638,14 +796,20 @@ def _hostkey_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
         printed = [e for e in t.of("fingerprint_line") if warned and e.lineno > warned.lineno]
         if printed:
             facts["fingerprint"] = printed[0].facts["fingerprint"]
+        hint = t.first("hostkey_remove")  # Debian's "remove with: ssh-keygen -f F -R HOST"
+        if hint is not None:
+            facts.setdefault("host_spec", hint.facts["host_spec"])
+            facts.setdefault("known_hosts", hint.facts["known_hosts"])
         _target_from_spec(facts)
         return _Signal(
             "hostkey.changed", [*changed[:6], *printed[:1], *([failed] if failed else [])], "high"
         )
     if failed is not None:
         unknown = t.of("hostkey_unknown", "hostkey_ask")
-        for event in unknown:
-            facts.update({k: v for k, v in event.facts.items() if k in ("host_spec", "key_type")})
+        for event in [*unknown, *t.of("hostkey_ask_key")]:
+            wanted = ("host_spec", "key_type", "fingerprint")
+            facts.update({k: v for k, v in event.facts.items() if k in wanted})
+        _target_from_spec(facts)
         return _Signal("hostkey.unknown", [*unknown[:2], failed], "high" if unknown else "medium")
     return None
 
@@ -990,8 +1154,6 @@ def classify(t: Transcript) -> Classification:
     """The verdict and cause of one parsed transcript (see the module docstring)."""
     facts = _base_facts(t)
     proxy = t.first("proxy_jump", "proxy_command")
-    if proxy is not None:
-        facts["jump"] = _jump(proxy)
     config = t.of("config_perms")
     if config:
         facts["ssh_config"] = config[0].facts["ssh_config"]
@@ -1024,26 +1186,36 @@ def classify(t: Transcript) -> Classification:
         if "\\\\" in facts.get(key, ""):  # Win32-OpenSSH prints C:\\Users\\me
             facts[key] = facts[key].replace("\\\\", "\\")
     facts |= chosen.facts
+    given = _command_facts(t).get("identity_file")  # -i, where no line of ssh names it
+    if given:
+        facts.setdefault("identity_file", given)
     if chosen.note:
         facts["note"] = chosen.note
     lines = sorted({(e.lineno, e.text) for e in chosen.events})
     return Classification("failed", chosen.cause, chosen.confidence, lines, facts)
 
 
-def _jump(event: Event) -> str:
-    """The first hop as ``[user@]host[:port]`` (ProxyJump's syntax), or the proxy command."""
+def _jump(event: Event) -> dict[str, str]:
+    """The first hop as ``[user@]host[:port]`` (ProxyJump's syntax) and, from ssh's -W, the
+    target it asks the hop for; a proxy command that is no ssh is only the command."""
     command = event.facts.get("command", "").strip()
-    if event.event == "proxy_command":
-        return command
-    words = command.split()
+    words = _words(command)
+    if event.event == "proxy_command" and (not words or words[0].rpartition("/")[2] != "ssh"):
+        return {"proxy_command": command}
+    facts: dict[str, str] = {}
     user = port = None
     for flag, value in itertools.pairwise(words):
         if flag == "-l":
             user = value
         elif flag == "-p":
             port = value
+        elif flag == "-W" and "%" not in value:  # the target, as the client resolved it
+            target = re.fullmatch(r"\[?(.+?)\]?:(\d+)", value)
+            if target:
+                facts.update(hostname=target.group(1), port=target.group(2))
     host = words[-1] if words else ""
-    return f"{user + '@' if user else ''}{host}{':' + port if port else ''}"
+    facts["jump"] = f"{user + '@' if user else ''}{host}{':' + port if port else ''}"
+    return facts
 
 
 def explain(text: str) -> dict[str, Any]:
