@@ -457,6 +457,69 @@ _KEX_CATEGORY = {
     "mac": ("MAC", "MACs"),
     "compression method": ("compression", "Compression"),
 }
+# The algorithms of each kind OpenSSH still has (some only when re-enabled with +), the
+# strongest first: of a server's offer, the fix re-enables the first of these it holds.
+_ALGORITHM_RANK = {
+    "KexAlgorithms": (
+        "mlkem768x25519-sha256",
+        "sntrup761x25519-sha512",
+        "sntrup761x25519-sha512@openssh.com",
+        "curve25519-sha256",
+        "curve25519-sha256@libssh.org",
+        "ecdh-sha2-nistp521",
+        "ecdh-sha2-nistp384",
+        "ecdh-sha2-nistp256",
+        "diffie-hellman-group18-sha512",
+        "diffie-hellman-group16-sha512",
+        "diffie-hellman-group-exchange-sha256",
+        "diffie-hellman-group14-sha256",
+        "diffie-hellman-group14-sha1",  # 2048-bit, SHA-1
+        "diffie-hellman-group-exchange-sha1",  # the server picks the group, may be 1024-bit
+        "diffie-hellman-group1-sha1",  # 1024-bit, SHA-1
+    ),
+    "HostKeyAlgorithms": (
+        "ssh-ed25519",
+        "ecdsa-sha2-nistp521",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp256",
+        "rsa-sha2-512",
+        "rsa-sha2-256",
+        "ssh-rsa",  # SHA-1, off since 8.8
+        "ssh-dss",  # off since 7.0, gone in 10.0
+    ),
+    "Ciphers": (
+        "chacha20-poly1305@openssh.com",
+        "aes256-gcm@openssh.com",
+        "aes128-gcm@openssh.com",
+        "aes256-ctr",
+        "aes192-ctr",
+        "aes128-ctr",
+        "aes256-cbc",
+        "aes192-cbc",
+        "aes128-cbc",
+        "3des-cbc",
+    ),
+    "MACs": (
+        "hmac-sha2-512-etm@openssh.com",
+        "hmac-sha2-256-etm@openssh.com",
+        "umac-128-etm@openssh.com",
+        "hmac-sha2-512",
+        "hmac-sha2-256",
+        "umac-128@openssh.com",
+        "hmac-sha1-etm@openssh.com",
+        "hmac-sha1",
+        "umac-64-etm@openssh.com",
+        "umac-64@openssh.com",
+        "hmac-sha1-96-etm@openssh.com",
+        "hmac-sha1-96",
+        "hmac-md5-etm@openssh.com",
+        "hmac-md5",
+        "hmac-md5-96-etm@openssh.com",
+        "hmac-md5-96",
+    ),
+}
+# Algorithms a client of this OpenSSH version or later no longer has at all.
+_ALGORITHM_GONE = {"ssh-dss": (10, 0), "ssh-dss-cert-v01@openssh.com": (10, 0)}
 # Words a refusing sshd (or a throttle in front of it) sends instead of a banner.
 _REFUSAL = re.compile(
     r"maxstartups|not allowed|too many|refused|penalty|try again|denied|blocked", re.I
@@ -773,9 +836,28 @@ def _kex_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
         if a and not a.startswith(("kex-strict-", "ext-info-"))
     ]
     facts.update(category=category, option=option, server_offer=",".join(offer) or "(none)")
-    if offer:
-        facts["algorithm"] = offer[0]
+    algorithm = _strongest(option, offer, _client_release(t))
+    if algorithm:
+        facts["algorithm"] = algorithm
     return _Signal("kex.no_common_alg", [event], "high")
+
+
+def _strongest(option: str, offer: list[str], release: tuple[int, int] | None) -> str | None:
+    """The strongest algorithm of the server's offer this client can re-enable (None: it
+    has none of them); an offer of names it does not rank: the first of them."""
+    usable = [a for a in offer if not (release and release >= _ALGORITHM_GONE.get(a, (99, 0)))]
+    ranked = [a for a in _ALGORITHM_RANK.get(option, ()) if a in usable]
+    if ranked:
+        return ranked[0]
+    unknown = [a for a in usable if not any(a in names for names in _ALGORITHM_RANK.values())]
+    return unknown[0] if unknown else None
+
+
+def _client_release(t: Transcript) -> tuple[int, int] | None:
+    """The client's OpenSSH release, (9, 6) for OpenSSH_9.6p1 (None: not said)."""
+    version = t.first("client_version")
+    match = version and re.search(r"_(\d+)\.(\d+)", version.facts["client_version"])
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def _hostkey_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
