@@ -71,6 +71,7 @@ _THROUGH_JUMP = {
 # that selects each, the first that applies winning.
 _VARIANTS: tuple[tuple[str, str, str | None], ...] = (
     ("jump", "seen_from", "jump"),  # the jump host met the failure: look from there
+    ("mistyped", "meant_host", None),  # host:port or [v6] typed as the host name
     ("windows", "client_os", "windows"),  # Win32-OpenSSH: ACLs and cmd.exe, not chmod
 )
 # Where ssh keeps its files, per client platform.

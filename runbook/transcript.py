@@ -774,14 +774,19 @@ def _network_signal(t: Transcript) -> _Signal | None:
     if dns is not None:
         name = dns.facts.get("hostname", "")
         note = None
-        if re.fullmatch(r"[^:\s]+:\d+", name):
+        meant: dict[str, str] = {}
+        if typed := re.fullmatch(r"([^:\s\[\]]+):(\d+)", name):
             note = f"the port is typed into the host name {name}: ssh wants -p PORT"
-        elif name.startswith("[") and name.endswith("]"):
+            meant = {"meant_host": typed.group(1), "meant_port": typed.group(2)}
+        elif bracketed := re.fullmatch(r"\[([^\]]+)\](?::(\d+))?", name):
             note = (
-                f"ssh takes an IPv6 address without brackets ({name[1:-1]}); brackets belong "
-                "in known_hosts and ssh:// URIs"
+                f"ssh takes an IPv6 address without brackets ({bracketed.group(1)}); brackets "
+                "belong in known_hosts and ssh:// URIs"
             )
-        return _Signal("dns.unresolved", [dns], "high", note)
+            meant = {"meant_host": bracketed.group(1)}
+            if bracketed.group(2):
+                meant["meant_port"] = bracketed.group(2)
+        return _Signal("dns.unresolved", [dns], "high", note, meant)
     failures = t.of("connect_failed")
     for event in reversed(failures):  # the final "ssh: connect to host" line sums them up
         error = event.facts.get("error", "")
