@@ -177,11 +177,17 @@ def _quote_windows(value: str) -> str:
     return f'"{value}"' if re.search(r"[\s&()^;,'`]", value) else value
 
 
+def _defaulted(template: str, facts: dict[str, str]) -> str:
+    """The command without the ``user@`` and ``-p PORT`` of an unknown user and port."""
+    for name, text in _DEFAULTED.items():
+        if name not in facts:
+            template = template.replace(text, "")
+    return template
+
+
 def _fill(template: str, facts: dict[str, str], *, shell: bool, quote=_quote_path) -> str:
     if shell:
-        for name, text in _DEFAULTED.items():
-            if name not in facts:
-                template = template.replace(text, "")
+        template = _defaulted(template, facts)
 
     def one(match: re.Match[str]) -> str:
         for literal, name in _CHOICE.findall(match.group(1)):
@@ -195,25 +201,28 @@ def _fill(template: str, facts: dict[str, str], *, shell: bool, quote=_quote_pat
     return _PLACEHOLDER.sub(one, template)
 
 
-def _missing(template: str, facts: dict[str, str]) -> set[str]:
+def _missing(template: str, facts: dict[str, str], exempt: frozenset[str]) -> set[str]:
     """The facts a template needs and does not have (a placeholder with a text of its own
-    never misses), but the target's own."""
+    never misses), but the ``exempt`` ones."""
     missing = set()
     for match in _PLACEHOLDER.finditer(template):
         choices = _CHOICE.findall(match.group(1))
-        if not any(literal or name in facts or name in _TARGET_FACTS for literal, name in choices):
+        if not any(literal or name in facts or name in exempt for literal, name in choices):
             missing.add(choices[0][1])
     return missing
 
 
 def _line(entry: FixEntry, facts: dict[str, str]) -> str | None:
-    """The line a fix entry shows, or None: a "?" line needs every fact it names (but the
-    target's own), alternatives show the first whose facts are known, else the last."""
+    """The line a fix entry shows, or None. A "?" line needs every fact it names but the
+    target's own. Of alternatives, the first that needs no fact it lacks is shown (a user
+    and port ssh defaults do not count), else the last, as a line of its own."""
     choices = (entry,) if isinstance(entry, str) else entry
     for n, choice in enumerate(choices, 1):
         optional = choice.startswith("?")
         line = choice[1:] if optional else choice
-        if not _missing(line, facts) or (n == len(choices) and not optional):
+        if n == len(choices):
+            return None if optional and _missing(line, facts, _TARGET_FACTS) else line or None
+        if not _missing(_defaulted(line, facts), facts, frozenset()):
             return line or None
     return None
 

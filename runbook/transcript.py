@@ -89,7 +89,9 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("proxy_jump", "ProxyCommand from ProxyJump", r"ProxyJump: (?P<command>.+)$", "proxy"),
     ("proxy_command", "Executing proxy",
      r"Executing proxy (?:dialer )?command: (?:exec )?(?P<command>.+)$", "proxy"),
-    ("proxy_unknown", "UNKNOWN port 65535", r"(?:closed|reset) by UNKNOWN port 65535", "proxy"),
+    # Longer literals than "Connection closed by", so that rule does not take the line.
+    ("proxy_unknown", "closed by UNKNOWN port 65535", r"closed by UNKNOWN port 65535", "proxy"),
+    ("proxy_unknown", "reset by UNKNOWN port 65535", r"reset by UNKNOWN port 65535", "proxy"),
     ("channel_failed", "open failed", r"channel (?P<channel>\d+): open failed: (?P<reason>.+)$",
      "proxy"),
     ("stdio_failed", "stdio forwarding failed", r"stdio forwarding failed", "proxy"),
@@ -97,6 +99,8 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("proxy_start_failed", "not found",
      r"^(?:/usr)?(?:/bin/)?(?:ba|da|z)?sh: (?:line )?(?:\d+: )?(?:exec: )?(?P<command>\S+): "
      r"(?:command )?not found", "proxy"),
+    ("proxy_start_failed", "command not found: ",
+     r"^(?:\S*/)?(?:z|k|ba)?sh:(?:\d+:)? command not found: (?P<command>\S+)", "proxy"),
     ("proxy_config", "jumphost loop", r"jumphost loop via (?P<command>\S+)", "proxy"),
     ("proxy_config", "Cannot specify -J with ProxyCommand", r"Cannot specify -J", "proxy"),
     ("proxy_config", "inconsistent options: ProxyCommand+ProxyJump",
@@ -560,6 +564,7 @@ _HOP_ERRORS = frozenset(
         "connect_failed",
         "denied",
         "hostkey_failed",
+        "hostkey_unknown",
         "closed_early",
         "kex_failed",
         "too_many",
@@ -611,12 +616,13 @@ def _base_facts(t: Transcript) -> dict[str, Any]:
     facts: dict[str, Any] = {}
     command = _command_facts(t)
     proxy = t.first("proxy_jump", "proxy_command")
-    hop = proxy or t.first(*_HOP_TRACES[2:]) or ("jump" in command or None)
-    hop_login = t.first("authenticated") if hop else None
     if proxy is not None:
         facts.update(_jump(proxy))
+    hop = proxy or t.first(*_HOP_TRACES[2:]) or "jump" in command or "proxy_command" in command
+    jump_host = re.sub(r"^.*@|:\d+$", "", facts.get("jump") or command.get("jump", ""))
+    hop_login = t.first("authenticated") if hop else None
     for event in t.events:
-        if hop and (hop_login is None or event.lineno <= hop_login.lineno):
+        if hop and _hop_said(event, hop_login, jump_host):
             continue
         # Through a proxy ssh knows no address: "UNKNOWN port 65535".
         if event.event in _WHERE and event.facts.get("address") != "UNKNOWN":
@@ -637,6 +643,17 @@ def _base_facts(t: Transcript) -> dict[str, Any]:
     if "port" in facts:
         facts["port"] = int(facts["port"])
     return facts
+
+
+def _hop_said(event: Event, hop_login: Event | None, jump_host: str) -> bool:
+    """Through a jump host: the line is the hop's. The client itself connects nowhere (its
+    proxy does), and with ssh -v the hop's lines come before the hop's login; without it a
+    line that names the jump host is the hop's."""
+    if event.event in ("connecting", "connect_failed", "dns_failed"):
+        return True
+    if hop_login is not None:
+        return event.lineno <= hop_login.lineno
+    return bool(jump_host) and event.facts.get("hostname") == jump_host
 
 
 def _is_address(text: str) -> bool:
@@ -731,7 +748,9 @@ def _destination(text: str, given: dict[str, str]) -> dict[str, str]:
 
 
 def _proxy_signal(t: Transcript, proxy: Event | None) -> _Signal | None:
-    """The hop failed: the pipe closed before the target's banner and the hop never worked."""
+    """The hop failed: the pipe closed before the target's banner and the hop never worked.
+    Without ssh -v the hop shows only in its traces; then its own error must show too (a
+    pipe that closes with no word from the hop is the target closing: see _banner_signal)."""
     if proxy is None:
         return None
     closure = [e for e in t.of("proxy_unknown", "closed_early") if e.lineno >= proxy.lineno]
@@ -745,13 +764,22 @@ def _proxy_signal(t: Transcript, proxy: Event | None) -> _Signal | None:
     )
     if hop_worked and channel is None:
         return None  # the target itself closed: a protocol problem, not the hop's
+    said = proxy.event in ("proxy_jump", "proxy_command")  # ssh -v said so, before the hop
+    start = proxy.lineno if said else 0
     inner = [
-        e
-        for e in t.events
-        if e.event in _HOP_ERRORS and proxy.lineno < e.lineno < closure[-1].lineno
+        e for e in t.events if e.event in _HOP_ERRORS and start <= e.lineno < closure[-1].lineno
     ]
+    if not said:
+        # The client's own "kex_exchange_identification: Connection closed" (the last one)
+        # only says the pipe closed: the hop's error is another line.
+        own = next((e for e in reversed(inner) if e.event == "closed_early"), None)
+        inner = [e for e in inner if e is not own]
+        if not inner and channel is None and not t.first("stdio_failed"):
+            return None
+    missing = t.first("proxy_start_failed")  # the proxy command's program is not there
+    facts = {"proxy_program": missing.facts["command"]} if missing else {}
     confidence: Confidence = "high" if inner or channel else "medium"
-    return _Signal("proxy.failed", [proxy, *inner[-3:], closure[-1]], confidence)
+    return _Signal("proxy.failed", [proxy, *inner[-3:], closure[-1]], confidence, facts=facts)
 
 
 def _channel_signal(t: Transcript) -> _Signal | None:
@@ -760,7 +788,13 @@ def _channel_signal(t: Transcript) -> _Signal | None:
         return None
     reason = channel.facts.get("reason", "")
     cause = _connect_cause(reason) or "proxy.failed"
-    return _Signal(cause, [channel], "high", f"the jump host cannot reach the target: {reason}")
+    return _Signal(
+        cause,
+        [channel],
+        "high",
+        f"the jump host cannot reach the target: {reason}",
+        {"seen_from": "jump"},
+    )
 
 
 _LOCAL_BLOCK = (
@@ -844,6 +878,8 @@ def _kex_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
     algorithm = _strongest(option, offer, _client_release(t))
     if algorithm:
         facts["algorithm"] = algorithm
+    elif offer:  # the client's release dropped every one of them
+        facts["gone"] = ",".join(offer)
     return _Signal("kex.no_common_alg", [event], "high")
 
 
