@@ -175,7 +175,7 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("hostkey_changed", "to avoid man-in-the-middle",
      r"authentication is disabled to avoid man-in-the-middle", "hostkey"),
     ("hostkey_offending", "Offending",
-     r"Offending (?:(?P<key_type>\S+) key|key for IP) in "
+     r"Offending (?:(?P<key_type>\S+) key|key for (?P<for_ip>IP)) in "
      r"(?P<known_hosts>.+):(?P<known_hosts_line>\d+)\s*$", "hostkey"),
     # "POSSIBLE DNS SPOOFING": the name's key changed, and the address's entry differs too.
     ("hostkey_ip", "corresponding IP address", r"corresponding IP address (?P<address>[^\s,]+)",
@@ -184,6 +184,9 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("hostkey_remove", "ssh-keygen -f ",
      r"ssh-keygen -f [\"']?(?P<known_hosts>[^\"']+?)[\"']? -R [\"']?(?P<host_spec>[^\"'\s]+)",
      "hostkey"),
+    # CheckHostIP: the name's own entry is right (the address's is "Offending").
+    ("hostkey_matching", "Matching host key in",
+     r"Matching host key in (?P<known_hosts>.+):(?P<known_hosts_line>\d+)\s*$", "hostkey"),
     ("hostkey_fingerprint", "key sent by the remote host is",
      r"The fingerprint for the (?P<key_type>\S+) key sent by the remote host is", "hostkey"),
     ("hostkey_unknown", "host key is known for",
@@ -924,6 +927,7 @@ def _hostkey_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
             facts.setdefault("host_spec", hint.facts["host_spec"])
             facts.setdefault("known_hosts", hint.facts["known_hosts"])
         _target_from_spec(facts)
+        _stale_address(t, facts)
         return _Signal(
             "hostkey.changed", [*changed[:6], *printed[:1], *([failed] if failed else [])], "high"
         )
@@ -935,6 +939,26 @@ def _hostkey_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
         _target_from_spec(facts)
         return _Signal("hostkey.unknown", [*unknown[:2], failed], "high" if unknown else "medium")
     return None
+
+
+def _stale_address(t: Transcript, facts: dict[str, Any]) -> None:
+    """CheckHostIP keeps the server's address in known_hosts too; "Offending key for IP"
+    says that entry is stale. Then the address's entry is removed as well, or alone when
+    the name's own entry matches (no "Offending" key for the name)."""
+    offending = t.of("hostkey_offending")
+    stale = [e for e in offending if "for_ip" in e.facts]
+    said = t.of("hostkey_changed", "hostkey_ip")
+    address = next((e.facts["address"] for e in said if "address" in e.facts), None)
+    if not stale or not address:
+        return
+    port = int(facts.get("port", 22))
+    # ssh names a port other than 22 the way known_hosts holds it: [address]:port
+    spec = address if address.startswith("[") or port == 22 else f"[{address}]:{port}"
+    if any("for_ip" not in e.facts for e in offending):  # the name's entry is stale too
+        facts["ip_spec"] = spec
+    else:
+        facts["host_spec"] = spec
+        facts.update({k: stale[0].facts[k] for k in ("known_hosts", "known_hosts_line")})
 
 
 def _target_from_spec(facts: dict[str, Any]) -> None:
