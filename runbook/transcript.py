@@ -216,6 +216,9 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("key_perms", "bad permissions", r"Load key \"(?P<identity_file>.+)\": bad permissions",
      "client"),
     ("key_invalid", "Load key", r"Load key \"(?P<identity_file>.+)\": (?P<error>.+)$", "client"),
+    # Win32-OpenSSH names who else may read the key (debug3).
+    ("key_acl", "Try removing permissions for user",
+     r"Try removing permissions for user: (?P<acl_user>.+?) \(S-[\d-]+\)", "client"),
     ("identity_missing", "not accessible",
      r"Identity file (?P<identity_file>.+) not accessible: (?P<error>.+?)\.?\s*$", "client"),
     ("identity_missing", "no such identity",
@@ -982,10 +985,10 @@ def _client_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
     ):
         events = t.of(name)
         if events:
-            for event in events:
-                for key in ("identity_file", "mode"):
+            for event in [*events, *t.of("key_acl")]:
+                for key in ("identity_file", "mode", "acl_user"):
                     if key in event.facts:
-                        facts.setdefault(key, event.facts[key])
+                        facts.setdefault(key, event.facts[key].replace("\\\\", "\\"))
             if facts.get("identity_file", "").endswith(".pub"):  # "too open": it is public
                 return _Signal(
                     "client.key_invalid",
@@ -1332,6 +1335,8 @@ def classify(t: Transcript) -> Classification:
     for key in ("known_hosts", "identity_file", "ssh_config"):
         if "\\\\" in facts.get(key, ""):  # Win32-OpenSSH prints C:\\Users\\me
             facts[key] = facts[key].replace("\\\\", "\\")
+    if _on_windows(t, facts):
+        facts["client_os"] = "windows"
     facts |= chosen.facts
     given = _command_facts(t).get("identity_file")  # -i, where no line of ssh names it
     if given:
@@ -1340,6 +1345,19 @@ def classify(t: Transcript) -> Classification:
         facts["note"] = chosen.note
     lines = sorted({(e.lineno, e.text) for e in chosen.events})
     return Classification("failed", chosen.cause, chosen.confidence, lines, facts)
+
+
+def _on_windows(t: Transcript, facts: dict[str, Any]) -> bool:
+    """The client is Win32-OpenSSH: its version says so, or its paths (C:\\..., .\\key), or
+    the prompt the command was typed at (PS C:\\...>, C:\\...>)."""
+    version = t.first("client_version")
+    if version and "_for_Windows" in version.facts["client_version"]:
+        return True
+    paths = [str(facts.get(k, "")) for k in ("identity_file", "ssh_config", "known_hosts")]
+    if any(re.match(r"[A-Za-z]:[\\/]|\.\\", path) for path in paths):
+        return True
+    command = t.first("command_line")
+    return bool(command and re.match(r"(?:PS )?[A-Za-z]:\\[^>]*>", command.text))
 
 
 def _jump(event: Event) -> dict[str, str]:

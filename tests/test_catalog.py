@@ -40,6 +40,16 @@ def test_every_cause_has_english_and_japanese(cause_id: str) -> None:
     assert _commands(en.fix) == _commands(ja.fix) or cause_id in LOCALISED_COMMANDS
     texts = catalog.get(cause_id).text
     assert set(texts["en"].variants) == set(texts["ja"].variants)
+    for name, entries in texts["en"].variants.items():
+        assert _commands(_lines(entries)) == _commands(_lines(texts["ja"].variants[name])), name
+
+
+def _lines(entries) -> list[str]:
+    """Fix entries as lines: each alternative in turn, without the "?" of an option."""
+    lines = []
+    for entry in entries:
+        lines += [entry] if isinstance(entry, str) else list(entry)
+    return [line.lstrip("?") for line in lines]
 
 
 # Causes whose commands carry a placeholder word (USER, PORT) that is translated.
