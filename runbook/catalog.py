@@ -51,6 +51,8 @@ PATH_FACTS = frozenset(
         "unreadable_path",
         "nologin_file",
         "unoffered_key",
+        "private_key",
+        "converted_key",
     }
 )
 # {name}, or {name|other|'text'}: the first fact known, else the text.
@@ -72,6 +74,8 @@ _THROUGH_JUMP = {
 _VARIANTS: tuple[tuple[str, str, str | None], ...] = (
     ("jump", "seen_from", "jump"),  # the jump host met the failure: look from there
     ("mistyped", "meant_host", None),  # host:port or [v6] typed as the host name
+    ("public_key", "private_key", None),  # -i named the .pub: the private key is beside it
+    ("ppk", "converted_key", None),  # a PuTTY key: converted into a new file
     ("windows", "client_os", "windows"),  # Win32-OpenSSH: ACLs and cmd.exe, not chmod
 )
 # Where ssh keeps its files, per client platform.

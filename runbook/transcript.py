@@ -989,16 +989,26 @@ def _client_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
                 for key in ("identity_file", "mode", "acl_user"):
                     if key in event.facts:
                         facts.setdefault(key, event.facts[key].replace("\\\\", "\\"))
-            if facts.get("identity_file", "").endswith(".pub"):  # "too open": it is public
+            path = facts.get("identity_file", "")
+            if path.endswith(".pub"):  # "too open", "invalid format": it is public
                 return _Signal(
                     "client.key_invalid",
                     events[:4],
                     "high",
-                    f"{facts['identity_file']} is the public key: -i and IdentityFile name the "
-                    "private one, without .pub",
+                    f"{path} is the public key: -i and IdentityFile name the private one, "
+                    "without .pub",
+                    {"private_key": path.removesuffix(".pub")},
                 )
+            if cause == "client.key_invalid" and path.lower().endswith(".ppk"):
+                # PuTTY's format: converted into a new file, never over the .ppk
+                return _Signal(cause, events[:4], "high", facts={"converted_key": _converted(path)})
             return _Signal(cause, events[:4], "high")
     return None
+
+
+def _converted(ppk: str) -> str:
+    """Where an OpenSSH copy of a PuTTY key goes: beside it, key.ppk -> key_openssh."""
+    return ppk[: -len(".ppk")] + "_openssh"
 
 
 def _offered(t: Transcript) -> list[Event]:
