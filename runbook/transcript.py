@@ -308,7 +308,8 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("closed", "Connection reset by",
      r"Connection reset by (?P<address>\S+) port (?P<port>\d+)", "network"),
     ("disconnect", "Received disconnect from",
-     r"Received disconnect from \S+ port \d+:(?P<code>\d+): (?P<reason>.*)$", "network"),
+     r"Received disconnect from (?P<address>\S+) port (?P<port>\d+):(?P<code>\d+): (?P<reason>.*)$",
+     "network"),
 ))
 # fmt: on
 
@@ -607,7 +608,9 @@ _WHERE = frozenset(
         "not_ssh",
         "timed_out",
         "password_asked",
+        "denied",
         "closed",
+        "disconnect",
     }
 )
 _WHERE_FACTS = frozenset({"hostname", "address", "port", "user", "key_type", "fingerprint"})
