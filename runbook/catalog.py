@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import shlex
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -189,7 +190,9 @@ def _defaulted(template: str, facts: dict[str, str]) -> str:
     return template
 
 
-def _fill(template: str, facts: dict[str, str], *, shell: bool, quote=_quote_path) -> str:
+def _fill(
+    template: str, facts: dict[str, str], *, shell: bool, quote: Callable[[str], str] = _quote_path
+) -> str:
     if shell:
         template = _defaulted(template, facts)
 
@@ -249,9 +252,9 @@ def _facts(raw: dict[str, Any]) -> dict[str, str]:
         port = facts.get("port", "22")
         host_spec = facts["hostname"] if port == "22" else f"[{facts['hostname']}]:{port}"
         facts.setdefault("host_spec", host_spec)
-        address = facts.get("address")
+        address = facts.get("address", facts["hostname"])
         ip_spec = address if port == "22" else f"[{address}]:{port}"
-        if address and address != facts["hostname"] and ip_spec != facts["host_spec"]:
+        if address != facts["hostname"] and ip_spec != facts["host_spec"]:
             # CheckHostIP keeps a second known_hosts entry under the address.
             facts.setdefault("ip_spec", ip_spec)
     jump = facts.get("jump", "")
