@@ -4,7 +4,10 @@ The text lives in ``causes.toml`` (data, not code); this module loads it once, o
 causes by the phase of the connection they belong to (the verdict's "earliest failing
 phase wins" rule), and renders a cause for one target: ``{hostname}`` and friends become
 the diagnosis' facts, file paths in fixes are shell-quoted, and a fact nobody supplied shows
-as ``<name>`` so the reader sees what to fill in.
+as ``<name>`` so the reader sees what to fill in, unless the text says what stands in for it
+(``{address|hostname}``, ``{fingerprint|'its fingerprint'}``), or it is the user or port of
+an ssh command, which ssh's own defaults then give. Facts can pick a variant of the fix
+(``fix_windows``: a Windows client's commands; ``fix_jump``: run on the jump host).
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from __future__ import annotations
 import re
 import shlex
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any, Literal
@@ -48,11 +52,41 @@ PATH_FACTS = frozenset(
         "unreadable_path",
         "nologin_file",
         "unoffered_key",
+        "private_key",
+        "converted_key",
     }
 )
-_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+# {name}, or {name|other|'text'}: the first fact known, else the text.
+_PLACEHOLDER = re.compile(r"\{([a-z_]+(?:\|(?:[a-z_]+|'[^'{}]*'))*)\}")
+_CHOICE = re.compile(r"'([^']*)'|([a-z_]+)")
 # The target's own facts: a "?" option naming them still shows, with placeholders.
 _TARGET_FACTS = frozenset({"hostname", "port", "user", "alias", "ssh_config"})
+# In a command, ssh's own default stands in for an unknown user or port: the text naming
+# it is left out (the failing command did without it too).
+_DEFAULTED = {"user": "{user}@", "port": "-p {port} "}
+# With a jump host, a command that logs in to the target goes through it (a fix line that
+# names the jump host itself runs there, and stays as it is).
+_THROUGH_JUMP = {
+    "ssh ": "ssh -J {via_jump} ",
+    "ssh-copy-id ": "ssh-copy-id -o ProxyJump={via_jump} ",
+}
+# Variants of a cause's fix (fix_NAME in causes.toml) and the fact (and value; None: any)
+# that selects each, the first that applies winning.
+_VARIANTS: tuple[tuple[str, str, str | None], ...] = (
+    ("jump", "seen_from", "jump"),  # the jump host met the failure: look from there
+    ("mistyped", "meant_host", None),  # host:port or [v6] typed as the host name
+    ("public_key", "private_key", None),  # -i named the .pub: the private key is beside it
+    ("ppk", "converted_key", None),  # a PuTTY key: converted into a new file
+    ("windows", "client_os", "windows"),  # Win32-OpenSSH: ACLs and cmd.exe, not chmod
+)
+# Where ssh keeps its files, per client platform.
+_HOME_FILES = {
+    "windows": {
+        "ssh_config": "%USERPROFILE%\\.ssh\\config",
+        "known_hosts": "%USERPROFILE%\\.ssh\\known_hosts",
+    },
+    "": {"ssh_config": "~/.ssh/config", "known_hosts": "~/.ssh/known_hosts"},
+}
 # Fact values that are words, not names: shown in the reader's language.
 _WORDS = {
     "ja": {
@@ -66,11 +100,16 @@ _WORDS = {
 }
 
 
+# A fix entry: a line, or alternatives (the first whose facts are known is shown).
+FixEntry = str | tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class Text:
     title: str
     explanation: str
-    fix: tuple[str, ...]
+    fix: tuple[FixEntry, ...]
+    variants: dict[str, tuple[FixEntry, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -92,12 +131,7 @@ def _load() -> dict[str, Cause]:
             cause_id = f"{group}.{name}"
             if entry["phase"] not in PHASES:
                 raise ValueError(f"causes.toml: {cause_id} has unknown phase {entry['phase']}")
-            text = {
-                lang: Text(
-                    entry[lang]["title"], entry[lang]["explanation"], tuple(entry[lang]["fix"])
-                )
-                for lang in LANGS
-            }
+            text = {lang: _text(entry[lang]) for lang in LANGS}
             causes[cause_id] = Cause(
                 cause_id, entry["phase"], text, tuple(entry.get("refines", ()))
             )
@@ -105,6 +139,14 @@ def _load() -> dict[str, Cause]:
     return dict(
         sorted(causes.items(), key=lambda kv: (PHASES.index(kv[1].phase), order.index(kv[0])))
     )
+
+
+def _text(raw: dict[str, Any]) -> Text:
+    def entries(lines: list[str | list[str]]) -> tuple[FixEntry, ...]:
+        return tuple(line if isinstance(line, str) else tuple(line) for line in lines)
+
+    variants = {k[4:]: entries(v) for k, v in raw.items() if k.startswith("fix_")}
+    return Text(raw["title"], raw["explanation"], entries(raw["fix"]), variants)
 
 
 CAUSE_IDS: tuple[str, ...] = tuple(_load())
@@ -134,31 +176,101 @@ def _quote_path(value: str) -> str:
     return shlex.quote(value)
 
 
-def _fill(template: str, facts: dict[str, str], *, shell: bool) -> str:
-    def one(match: re.Match[str]) -> str:
-        name = match.group(1)
+def _quote_windows(value: str) -> str:
+    """A path for cmd.exe and PowerShell: backslashes, double quotes when it needs any."""
+    value = value.replace("/", "\\")
+    return f'"{value}"' if re.search(r"[\s&()^;,'`]", value) else value
+
+
+def _defaulted(template: str, facts: dict[str, str]) -> str:
+    """The command without the ``user@`` and ``-p PORT`` of an unknown user and port."""
+    for name, text in _DEFAULTED.items():
         if name not in facts:
-            return f"<{name}>"
-        value = facts[name]
-        return _quote_path(value) if shell and name in PATH_FACTS else value
+            template = template.replace(text, "")
+    return template
+
+
+def _fill(
+    template: str, facts: dict[str, str], *, shell: bool, quote: Callable[[str], str] = _quote_path
+) -> str:
+    if shell:
+        template = _defaulted(template, facts)
+
+    def one(match: re.Match[str]) -> str:
+        for literal, name in _CHOICE.findall(match.group(1)):
+            if not name:
+                return literal
+            if name in facts:
+                value = facts[name]
+                return quote(value) if shell and name in PATH_FACTS else value
+        return f"<{match.group(1).split('|')[0]}>"
 
     return _PLACEHOLDER.sub(one, template)
 
 
+def _missing(template: str, facts: dict[str, str], exempt: frozenset[str]) -> set[str]:
+    """The facts a template needs and does not have (a placeholder with a text of its own
+    never misses), but the ``exempt`` ones."""
+    missing = set()
+    for match in _PLACEHOLDER.finditer(template):
+        choices = _CHOICE.findall(match.group(1))
+        if not any(literal or name in facts or name in exempt for literal, name in choices):
+            missing.add(choices[0][1])
+    return missing
+
+
+def _line(entry: FixEntry, facts: dict[str, str]) -> str | None:
+    """The line a fix entry shows, or None. A "?" line needs every fact it names but the
+    target's own. Of alternatives, the first that needs no fact it lacks is shown (a user
+    and port ssh defaults do not count), else the last, as a line of its own."""
+    choices = (entry,) if isinstance(entry, str) else entry
+    for n, choice in enumerate(choices, 1):
+        optional = choice.startswith("?")
+        line = choice[1:] if optional else choice
+        if n == len(choices):
+            return None if optional and _missing(line, facts, _TARGET_FACTS) else line or None
+        if not _missing(_defaulted(line, facts), facts, frozenset()):
+            return line or None
+    return None
+
+
+def _through_jump(line: str, facts: dict[str, str]) -> str:
+    if "via_jump" not in facts or "{hostname}" not in line or "{jump" in line:
+        return line
+    for start, through in _THROUGH_JUMP.items():
+        if line.startswith(start):
+            return through + line[len(start) :]
+    return line
+
+
 def _facts(raw: dict[str, Any]) -> dict[str, str]:
     facts = {k: str(v) for k, v in raw.items() if v is not None and v != ""}
-    facts.setdefault("ssh_config", "~/.ssh/config")
-    facts.setdefault("known_hosts", "~/.ssh/known_hosts")
+    for name, path in _HOME_FILES.get(facts.get("client_os", ""), _HOME_FILES[""]).items():
+        facts.setdefault(name, path)
     if "hostname" in facts:
         facts.setdefault("alias", facts["hostname"])
         port = facts.get("port", "22")
         host_spec = facts["hostname"] if port == "22" else f"[{facts['hostname']}]:{port}"
         facts.setdefault("host_spec", host_spec)
-        address = facts.get("address")
-        if address and address != facts["hostname"]:
+        address = facts.get("address", facts["hostname"])
+        ip_spec = address if port == "22" else f"[{address}]:{port}"
+        if address != facts["hostname"] and ip_spec != facts["host_spec"]:
             # CheckHostIP keeps a second known_hosts entry under the address.
-            facts.setdefault("ip_spec", address if port == "22" else f"[{address}]:{port}")
+            facts.setdefault("ip_spec", ip_spec)
+    jump = facts.get("jump", "")
+    if re.fullmatch(r"[^\s'\"]+", jump):  # a host, not a ProxyCommand
+        facts.setdefault("via_jump", jump)
+        # ssh takes a port in a URI, not after the host name
+        login = f"ssh://{jump}" if re.search(r":\d+$", jump) else jump
+        facts.setdefault("jump_login", login)
     return facts
+
+
+def _variant(text: Text, facts: dict[str, str]) -> tuple[str, tuple[FixEntry, ...]]:
+    for name, fact, value in _VARIANTS:
+        if name in text.variants and fact in facts and value in (None, facts[fact]):
+            return name, text.variants[name]
+    return "", text.fix
 
 
 def render(
@@ -172,7 +284,8 @@ def render(
 
     A fix line that starts with ``?`` is an option that needs every fact it names (e.g.
     "sshd answers on port {other_port}") but the target's own, which show as placeholders
-    as everywhere; it is left out when one is unknown.
+    as everywhere; it is left out when one is unknown. A fix entry that is a list holds
+    alternatives: the first whose facts are known is shown, else the last.
     """
     if lang not in LANGS:
         raise BadInput(f"unknown language {lang!r}", hint="use en or ja")
@@ -181,14 +294,14 @@ def render(
     for name, words in _WORDS.get(lang, {}).items():
         if name in known:
             known[name] = words.get(known[name], known[name])
+    variant, entries = _variant(text, known)
+    quote = _quote_windows if known.get("client_os") == "windows" else _quote_path
     fix = []
-    for line in text.fix:
-        if line.startswith("?"):
-            line = line[1:]
-            needed = set(_PLACEHOLDER.findall(line)) - _TARGET_FACTS
-            if any(name not in known for name in needed):
-                continue
-        fix.append(_fill(line, known, shell=True))
+    for entry in entries:
+        line = _line(entry, known)
+        if line is not None:
+            line = line if variant == "jump" else _through_jump(line, known)
+            fix.append(_fill(line, known, shell=True, quote=quote))
     return RootCause(
         id=cause_id,
         title=_fill(text.title, known, shell=False),

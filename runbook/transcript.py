@@ -10,6 +10,7 @@ decisive problem wins, not the last line (an ignored key with bad permissions en
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import re
 from collections.abc import Iterator
@@ -54,6 +55,11 @@ class Rule:
 
 _PROMPT = r"^(?:PS [^>]*>|\[[^\]]*\][$#%]|\S*[$#%>]) +(?:ssh|scp|sftp)(?: +\S+)+$"
 
+# A pasted command: a shell prompt, maybe a pipe into ssh, then ssh and its arguments.
+_COMMAND_LINE = (
+    r"^(?:(?:(?!: ).){0,120}?[$#%>]\s*|\+\s+)?(?:[^|]{0,200}\|\s*)?(?:sudo\s+)?"
+    r"(?:\S*[/\\])?ssh(?:\.exe)?\s+(?P<args>\S.*)$"
+)
 # Order matters only within one line: of the rules whose literal it contains, the longest
 # literal is tried first, and the first pattern that matches names the event.
 # fmt: off
@@ -82,10 +88,16 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("config_bad_option", "Missing argument", r"line \d+: Missing argument", "config"),
     ("config_stopped", "bad configuration options",
      r"terminating, \d+ bad configuration options?", "config"),
+    # The command a user pasted with its output, after a shell prompt ("$ ", "PS C:\\>",
+    # set -x's "+ "): what ssh was asked for, where the output does not say it.
+    ("command_line", "ssh ", _COMMAND_LINE, "config", False),
+    ("command_line", "ssh.exe ", _COMMAND_LINE, "config", False),
     ("proxy_jump", "ProxyCommand from ProxyJump", r"ProxyJump: (?P<command>.+)$", "proxy"),
     ("proxy_command", "Executing proxy",
      r"Executing proxy (?:dialer )?command: (?:exec )?(?P<command>.+)$", "proxy"),
-    ("proxy_unknown", "UNKNOWN port 65535", r"(?:closed|reset) by UNKNOWN port 65535", "proxy"),
+    # Longer literals than "Connection closed by", so that rule does not take the line.
+    ("proxy_unknown", "closed by UNKNOWN port 65535", r"closed by UNKNOWN port 65535", "proxy"),
+    ("proxy_unknown", "reset by UNKNOWN port 65535", r"reset by UNKNOWN port 65535", "proxy"),
     ("channel_failed", "open failed", r"channel (?P<channel>\d+): open failed: (?P<reason>.+)$",
      "proxy"),
     ("stdio_failed", "stdio forwarding failed", r"stdio forwarding failed", "proxy"),
@@ -93,6 +105,8 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("proxy_start_failed", "not found",
      r"^(?:/usr)?(?:/bin/)?(?:ba|da|z)?sh: (?:line )?(?:\d+: )?(?:exec: )?(?P<command>\S+): "
      r"(?:command )?not found", "proxy"),
+    ("proxy_start_failed", "command not found: ",
+     r"^(?:\S*/)?(?:z|k|ba)?sh:(?:\d+:)? command not found: (?P<command>\S+)", "proxy"),
     ("proxy_config", "jumphost loop", r"jumphost loop via (?P<command>\S+)", "proxy"),
     ("proxy_config", "Cannot specify -J with ProxyCommand", r"Cannot specify -J", "proxy"),
     ("proxy_config", "inconsistent options: ProxyCommand+ProxyJump",
@@ -124,8 +138,13 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("not_ssh", "banner line too long", r"banner line too long", "protocol"),
     ("not_ssh", "Bad remote protocol version", r"Bad remote protocol version", "protocol"),
     ("not_ssh", "No SSH version received", r"No SSH version received", "protocol"),
-    ("not_ssh", "invalid format", r"banner exchange: .*invalid format", "protocol"),
+    ("not_ssh", "invalid format",
+     r"banner exchange: (?:Connection to (?P<address>\S+) port (?P<port>\d+): )?.*invalid format",
+     "protocol"),
     ("banner_timeout", "timed out during banner", r"timed out during banner", "protocol"),
+    # packet.c's SSH_ERR_CONN_TIMEOUT names where: after the banner timed out, for one.
+    ("timed_out", "Connection to ",
+     r"Connection to (?P<address>\S+) port (?P<port>\d+) timed out", "protocol"),
     # MaxStartups or PerSourcePenalties (9.8+) turned the connection away before the banner.
     ("closed_early", "Not allowed at this time", r"(?P<error>Not allowed at this time)",
      "protocol"),
@@ -143,8 +162,8 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("protocol_fatal", "Packet corrupt", r"Disconnecting: (?P<error>Packet corrupt)", "kex"),
     # -- key exchange --
     ("kex_failed", "Unable to negotiate",
-     r"Unable to negotiate with \S+ port \d+: no matching (?P<what>.+?) found\.?"
-     r"(?: Their offer: (?P<offer>\S*))?", "kex"),
+     r"Unable to negotiate with (?P<address>\S+) port (?P<port>\d+): "
+     r"no matching (?P<what>.+?) found\.?(?: Their offer: (?P<offer>\S*))?", "kex"),
     ("kex_done", "SSH2_MSG_NEWKEYS received", r"SSH2_MSG_NEWKEYS received", "kex"),
     ("kex_chosen", "kex: ",
      r"kex: (?P<what>algorithm|host key algorithm|server->client cipher|client->server cipher):? "
@@ -158,22 +177,38 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("hostkey_changed", "REVOKED HOST KEY", r"REVOKED HOST KEY", "hostkey"),
     ("hostkey_changed", "ost key for ", r"[Hh]ost key for (?P<host_spec>\S+) has changed",
      "hostkey"),
-    ("hostkey_changed", "was revoked and you have requested", r"was revoked", "hostkey"),
+    ("hostkey_changed", "was revoked and you have requested",
+     r"(?:(?P<key_type>\S+) host key for (?P<host_spec>\S+) )?was revoked", "hostkey"),
     # CheckHostIP: the key for the name is known, the one stored for the address differs.
     ("hostkey_changed", "differs from the key for the IP address",
-     r"(?P<key_type>\S+) host key for '(?P<host_spec>[^']+)' differs from the key for the IP",
+     r"(?P<key_type>\S+) host key for '(?P<host_spec>[^']+)' differs from the key for the IP"
+     r"(?: address '(?P<address>[^']+)')?",
      "hostkey"),
     ("hostkey_changed", "to avoid man-in-the-middle",
      r"authentication is disabled to avoid man-in-the-middle", "hostkey"),
     ("hostkey_offending", "Offending",
-     r"Offending (?:(?P<key_type>\S+) key|key for IP) in "
+     r"Offending (?:(?P<key_type>\S+) key|key for (?P<for_ip>IP)) in "
      r"(?P<known_hosts>.+):(?P<known_hosts_line>\d+)\s*$", "hostkey"),
+    # "POSSIBLE DNS SPOOFING": the name's key changed, and the address's entry differs too.
+    ("hostkey_ip", "corresponding IP address", r"corresponding IP address (?P<address>[^\s,]+)",
+     "hostkey"),
+    # Debian's hint after "Offending ... key": the entry to remove, as ssh-keygen names it.
+    ("hostkey_remove", "ssh-keygen -f ",
+     r"ssh-keygen -f [\"']?(?P<known_hosts>[^\"']+?)[\"']? -R [\"']?(?P<host_spec>[^\"'\s]+)",
+     "hostkey"),
+    # CheckHostIP: the name's own entry is right (the address's is "Offending").
+    ("hostkey_matching", "Matching host key in",
+     r"Matching host key in (?P<known_hosts>.+):(?P<known_hosts_line>\d+)\s*$", "hostkey"),
     ("hostkey_fingerprint", "key sent by the remote host is",
      r"The fingerprint for the (?P<key_type>\S+) key sent by the remote host is", "hostkey"),
     ("hostkey_unknown", "host key is known for",
      r"No (?P<key_type>\S+) host key is known for (?P<host_spec>\S+)", "hostkey"),
-    ("hostkey_ask", "can't be established", r"authenticity of host '(?P<host_spec>[^' ]+)",
-     "hostkey"),
+    ("hostkey_ask", "can't be established",
+     r"authenticity of host '(?P<host_spec>[^' ]+)", "hostkey"),
+    # The question's fingerprint, on the line after it.
+    ("hostkey_ask_key", "key fingerprint is",
+     r"^(?P<key_type>[A-Z0-9-]+) key fingerprint is "
+     r"(?P<fingerprint>SHA256:[A-Za-z0-9+/=]+|MD5:\S+)", "hostkey"),
     ("hostkey_failed", "Host key verification failed", r"Host key verification failed", "hostkey"),
     ("hostkey_refused", "Bad server host key", r"Bad server host key: (?P<error>.+)$", "hostkey"),
     ("hostkey_refused", "not in HostKeyAlgorithms",
@@ -205,6 +240,9 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("passphrase_asked", "Enter passphrase for key",
      r"Enter passphrase for key '(?P<identity_file>[^']+)'", "client"),
     ("passphrase_wrong", "bad passphrase given", r"bad passphrase given", "client"),
+    # Win32-OpenSSH names who else may read the key (debug3).
+    ("key_acl", "Try removing permissions for user",
+     r"Try removing permissions for user: (?P<acl_user>.+?) \(S-[\d-]+\)", "client"),
     ("identity_missing", "not accessible",
      r"Identity file (?P<identity_file>.+) not accessible: (?P<error>.+?)\.?\s*$", "client"),
     ("identity_missing", "no such identity",
@@ -247,8 +285,10 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     # The prompts as a terminal shows them: the password method's, and (8.x+) the
     # keyboard-interactive one with PAM's prompt after "(user@host)". Unlike -vvv's
     # read_passphrase (a key's passphrase too), they prove a password was typed.
-    ("password_prompt", "'s password:", r"^\S+@\S+'s password:", "auth"),
-    ("password_prompt", ") Password", r"^\(\S+@\S+\) [Pp]assword\b[^:]*:", "auth"),
+    ("password_prompt", "'s password:",
+     r"^(?P<user>[^@\s]+)@(?P<hostname>\S+)'s password:", "auth"),
+    ("password_prompt", ") Password",
+     r"^\((?P<user>[^@\s]+)@(?P<hostname>[^)\s]+)\) [Pp]assword\b[^:]*:", "auth"),
     ("password_retry", "please try again", r"Permission denied, please try again", "auth"),
     ("denied", "Permission denied (",
      r"(?:(?P<user>[^@\s]+)@(?P<hostname>\S+): )?Permission denied \((?P<methods>[^)]*)\)",
@@ -309,7 +349,8 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("closed", "Connection reset by",
      r"Connection reset by (?P<address>\S+) port (?P<port>\d+)", "network"),
     ("disconnect", "Received disconnect from",
-     r"Received disconnect from \S+ port \d+:(?P<code>\d+): (?P<reason>.*)$", "network"),
+     r"Received disconnect from (?P<address>\S+) port (?P<port>\d+):(?P<code>\d+): (?P<reason>.*)$",
+     "network"),
 ))
 # fmt: on
 
@@ -473,6 +514,69 @@ _KEX_CATEGORY = {
     "mac": ("MAC", "MACs"),
     "compression method": ("compression", "Compression"),
 }
+# The algorithms of each kind OpenSSH still has (some only when re-enabled with +), the
+# strongest first: of a server's offer, the fix re-enables the first of these it holds.
+_ALGORITHM_RANK = {
+    "KexAlgorithms": (
+        "mlkem768x25519-sha256",
+        "sntrup761x25519-sha512",
+        "sntrup761x25519-sha512@openssh.com",
+        "curve25519-sha256",
+        "curve25519-sha256@libssh.org",
+        "ecdh-sha2-nistp521",
+        "ecdh-sha2-nistp384",
+        "ecdh-sha2-nistp256",
+        "diffie-hellman-group18-sha512",
+        "diffie-hellman-group16-sha512",
+        "diffie-hellman-group-exchange-sha256",
+        "diffie-hellman-group14-sha256",
+        "diffie-hellman-group14-sha1",  # 2048-bit, SHA-1
+        "diffie-hellman-group-exchange-sha1",  # the server picks the group, may be 1024-bit
+        "diffie-hellman-group1-sha1",  # 1024-bit, SHA-1
+    ),
+    "HostKeyAlgorithms": (
+        "ssh-ed25519",
+        "ecdsa-sha2-nistp521",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp256",
+        "rsa-sha2-512",
+        "rsa-sha2-256",
+        "ssh-rsa",  # SHA-1, off since 8.8
+        "ssh-dss",  # off since 7.0, gone in 10.0
+    ),
+    "Ciphers": (
+        "chacha20-poly1305@openssh.com",
+        "aes256-gcm@openssh.com",
+        "aes128-gcm@openssh.com",
+        "aes256-ctr",
+        "aes192-ctr",
+        "aes128-ctr",
+        "aes256-cbc",
+        "aes192-cbc",
+        "aes128-cbc",
+        "3des-cbc",
+    ),
+    "MACs": (
+        "hmac-sha2-512-etm@openssh.com",
+        "hmac-sha2-256-etm@openssh.com",
+        "umac-128-etm@openssh.com",
+        "hmac-sha2-512",
+        "hmac-sha2-256",
+        "umac-128@openssh.com",
+        "hmac-sha1-etm@openssh.com",
+        "hmac-sha1",
+        "umac-64-etm@openssh.com",
+        "umac-64@openssh.com",
+        "hmac-sha1-96-etm@openssh.com",
+        "hmac-sha1-96",
+        "hmac-md5-etm@openssh.com",
+        "hmac-md5",
+        "hmac-md5-96-etm@openssh.com",
+        "hmac-md5-96",
+    ),
+}
+# Algorithms a client of this OpenSSH version or later no longer has at all.
+_ALGORITHM_GONE = {"ssh-dss": (10, 0), "ssh-dss-cert-v01@openssh.com": (10, 0)}
 # Words a refusing sshd (or a throttle in front of it) sends instead of a banner.
 _REFUSAL = re.compile(
     r"maxstartups|not allowed|too many|refused|penalty|try again|denied|blocked", re.I
@@ -513,6 +617,7 @@ _HOP_ERRORS = frozenset(
         "connect_failed",
         "denied",
         "hostkey_failed",
+        "hostkey_unknown",
         "closed_early",
         "kex_failed",
         "too_many",
@@ -538,24 +643,170 @@ def _connect_cause(error: str) -> str | None:
     return next((cause for text, cause in _CONNECT_ERRORS.items() if text in lowered), None)
 
 
+# The events that say where the client connects, and as whom.
+_WHERE = frozenset(
+    {
+        "connecting",
+        "authenticating",
+        "server_host_key",
+        "dns_failed",
+        "kex_failed",
+        "not_ssh",
+        "timed_out",
+        "password_asked",
+        "password_prompt",
+        "denied",
+        "closed",
+        "disconnect",
+    }
+)
+_WHERE_FACTS = frozenset({"hostname", "address", "port", "user", "key_type", "fingerprint"})
+# The hop's traces: a connection through a jump host or a proxy command.
+_HOP_TRACES = ("proxy_jump", "proxy_command", "proxy_start_failed", "stdio_failed", "proxy_unknown")
+
+
 def _base_facts(t: Transcript) -> dict[str, Any]:
-    """Where the client connected: host, address, port, user, the server's key."""
+    """Where the client connected: host, address, port, user, the server's key; then what
+    the pasted command line asked for. Through a jump host the lines before the hop's login
+    are the hop's own (the client itself connects nowhere): they do not name the target."""
     facts: dict[str, Any] = {}
+    command = _command_facts(t)
+    proxy = t.first("proxy_jump", "proxy_command")
+    if proxy is not None:
+        facts.update(_jump(proxy))
+    hop = proxy or t.first(*_HOP_TRACES[2:]) or "jump" in command or "proxy_command" in command
+    jump_host = re.sub(r"^.*@|:\d+$", "", facts.get("jump") or command.get("jump", ""))
+    hop_login = t.first("authenticated") if hop else None
     for event in t.events:
-        if event.event in ("connecting", "authenticating", "server_host_key", "dns_failed"):
+        if hop and _hop_said(event, hop_login, jump_host):
+            continue
+        # Through a proxy ssh knows no address: "UNKNOWN port 65535".
+        if event.event in _WHERE and event.facts.get("address") != "UNKNOWN":
             for key, value in event.facts.items():
-                facts.setdefault(key, value)
+                if key in _WHERE_FACTS:
+                    facts.setdefault(key, value)
         elif event.event == "connect_failed":
             key = "hostname" if event.facts["kind"] == "host" else "address"
             facts.setdefault(key, event.facts["where"])
             facts.setdefault("port", event.facts["port"])
+    for key, value in command.items():
+        if key != "identity_file":  # ssh's own lines name the file in full: see classify
+            facts.setdefault(key, value)
+    if "hostname" not in facts and "address" in facts:
+        facts["hostname"] = facts["address"]  # ssh named no host: the address it reached
+    if "address" not in facts and _is_address(facts.get("hostname", "")):
+        facts["address"] = facts["hostname"]
     if "port" in facts:
         facts["port"] = int(facts["port"])
     return facts
 
 
+def _hop_said(event: Event, hop_login: Event | None, jump_host: str) -> bool:
+    """Through a jump host: the line is the hop's. The client itself connects nowhere (its
+    proxy does), and with ssh -v the hop's lines come before the hop's login; without it a
+    line that names the jump host is the hop's."""
+    if event.event in ("connecting", "connect_failed", "dns_failed"):
+        return True
+    if hop_login is not None:
+        return event.lineno <= hop_login.lineno
+    return bool(jump_host) and event.facts.get("hostname") == jump_host
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+# ssh's options that take an argument (the others are flags, and may be grouped: -vvv).
+_SSH_ARG_OPTIONS = frozenset("BbcDEeFIiJLlmOoPpQRSWw")
+# What -o names, as facts.
+_SSH_O_FACTS = {
+    "user": "user",
+    "port": "port",
+    "hostname": "hostname",
+    "identityfile": "identity_file",
+    "proxyjump": "jump",
+    "proxycommand": "proxy_command",
+}
+
+
+def _command_facts(t: Transcript) -> dict[str, str]:
+    """What the pasted ``ssh ...`` command line asks for: user, host (as typed: the alias),
+    port, identity file, jump host or proxy command."""
+    lines = t.of("command_line")
+    if not lines:
+        return {}
+    words = _words(lines[-1].facts["args"])
+    facts: dict[str, str] = {}
+    options: list[tuple[str, str]] = []
+    destination = None
+    it = iter(words)
+    for word in it:
+        if word in ("|", ";", "&&", "||") or word.startswith((">", "2>", "&>")):
+            break
+        if destination is not None:
+            continue  # the remote command
+        if not word.startswith("-") or word == "-":
+            destination = word
+            continue
+        for n, flag in enumerate(word[1:], 2):
+            if flag in _SSH_ARG_OPTIONS:
+                options.append((flag, word[n:] or next(it, "")))
+                break
+    for flag, value in options:
+        if flag == "o":
+            name, _, val = value.partition("=") if "=" in value else value.partition(" ")
+            fact = _SSH_O_FACTS.get(name.strip().lower())
+            if fact and val.strip():
+                facts.setdefault(fact, val.strip())
+        else:
+            fact = {"l": "user", "p": "port", "i": "identity_file", "J": "jump"}.get(flag)
+            if fact:
+                facts.setdefault(fact, value)
+    if "jump" in facts:
+        facts["jump"] = facts["jump"].split(",")[0]  # the first hop is tried first
+    if "port" in facts and not facts["port"].isdigit():
+        del facts["port"]
+    if destination:
+        facts.update(_destination(destination, facts))
+    return facts
+
+
+_WORD = re.compile(r"""(?:[^\s"']+|"[^"]*"|'[^']*'|["'])+""")
+
+
+def _words(text: str) -> list[str]:
+    """A command line's words, unquoted; a backslash stays (a Windows path: .\\key)."""
+    return [re.sub(r"""(["'])(.*?)\1""", r"\2", word) for word in _WORD.findall(text)]
+
+
+def _destination(text: str, given: dict[str, str]) -> dict[str, str]:
+    """``[user@]host`` or ``ssh://[user@]host[:port]``, as facts (-l and -p win, as in ssh)."""
+    facts: dict[str, str] = {}
+    uri = re.fullmatch(r"ssh://(?:([^@/]+)@)?(\[[^\]]+\]|[^:/]+)(?::(\d+))?/?", text)
+    if uri:
+        user, host, port = uri.groups()
+        host = host.strip("[]")
+    else:
+        user, _, host = text.rpartition("@")
+        port = None
+    if user and "user" not in given:
+        facts["user"] = user
+    if port and "port" not in given:
+        facts["port"] = port
+    if host:
+        facts["alias"] = host  # a Host of ssh_config, or the name itself
+        facts["hostname"] = given.get("hostname", host)
+    return facts
+
+
 def _proxy_signal(t: Transcript, proxy: Event | None) -> _Signal | None:
-    """The hop failed: the pipe closed before the target's banner and the hop never worked."""
+    """The hop failed: the pipe closed before the target's banner and the hop never worked.
+    Without ssh -v the hop shows only in its traces; then its own error must show too (a
+    pipe that closes with no word from the hop is the target closing: see _banner_signal)."""
     if proxy is None:
         return None
     closure = [e for e in t.of("proxy_unknown", "closed_early") if e.lineno >= proxy.lineno]
@@ -569,13 +820,22 @@ def _proxy_signal(t: Transcript, proxy: Event | None) -> _Signal | None:
     )
     if hop_worked and channel is None:
         return None  # the target itself closed: a protocol problem, not the hop's
+    said = proxy.event in ("proxy_jump", "proxy_command")  # ssh -v said so, before the hop
+    start = proxy.lineno if said else 0
     inner = [
-        e
-        for e in t.events
-        if e.event in _HOP_ERRORS and proxy.lineno < e.lineno < closure[-1].lineno
+        e for e in t.events if e.event in _HOP_ERRORS and start <= e.lineno < closure[-1].lineno
     ]
+    if not said:
+        # The client's own "kex_exchange_identification: Connection closed" (the last one)
+        # only says the pipe closed: the hop's error is another line.
+        own = next((e for e in reversed(inner) if e.event == "closed_early"), None)
+        inner = [e for e in inner if e is not own]
+        if not inner and channel is None and not t.first("stdio_failed"):
+            return None
+    missing = t.first("proxy_start_failed")  # the proxy command's program is not there
+    facts = {"proxy_program": missing.facts["command"]} if missing else {}
     confidence: Confidence = "high" if inner or channel else "medium"
-    return _Signal("proxy.failed", [proxy, *inner[-3:], closure[-1]], confidence)
+    return _Signal("proxy.failed", [proxy, *inner[-3:], closure[-1]], confidence, facts=facts)
 
 
 def _channel_signal(t: Transcript) -> _Signal | None:
@@ -584,7 +844,13 @@ def _channel_signal(t: Transcript) -> _Signal | None:
         return None
     reason = channel.facts.get("reason", "")
     cause = _connect_cause(reason) or "proxy.failed"
-    return _Signal(cause, [channel], "high", f"the jump host cannot reach the target: {reason}")
+    return _Signal(
+        cause,
+        [channel],
+        "high",
+        f"the jump host cannot reach the target: {reason}",
+        {"seen_from": "jump"},
+    )
 
 
 _LOCAL_BLOCK = (
@@ -598,14 +864,19 @@ def _network_signal(t: Transcript) -> _Signal | None:
     if dns is not None:
         name = dns.facts.get("hostname", "")
         note = None
-        if re.fullmatch(r"[^:\s]+:\d+", name):
+        meant: dict[str, str] = {}
+        if typed := re.fullmatch(r"([^:\s\[\]]+):(\d+)", name):
             note = f"the port is typed into the host name {name}: ssh wants -p PORT"
-        elif name.startswith("[") and name.endswith("]"):
+            meant = {"meant_host": typed.group(1), "meant_port": typed.group(2)}
+        elif bracketed := re.fullmatch(r"\[([^\]]+)\](?::(\d+))?", name):
             note = (
-                f"ssh takes an IPv6 address without brackets ({name[1:-1]}); brackets belong "
-                "in known_hosts and ssh:// URIs"
+                f"ssh takes an IPv6 address without brackets ({bracketed.group(1)}); brackets "
+                "belong in known_hosts and ssh:// URIs"
             )
-        return _Signal("dns.unresolved", [dns], "high", note)
+            meant = {"meant_host": bracketed.group(1)}
+            if bracketed.group(2):
+                meant["meant_port"] = bracketed.group(2)
+        return _Signal("dns.unresolved", [dns], "high", note, meant)
     failures = t.of("connect_failed")
     for event in reversed(failures):  # the final "ssh: connect to host" line sums them up
         error = event.facts.get("error", "")
@@ -688,9 +959,30 @@ def _kex_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
         if a and not a.startswith(("kex-strict-", "ext-info-"))
     ]
     facts.update(category=category, option=option, server_offer=",".join(offer) or "(none)")
-    if offer:
-        facts["algorithm"] = offer[0]
+    algorithm = _strongest(option, offer, _client_release(t))
+    if algorithm:
+        facts["algorithm"] = algorithm
+    elif offer:  # the client's release dropped every one of them
+        facts["gone"] = ",".join(offer)
     return _Signal("kex.no_common_alg", [event], "high")
+
+
+def _strongest(option: str, offer: list[str], release: tuple[int, int] | None) -> str | None:
+    """The strongest algorithm of the server's offer this client can re-enable (None: it
+    has none of them); an offer of names it does not rank: the first of them."""
+    usable = [a for a in offer if not (release and release >= _ALGORITHM_GONE.get(a, (99, 0)))]
+    ranked = [a for a in _ALGORITHM_RANK.get(option, ()) if a in usable]
+    if ranked:
+        return ranked[0]
+    unknown = [a for a in usable if not any(a in names for names in _ALGORITHM_RANK.values())]
+    return unknown[0] if unknown else None
+
+
+def _client_release(t: Transcript) -> tuple[int, int] | None:
+    """The client's OpenSSH release, (9, 6) for OpenSSH_9.6p1 (None: not said)."""
+    version = t.first("client_version")
+    match = version and re.search(r"_(\d+)\.(\d+)", version.facts["client_version"])
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def _hostkey_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
@@ -720,16 +1012,44 @@ def _hostkey_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
         printed = [e for e in t.of("fingerprint_line") if warned and e.lineno > warned.lineno]
         if printed:
             facts["fingerprint"] = printed[0].facts["fingerprint"]
+        hint = t.first("hostkey_remove")  # Debian's "remove with: ssh-keygen -f F -R HOST"
+        if hint is not None:
+            facts.setdefault("host_spec", hint.facts["host_spec"])
+            facts.setdefault("known_hosts", hint.facts["known_hosts"])
         _target_from_spec(facts)
+        _stale_address(t, facts)
         return _Signal(
             "hostkey.changed", [*changed[:6], *printed[:1], *([failed] if failed else [])], "high"
         )
     if failed is not None:
         unknown = [e for e in t.of("hostkey_unknown", "hostkey_ask") if e.lineno > after]
-        for event in unknown:
-            facts.update({k: v for k, v in event.facts.items() if k in ("host_spec", "key_type")})
+        asked = [e for e in t.of("hostkey_ask_key") if e.lineno > after]
+        for event in [*unknown, *asked]:
+            wanted = ("host_spec", "key_type", "fingerprint")
+            facts.update({k: v for k, v in event.facts.items() if k in wanted})
+        _target_from_spec(facts)
         return _Signal("hostkey.unknown", [*unknown[:2], failed], "high" if unknown else "medium")
     return None
+
+
+def _stale_address(t: Transcript, facts: dict[str, Any]) -> None:
+    """CheckHostIP keeps the server's address in known_hosts too; "Offending key for IP"
+    says that entry is stale. Then the address's entry is removed as well, or alone when
+    the name's own entry matches (no "Offending" key for the name)."""
+    offending = t.of("hostkey_offending")
+    stale = [e for e in offending if "for_ip" in e.facts]
+    said = t.of("hostkey_changed", "hostkey_ip")
+    address = next((e.facts["address"] for e in said if "address" in e.facts), None)
+    if not stale or not address:
+        return
+    port = int(facts.get("port", 22))
+    # ssh names a port other than 22 the way known_hosts holds it: [address]:port
+    spec = address if address.startswith("[") or port == 22 else f"[{address}]:{port}"
+    if any("for_ip" not in e.facts for e in offending):  # the name's entry is stale too
+        facts["ip_spec"] = spec
+    else:
+        facts["host_spec"] = spec
+        facts.update({k: stale[0].facts[k] for k in ("known_hosts", "known_hosts_line")})
 
 
 def _target_from_spec(facts: dict[str, Any]) -> None:
@@ -753,18 +1073,23 @@ def _client_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
     ):
         events = t.of(name)
         if events:
-            for event in events:
-                for key in ("identity_file", "mode"):
+            for event in [*events, *t.of("key_acl")]:
+                for key in ("identity_file", "mode", "acl_user"):
                     if key in event.facts:
-                        facts.setdefault(key, event.facts[key])
-            if facts.get("identity_file", "").endswith(".pub"):  # "too open": it is public
+                        facts.setdefault(key, event.facts[key].replace("\\\\", "\\"))
+            path = facts.get("identity_file", "")
+            if path.endswith(".pub"):  # "too open", "invalid format": it is public
                 return _Signal(
                     "client.key_invalid",
                     events[:4],
                     "high",
-                    f"{facts['identity_file']} is the public key: -i and IdentityFile name the "
-                    "private one, without .pub",
+                    f"{path} is the public key: -i and IdentityFile name the private one, "
+                    "without .pub",
+                    {"private_key": path.removesuffix(".pub")},
                 )
+            if cause == "client.key_invalid" and path.lower().endswith(".ppk"):
+                # PuTTY's format: converted into a new file, never over the .ppk
+                return _Signal(cause, events[:4], "high", facts={"converted_key": _converted(path)})
             return _Signal(cause, events[:4], "high")
     return _passphrase_signal(t, facts)
 
@@ -790,6 +1115,11 @@ def _passphrase_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
         + (" (the server had accepted the key itself)" if accepted else "")
         + ("" if sure else ", none given, or a right one for a key the server then refused"),
     )
+
+
+def _converted(ppk: str) -> str:
+    """Where an OpenSSH copy of a PuTTY key goes: beside it, key.ppk -> key_openssh."""
+    return ppk[: -len(".ppk")] + "_openssh"
 
 
 def _offered(t: Transcript) -> list[Event]:
@@ -1254,8 +1584,6 @@ def classify(t: Transcript) -> Classification:
     t = last_attempt(t)
     facts = _base_facts(t)
     proxy = t.first("proxy_jump", "proxy_command")
-    if proxy is not None:
-        facts["jump"] = _jump(proxy)
     config = t.of("config_perms")
     if config:
         facts["ssh_config"] = config[0].facts["ssh_config"]
@@ -1289,27 +1617,52 @@ def classify(t: Transcript) -> Classification:
     for key in ("known_hosts", "identity_file", "ssh_config"):
         if "\\\\" in facts.get(key, ""):  # Win32-OpenSSH prints C:\\Users\\me
             facts[key] = facts[key].replace("\\\\", "\\")
+    if _on_windows(t, facts):
+        facts["client_os"] = "windows"
     facts |= chosen.facts
+    given = _command_facts(t).get("identity_file")  # -i, where no line of ssh names it
+    if given:
+        facts.setdefault("identity_file", given)
     if chosen.note:
         facts["note"] = chosen.note
     lines = sorted({(e.lineno, e.text) for e in chosen.events})
     return Classification("failed", chosen.cause, chosen.confidence, lines, facts)
 
 
-def _jump(event: Event) -> str:
-    """The first hop as ``[user@]host[:port]`` (ProxyJump's syntax), or the proxy command."""
+def _on_windows(t: Transcript, facts: dict[str, Any]) -> bool:
+    """The client is Win32-OpenSSH: its version says so, or its paths (C:\\..., .\\key), or
+    the prompt the command was typed at (PS C:\\...>, C:\\...>)."""
+    version = t.first("client_version")
+    if version and "_for_Windows" in version.facts["client_version"]:
+        return True
+    paths = [str(facts.get(k, "")) for k in ("identity_file", "ssh_config", "known_hosts")]
+    if any(re.match(r"[A-Za-z]:[\\/]|\.\\", path) for path in paths):
+        return True
+    command = t.first("command_line")
+    return bool(command and re.match(r"(?:PS )?[A-Za-z]:\\[^>]*>", command.text))
+
+
+def _jump(event: Event) -> dict[str, str]:
+    """The first hop as ``[user@]host[:port]`` (ProxyJump's syntax) and, from ssh's -W, the
+    target it asks the hop for; a proxy command that is no ssh is only the command."""
     command = event.facts.get("command", "").strip()
-    if event.event == "proxy_command":
-        return command
-    words = command.split()
+    words = _words(command)
+    if event.event == "proxy_command" and (not words or words[0].rpartition("/")[2] != "ssh"):
+        return {"proxy_command": command}
+    facts: dict[str, str] = {}
     user = port = None
     for flag, value in itertools.pairwise(words):
         if flag == "-l":
             user = value
         elif flag == "-p":
             port = value
+        elif flag == "-W" and "%" not in value:  # the target, as the client resolved it
+            target = re.fullmatch(r"\[?(.+?)\]?:(\d+)", value)
+            if target:
+                facts.update(hostname=target.group(1), port=target.group(2))
     host = words[-1] if words else ""
-    return f"{user + '@' if user else ''}{host}{':' + port if port else ''}"
+    facts["jump"] = f"{user + '@' if user else ''}{host}{':' + port if port else ''}"
+    return facts
 
 
 def explain(text: str) -> dict[str, Any]:

@@ -38,6 +38,18 @@ def test_every_cause_has_english_and_japanese(cause_id: str) -> None:
     assert en.title != ja.title
     # The same commands in both languages: only prose and comments are translated.
     assert _commands(en.fix) == _commands(ja.fix) or cause_id in LOCALISED_COMMANDS
+    texts = catalog.get(cause_id).text
+    assert set(texts["en"].variants) == set(texts["ja"].variants)
+    for name, entries in texts["en"].variants.items():
+        assert _commands(_lines(entries)) == _commands(_lines(texts["ja"].variants[name])), name
+
+
+def _lines(entries) -> list[str]:
+    """Fix entries as lines: each alternative in turn, without the "?" of an option."""
+    lines = []
+    for entry in entries:
+        lines += [entry] if isinstance(entry, str) else list(entry)
+    return [line.lstrip("?") for line in lines]
 
 
 # Causes whose commands carry a placeholder word (USER, PORT) that is translated.
@@ -95,6 +107,18 @@ def test_unknown_facts_show_as_placeholders_and_braces_in_values_stay() -> None:
     assert "chmod 600 '/tmp/{user}/key'" in root.fix
     assert "/tmp/{user}/key" in root.explanation
     assert "<user>" in " ".join(catalog.render("account.locked").fix)
+
+
+def test_an_unknown_user_or_port_is_left_to_ssh_in_commands() -> None:
+    """Without a user or port the command says none: ssh's defaults, as when it failed."""
+    root = catalog.render(
+        "kex.no_common_alg", hostname="10.0.0.1", option="KexAlgorithms", algorithm="x"
+    )
+    assert root.fix[0] == "ssh -o KexAlgorithms=+x 10.0.0.1   # try it once"
+    full = catalog.render(
+        "kex.no_common_alg", hostname="h", user="u", port=2222, option="Ciphers", algorithm="y"
+    )
+    assert full.fix[0].startswith("ssh -o Ciphers=+y -p 2222 u@h ")
 
 
 def test_optional_fix_lines_need_their_facts() -> None:
