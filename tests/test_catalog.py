@@ -135,3 +135,13 @@ def test_bad_ids_and_languages_are_bad_input() -> None:
         catalog.get("auth.nope")
     with pytest.raises(BadInput):
         catalog.render("auth.key_rejected", "fr")
+
+
+def test_sig_alg_fix_does_not_advise_the_refused_key_type() -> None:
+    """A server that refuses ed25519 must not be told to get an ed25519 key."""
+    refused = catalog.render(
+        "auth.sig_alg", hostname="h", port=22, user="u", refused_algorithm="ssh-ed25519"
+    )
+    assert "refuses ssh-ed25519" in refused.fix[-1] and "-t ed25519" not in refused.fix[-1]
+    general = catalog.render("auth.sig_alg", hostname="h", port=22, user="u")
+    assert "ssh-keygen -t ed25519" in general.fix[-1]
