@@ -22,7 +22,16 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-__all__ = ["DEFAULTS", "MatchContext", "effective"]
+__all__ = [
+    "DEFAULTS",
+    "MatchContext",
+    "addr_match_list",
+    "effective",
+    "match_host_and_ip",
+    "match_pattern",
+    "match_pattern_list",
+    "match_user",
+]
 
 _KEYWORD = re.compile(r"(\S+?)(?:\s*=\s*|\s+)(.*)$")
 # Keywords whose lines add up instead of the first one winning.
@@ -51,6 +60,100 @@ class MatchContext:
     address: str = ""
     local_address: str = ""
     local_port: int = 22
+
+
+# -- OpenSSH's pattern matching (match.c, addrmatch.c) ------------------------------------
+
+
+def match_pattern(string: str, pattern: str) -> bool:
+    """match.c's match_pattern: ``*`` and ``?`` wildcards only, case-sensitive."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, string, re.S) is not None
+
+
+def match_pattern_list(string: str, patterns: str, lower: bool = False) -> int:
+    """match.c's match_pattern_list: 1 for a match, -1 for a negated match (which wins),
+    0 for none. ``lower``: the patterns are lower-cased first (host names)."""
+    positive = 0
+    for sub in patterns.split(","):
+        negated = sub.startswith("!")
+        sub = sub[1:] if negated else sub
+        if match_pattern(string, sub.lower() if lower else sub):
+            if negated:
+                return -1
+            positive = 1
+    return positive
+
+
+def _cidr(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | int | None:
+    """addr_pton_cidr: a network, None when it is no address at all (then a wildcard
+    pattern), -2 when it is an address with an inconsistent mask (sshd's error)."""
+    address, slash, bits = text.partition("/")
+    if slash and not (bits[:1].isdigit() and bits.isdigit() and int(bits) <= 128):
+        return None
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    length = int(bits) if slash else ip.max_prefixlen
+    if length > ip.max_prefixlen:
+        return -2
+    try:
+        return ipaddress.ip_network(f"{ip}/{length}", strict=True)
+    except ValueError:  # host bits set: "inconsistent mask length"
+        return -2
+
+
+def addr_match_list(address: str | None, patterns: str) -> int:
+    """addrmatch.c's addr_match_list: 1 match, 0 none, -1 negated match, -2 a bad entry.
+    Entries are CIDR (``10.0.0.0/8``), plain addresses, or wildcard patterns."""
+    try:
+        ip = ipaddress.ip_address(address) if address is not None else None
+    except ValueError:
+        return 0
+    result = 0
+    for entry in patterns.split(","):
+        negated = entry.startswith("!")
+        entry = entry[1:] if negated else entry
+        if not entry:
+            return -2
+        network = _cidr(entry)
+        if network == -2:
+            return -2
+        if isinstance(network, ipaddress.IPv4Network | ipaddress.IPv6Network):
+            found = ip is not None and ip.version == network.version and ip in network
+        else:
+            found = address is not None and match_pattern(address, entry)
+        if found:
+            if negated:
+                return -1
+            result = 1
+    return result
+
+
+def match_host_and_ip(host: str | None, address: str | None, patterns: str) -> int:
+    """match.c's match_host_and_ip (from= in authorized_keys, user@host in AllowUsers):
+    1 allowed, 0 not, -1 a bad pattern (which refuses too)."""
+    by_address = addr_match_list(address, patterns)
+    if by_address == -2:
+        return -1
+    if host is None or address is None or by_address == -1:
+        return 0
+    by_name = match_pattern_list(host.lower(), patterns, lower=True)
+    if by_name == -1 or (by_name == 0 and by_address == 0):
+        return 0
+    return 1
+
+
+def match_user(user: str, host: str | None, address: str | None, pattern: str) -> int:
+    """match.c's match_user: one AllowUsers/DenyUsers word, ``user`` or ``user@host``
+    (the last ``@`` splits; the host part may be a CIDR list or name patterns)."""
+    name, at, where = pattern.rpartition("@")
+    if not at:
+        return int(match_pattern(user, pattern))
+    if not match_pattern(user, name):
+        return 0
+    return match_host_and_ip(host, address, where)
 
 
 def _pattern_list(patterns: str, value: str) -> bool:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runbook.sshdconfig import MatchContext, effective
+from runbook.sshdconfig import MatchContext, effective, match_user
 
 
 def _root(tmp_path: Path, main: str, drop_in: str = "") -> Path:
@@ -156,3 +156,21 @@ def test_offline_reading_equals_sshd_T(tmp_path_factory, main: list[str], drop_i
             config.read_text(),
             (root / "d" / "10.conf").read_text(),
         )
+
+
+@pytest.mark.parametrize(
+    "user, host, address, pattern, expected",
+    [
+        ("ac1", "127.0.0.1", "127.0.0.1", "ac1@127.0.0.0/8", 1),
+        ("ac1", "127.0.0.1", "127.0.0.1", "ac1@10.0.0.0/8", 0),
+        ("ac1", "127.0.0.1", "127.0.0.1", "ac*@127.0.0.?", 1),
+        ("ac1", "127.0.0.1", "127.0.0.1", "ac1@10.0.0.1/8", -1),  # host bits set
+        ("au3", "localhost", "127.0.0.1", "au3@LOCALHOST", 1),  # names: case-insensitive
+        ("au3", "127.0.0.1", "127.0.0.1", "au3@localhost", 0),
+        ("ac1", "127.0.0.1", "127.0.0.1", "ac1@!127.0.0.1,*", 0),
+        ("ac1", "127.0.0.1", "127.0.0.1", "AC1", 0),  # user names: case-sensitive
+        ("a@b", "h", "10.0.0.1", "a@b@10.0.0.0/8", 1),  # the last @ splits
+    ],
+)
+def test_match_user_as_sshd(user, host, address, pattern, expected) -> None:
+    assert match_user(user, host, address, pattern) == expected
