@@ -18,8 +18,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from fnmatch import fnmatchcase
 
+from runbook import sshdconfig
 from runbook.findings import Finding
 from runbook.hosts import Host
 
@@ -47,6 +47,8 @@ class Context:
     config: str = "/etc/ssh/sshd_config"
     settings: dict[str, list[str]] = field(default_factory=dict)
     passwd: list[str] | None = None
+    remote_host: str | None = None  # the client as sshd names it (UseDNS)
+    debian: bool | None = None  # sshd with Debian's patches (group-writable private groups)
 
 
 def _finding(
@@ -275,8 +277,6 @@ def effective_settings(host: Host, ctx: Context) -> list[Finding]:
 
 def offline_settings(host: Host, ctx: Context) -> list[Finding]:
     """sshd_config and its Include and Match blocks as sshd would apply them (offline)."""
-    from runbook import sshdconfig
-
     match = sshdconfig.MatchContext(
         user=ctx.user,
         groups=host.groups(ctx.user),
@@ -327,62 +327,128 @@ def _one(ctx: Context, key: str, default: str = "") -> str:
 ROOT_KEYS_ONLY = ("prohibit-password", "without-password", "forced-commands-only")
 
 
+def _remote_host(host: Host, ctx: Context) -> str | None:
+    """The client's name as sshd sees it: with UseDNS yes its reverse-resolved name (the
+    address when that fails), else its address (auth_get_canonical_hostname)."""
+    if ctx.remote_host is None and ctx.client_ip:
+        ctx.remote_host = ctx.client_ip
+        if _one(ctx, "usedns", "no").lower() == "yes":
+            ctx.remote_host = _resolve(host, ctx.client_ip) or ctx.client_ip
+    return ctx.remote_host
+
+
+def _resolve(host: Host, address: str) -> str | None:
+    """The server's name for an address: getent (live) or its /etc/hosts (offline)."""
+    if host.offline:
+        for line in (host.read("/etc/hosts") or "").splitlines():
+            words = line.split("#", 1)[0].split()
+            if len(words) > 1 and words[0] == address:
+                return words[1].lower()
+        return None
+    result = host.run("getent hosts --", address)
+    words = result.stdout.split()
+    return words[1].lower() if result.ok and len(words) > 1 else None
+
+
+def _uid(host: Host, ctx: Context) -> str | None:
+    entry = ctx.passwd or host.passwd(ctx.user)
+    return entry[2] if entry and len(entry) > 2 else None
+
+
 def check_access_rules(host: Host, ctx: Context) -> list[Finding]:
-    """PermitRootLogin and Allow/Deny Users/Groups, as sshd itself would apply them."""
+    """PermitRootLogin and Allow/Deny Users/Groups, as sshd itself applies them: root is
+    uid 0 whatever its name, and ``user@host`` entries match the client's address (CIDR,
+    wildcards) or, with UseDNS yes, its name (auth.c's allowed_user, match.c)."""
     findings = []
     permit = _one(ctx, "permitrootlogin")
-    if ctx.user == "root" and permit == "no":
+    uid = _uid(host, ctx)
+    root = uid == "0" if uid is not None else ctx.user == "root"
+    who = "root" if ctx.user == "root" else f"{ctx.user} (uid 0, so sshd treats it as root)"
+    if root and permit == "no":
         findings.append(
             _finding(
                 "PermitRootLogin",
                 "fail",
-                "PermitRootLogin no refuses root",
+                f"PermitRootLogin no refuses {who}",
                 "account.root_denied",
-                [f"permitrootlogin {permit}"],
+                [f"permitrootlogin {permit}", f"{ctx.user}: uid {uid or '0'}"],
             )
         )
-    elif ctx.user == "root" and permit in ROOT_KEYS_ONLY:
+    elif root and permit in ROOT_KEYS_ONLY:
         keys = "keys with a command= option" if permit == "forced-commands-only" else "a key"
         findings.append(
             _finding(
                 "PermitRootLogin",
                 "fail" if ctx.password else "info",
-                f"PermitRootLogin {permit}: root logs in with {keys} only, and every password "
-                "for root is refused, the right one too",
+                f"PermitRootLogin {permit}: {who} logs in with {keys} only, and every password "
+                "is refused, the right one too",
                 "account.root_denied" if ctx.password else None,
                 [f"permitrootlogin {permit}"],
             )
         )
+    if uid is None:
+        return findings or [_skip("access rules", "the account does not exist")]
+    rules = {key: " ".join(ctx.settings.get(key, [])).split() for key in _ACCESS_KEYS}
+    if not any(rules.values()):
+        return findings or [
+            _finding("access rules", "pass", f"no Allow/Deny rule refuses {ctx.user}")
+        ]
+    name = _remote_host(host, ctx)
+    address = ctx.client_ip
     groups = host.groups(ctx.user)
+    unsure = address is None and any("@" in p for p in rules["allowusers"] + rules["denyusers"])
 
-    def matches(patterns: list[str], names: list[str]) -> bool:
-        for pattern in " ".join(patterns).split():
-            name_pattern, _, host_pattern = pattern.partition("@")
-            if any(fnmatchcase(n, name_pattern) for n in names) and (
-                not host_pattern or fnmatchcase(ctx.client_ip or "", host_pattern)
-            ):
-                return True
-        return False
+    def user_matches(pattern: str) -> int:
+        return sshdconfig.match_user(ctx.user, name, address, pattern)
 
-    rules = [
-        ("denyusers", lambda v: matches(v, [ctx.user]), "listed in DenyUsers"),
-        ("allowusers", lambda v: not matches(v, [ctx.user]), "not listed in AllowUsers"),
-        ("denygroups", lambda v: matches(v, groups), "a group is listed in DenyGroups"),
-        ("allowgroups", lambda v: not matches(v, groups), "none of its groups is in AllowGroups"),
-    ]
-    for key, refuses, why in rules:
-        values = ctx.settings.get(key)
-        if values and refuses(values):
-            findings.append(
-                _finding(
-                    key,
-                    "fail",
-                    f"sshd refuses {ctx.user}: {why}",
-                    "account.not_allowed",
-                    [f"{key} {' '.join(values)}"],
-                )
+    def group_matches(patterns: list[str]) -> str | None:
+        return next(
+            (f"{g} ~ {p}" for p in patterns for g in groups if sshdconfig.match_pattern(g, p)),
+            None,
+        )
+
+    refusal = None
+    if hit := next((p for p in rules["denyusers"] if user_matches(p)), None):
+        refusal = ("denyusers", f"listed in DenyUsers ({hit})")
+    elif rules["allowusers"] and not any(user_matches(p) == 1 for p in rules["allowusers"]):
+        refusal = ("allowusers", "not listed in AllowUsers")
+    elif (rules["denygroups"] or rules["allowgroups"]) and not groups:
+        refusal = ("allowgroups" if rules["allowgroups"] else "denygroups", "not in any group")
+    elif hit := group_matches(rules["denygroups"]):
+        refusal = ("denygroups", f"a group is listed in DenyGroups ({hit})")
+    elif rules["allowgroups"] and not group_matches(rules["allowgroups"]):
+        refusal = ("allowgroups", "none of its groups is listed in AllowGroups")
+    if refusal is None:
+        return findings or [
+            _finding(
+                "access rules",
+                "pass",
+                f"no Allow/Deny rule refuses {ctx.user} from {name or address or '?'}",
+                evidence=[f"{k} {' '.join(v)}" for k, v in rules.items() if v],
             )
-    return findings or [_finding("access rules", "pass", f"no Allow/Deny rule refuses {ctx.user}")]
+        ]
+    key, why = refusal
+    client = name if name == address or not name else f"{name} ({address})"
+    findings.append(
+        _finding(
+            key,
+            "warn" if unsure else "fail",
+            f"sshd refuses {ctx.user} from {client or 'this client'}: {why}"
+            + (
+                "; the client's address is not known, user@host entries not checked"
+                if unsure
+                else ""
+            ),
+            "account.not_allowed",
+            [f"{k} {' '.join(v)}" for k, v in rules.items() if v]
+            + [f"groups of {ctx.user}: {' '.join(groups) or 'none'}"]
+            + ([f"UseDNS yes: the client is {name}"] if name and name != address else []),
+        )
+    )
+    return findings
+
+
+_ACCESS_KEYS = ("denyusers", "allowusers", "denygroups", "allowgroups")
 
 
 def check_signature_algorithms(host: Host, ctx: Context) -> list[Finding]:

@@ -1,0 +1,163 @@
+"""Server checks on a server's disk (``--server-root``): each rule as OpenSSH 9.x and
+Debian's PAM apply it, on small root filesystems built here. No lab, no root needed for
+most (the test user's own uid plays the account; root-owned paths need root)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from runbook.hosts import RootedHost
+from runbook.servercheck import Context, check_server
+
+ROOT = os.geteuid() == 0
+UID = 61990 if ROOT else os.getuid()  # the account's uid: never 0 (root is special)
+needs_root = pytest.mark.skipif(not ROOT, reason="chown to another owner needs root")
+TODAY = int(time.time() // 86400)
+
+COMMON_AUTH_FAILLOCK = """auth required pam_faillock.so preauth
+auth [success=1 default=ignore] pam_unix.so nullok
+auth [default=die] pam_faillock.so authfail
+auth sufficient pam_faillock.so authsucc
+auth requisite pam_deny.so
+auth required pam_permit.so
+"""
+PAM_SSHD = """@include common-auth
+account    required     pam_nologin.so
+@include common-account
+"""
+COMMON_ACCOUNT = """account [success=1 new_authtok_reqd=done default=ignore] pam_unix.so
+account requisite pam_deny.so
+account required pam_permit.so
+"""
+
+
+def _pub(seed: str) -> tuple[str, str]:
+    """A public key line (ed25519-shaped) and its SHA256 fingerprint."""
+    raw = hashlib.sha256(seed.encode()).digest()
+    blob = b"\0\0\0\x0bssh-ed25519\0\0\0\x20" + raw
+    line = f"ssh-ed25519 {base64.b64encode(blob).decode()} {seed}"
+    digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+    return line, f"SHA256:{digest}"
+
+
+KEY, FP = _pub("client")
+OTHER, _ = _pub("other")
+
+
+class Server:
+    """A server's root filesystem: accounts, sshd_config, a home with authorized_keys."""
+
+    def __init__(self, root: Path, user: str = "u1", uid: int = UID, **sshd: str) -> None:
+        self.root, self.user, self.uid = root, user, uid
+        self.home = f"/home/{user}"
+        os.chmod(root, 0o755)
+        for name in ("etc/ssh", "etc/pam.d", "etc/security", "bin", "home"):
+            (root / name).mkdir(parents=True, exist_ok=True)
+        for shell in ("bin/sh", "bin/bash"):
+            (root / shell).write_text("#!/bin/true\n")
+            os.chmod(root / shell, 0o755)
+        self.accounts = {user: (uid, "$6$salt$hash")}
+        self.groups = {user: (uid, [])}
+        self.expire = {user: ""}
+        self.write_tables()
+        self.sshd(**sshd)
+        self.write_home(0o755, 0o700, 0o600)
+        self.keys(KEY)
+
+    def write_tables(self) -> None:
+        passwd = ["root:x:0:0:root:/root:/bin/sh"]
+        shadow = ["root:*:19000:0:99999:7:::"]
+        group = ["root:x:0:"]
+        for name, (uid, hashed) in self.accounts.items():
+            passwd.append(f"{name}:x:{uid}:{uid}::/home/{name}:/bin/sh")
+            shadow.append(f"{name}:{hashed}:19000:0:99999:7::{self.expire.get(name, '')}:")
+        for name, (gid, members) in self.groups.items():
+            group.append(f"{name}:x:{gid}:{','.join(members)}")
+        for table, lines in (("passwd", passwd), ("shadow", shadow), ("group", group)):
+            (self.root / "etc" / table).write_text("\n".join(lines) + "\n")
+
+    def sshd(self, **options: str) -> None:
+        options = {"UsePAM": "no", "PasswordAuthentication": "yes", **options}
+        text = "".join(f"{k} {v}\n" for k, v in options.items())
+        (self.root / "etc/ssh/sshd_config").write_text(text)
+
+    def write_home(self, home: int, ssh: int, keys: int) -> None:
+        base = self.root / self.home.lstrip("/")
+        (base / ".ssh").mkdir(parents=True, exist_ok=True)
+        (base / ".ssh/authorized_keys").touch()
+        for path, mode in (
+            (base, home),
+            (base / ".ssh", ssh),
+            (base / ".ssh/authorized_keys", keys),
+        ):
+            os.chmod(path, mode)
+            if ROOT:
+                os.chown(path, self.uid, self.uid)
+
+    def keys(self, *lines: str) -> None:
+        path = self.root / self.home.lstrip("/") / ".ssh/authorized_keys"
+        path.write_text("".join(line + "\n" for line in lines))
+
+    def file(self, path: str, text: str) -> Path:
+        target = self.root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        return target
+
+    def check(
+        self, *, password: bool = False, keys: tuple[str, ...] = (FP,), ip: str = "127.0.0.1"
+    ):
+        ctx = Context(
+            user=self.user, port=22, client_ip=ip, client_keys=list(keys), password=password
+        )
+        return check_server(RootedHost("root", root=self.root), ctx)
+
+
+def _by(findings, check: str):
+    return [f for f in findings if f.check == check]
+
+
+def _failing(findings):
+    return {(f.check, f.cause_id) for f in findings if f.status == "fail"}
+
+
+# -- A8a: AllowUsers/DenyUsers user@host ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "option, value, usedns, refused",
+    [
+        ("AllowUsers", "u1@127.0.0.0/8", "no", False),
+        ("AllowUsers", "u1@10.0.0.0/8", "no", True),
+        ("AllowUsers", "u1@127.0.0.*", "no", False),
+        ("AllowUsers", "other u1@!10.0.0.1,127.0.0.1", "no", False),
+        ("AllowUsers", "u1@localhost", "yes", False),  # the name sshd resolves
+        ("AllowUsers", "u1@localhost", "no", True),  # UseDNS no: the address only
+        ("AllowUsers", "u?", "no", False),
+        ("DenyUsers", "*@127.0.0.1", "no", True),
+        ("DenyUsers", "u1@10.0.0.0/8", "no", False),
+    ],
+)
+def test_user_at_host_entries_match_like_sshd(tmp_path, option, value, usedns, refused) -> None:
+    server = Server(tmp_path, UseDNS=usedns, **{option: value})
+    server.file("/etc/hosts", "127.0.0.1\tlocalhost\n::1 localhost ip6-localhost\n")
+    found = _failing(server.check())
+    assert ((option.lower(), "account.not_allowed") in found) is refused, found
+
+
+# -- A9: uid 0 under another name ------------------------------------------------------------
+
+
+def test_permit_root_login_applies_to_every_uid_0(tmp_path) -> None:
+    server = Server(tmp_path, user="toor", uid=UID, PermitRootLogin="no")
+    server.accounts = {"toor": (0, "$6$x")}
+    server.write_tables()
+    found = _by(server.check(), "PermitRootLogin")
+    assert [(f.status, f.cause_id) for f in found] == [("fail", "account.root_denied")]
+    assert "uid 0" in found[0].summary
