@@ -619,6 +619,66 @@ def _authorized_keys_paths(ctx: Context) -> list[str]:
     return paths
 
 
+_RELEASE = re.compile(r"OpenSSH_[0-9.]+p[0-9]+(?P<distro> (?:Debian|Ubuntu|Raspbian)\b)?")
+
+
+def _debian_modes(host: Host, ctx: Context) -> bool | None:
+    """Whether sshd carries Debian's user-group-modes patch (Debian, Ubuntu and their
+    derivatives): it allows a group-writable file or directory whose group holds its
+    owner alone. Known from the release in sshd's usage text or ``ssh -V`` ("OpenSSH_9.2p1
+    Debian-2+deb12u10"; ``sshd -V`` prints no distribution), offline from the sshd binary,
+    else from os-release; None when nothing tells."""
+    if ctx.debian is not None:
+        return ctx.debian
+    if host.offline:
+        binary = host.read_bytes("/usr/sbin/sshd") or b""
+        found = re.finditer(_RELEASE.pattern.encode(), binary)
+        release = " ".join(m.group(0).decode() for m in found)
+    else:
+        program = _sshd_program(host) or "sshd"
+        said = [host.run(f"{program} '-?'"), host.run("ssh -V")]
+        text = " ".join(r.stdout + r.stderr for r in said)
+        release = " ".join(m.group(0) for m in _RELEASE.finditer(text))
+    if release:
+        ctx.debian = bool(re.search(r"\b(Debian|Ubuntu|Raspbian)\b", release))
+        return ctx.debian
+    text = host.read("/etc/os-release") or host.read("/usr/lib/os-release") or ""
+    ids = " ".join(
+        v.strip("\"'")
+        for k, _, v in (ln.partition("=") for ln in text.splitlines())
+        if k in ("ID", "ID_LIKE")
+    ).split()
+    if ids:
+        ctx.debian = bool({"debian", "ubuntu"} & set(ids))
+    elif host.read("/etc/debian_version") is not None:
+        ctx.debian = True
+    return ctx.debian
+
+
+def _private_group(host: Host, ctx: Context, path: str, owner: str) -> str | None:
+    """Debian's secure_permissions() for a group-writable path: its group must have
+    exactly one member, the file's owner (as the primary group of users all of that uid,
+    or as the sole listed member). Returns the group's name when it passes."""
+    gid = host.group_ids([path]).get(path)
+    group = host.group_entry(gid) if gid is not None else None
+    uid = ctx.passwd[2] if ctx.passwd else None
+    if group is None or uid is None:
+        return None
+    members = 0
+    for entry in host.passwd_entries():
+        if len(entry) > 3 and entry[3] == gid:
+            members += 1
+            if entry[2] != uid:
+                return None
+    listed = [m for m in (group[3] if len(group) > 3 else "").split(",") if m]
+    if listed:
+        members += 1
+        owner_entry = next((e for e in host.passwd_entries() if e[2] == owner), None)
+        if owner_entry is None or listed != [owner_entry[0]]:
+            return None
+    return group[0] if members else None
+
+
 def check_modes(host: Host, ctx: Context) -> list[Finding]:
     """StrictModes: authorized_keys and every directory up to the home (OpenSSH's rule)."""
     if ctx.passwd is None:
@@ -628,6 +688,7 @@ def check_modes(host: Host, ctx: Context) -> list[Finding]:
     home = ctx.passwd[5]
     uid = ctx.passwd[2]
     strict = _one(ctx, "strictmodes", "yes") == "yes"
+    notes: list[str] = []
     for keys in _authorized_keys_paths(ctx):
         chain = [keys]
         parent = keys
@@ -652,6 +713,31 @@ def check_modes(host: Host, ctx: Context) -> list[Finding]:
             line = f"{name}: owner uid {owner}, mode {mode}"
             bad_owner = owner not in ("0", uid)
             writable = int(mode, 8) & 0o022
+            group = (
+                _private_group(host, ctx, name, owner)
+                if writable == 0o020 and not bad_owner
+                else None
+            )
+            debian = _debian_modes(host, ctx) if group else False
+            if group and debian:
+                notes.append(
+                    f"{line}: group-writable, but its group {group} holds {ctx.user} alone "
+                    "(Debian's sshd allows that)"
+                )
+                continue
+            if group and debian is None:
+                return [
+                    _finding(
+                        "StrictModes",
+                        "warn",
+                        f"{name}: mode {mode}, group-writable by its group {group}, which holds "
+                        f"{ctx.user} alone: Debian's and Ubuntu's sshd allow that, others refuse "
+                        "it; which sshd this is, the disk does not say",
+                        "server.bad_modes" if strict else None,
+                        [line],
+                        bad_path=name,
+                    )
+                ]
             if bad_owner or writable:
                 what = "owned by uid " + owner if bad_owner else f"mode {mode}, writable by others"
                 return [
@@ -685,7 +771,7 @@ def check_modes(host: Host, ctx: Context) -> list[Finding]:
                     "StrictModes",
                     "pass",
                     f"{keys} and the directories above it have safe owners and modes",
-                    evidence=[f"{n}: owner uid {o}, mode {m}" for o, m, n in stats],
+                    evidence=[f"{n}: owner uid {o}, mode {m}" for o, m, n in stats] + notes,
                 )
             ]
     return [
@@ -694,6 +780,92 @@ def check_modes(host: Host, ctx: Context) -> list[Finding]:
             "warn",
             "authorized_keys is missing or unreadable",
             evidence=_authorized_keys_paths(ctx),
+        )
+    ]
+
+
+def _chroot_dir(ctx: Context) -> str | None:
+    """ChrootDirectory for this user, expanded as session.c does (~, %h, %u, %U)."""
+    raw = _one(ctx, "chrootdirectory", "none")
+    if not raw or raw.lower() == "none" or ctx.passwd is None:
+        return None
+    home, uid = ctx.passwd[5], ctx.passwd[2]
+    if raw == "~" or raw.startswith("~/"):
+        raw = home + raw[1:]
+    return re.sub(
+        r"%([%hUu])", lambda m: {"%": "%", "h": home, "u": ctx.user, "U": uid}[m.group(1)], raw
+    )
+
+
+def check_chroot(host: Host, ctx: Context) -> list[Finding]:
+    """ChrootDirectory: every component of the path from / down must be a directory owned
+    by root and writable by no one else (session.c's safely_chroot), or the session ends
+    right after a successful login; and a login shell needs the shell inside it."""
+    path = _chroot_dir(ctx)
+    if path is None:
+        return []
+    if not path.startswith("/"):
+        return [
+            _finding(
+                "ChrootDirectory",
+                "fail",
+                f"ChrootDirectory {path} does not begin at /: sshd refuses every session",
+                "account.nologin",
+                [f"chrootdirectory {path}"],
+            )
+        ]
+    parts = [p for p in path.split("/") if p]
+    chain = ["/", *("/" + "/".join(parts[: i + 1]) for i in range(len(parts)))]
+    stats = {name: (owner, mode) for owner, mode, name in host.stat(chain)}
+    evidence = [f"chrootdirectory {path}"]
+    for component in chain:
+        if component not in stats:
+            return [
+                _finding(
+                    "ChrootDirectory",
+                    "fail",
+                    f"ChrootDirectory {path}: {component} does not exist; sshd ends the "
+                    "session right after the login",
+                    "account.nologin",
+                    [*evidence, f"{component}: no such directory"],
+                )
+            ]
+        owner, mode = stats[component]
+        evidence.append(f"{component}: owner uid {owner}, mode {mode}")
+        if owner != "0" or int(mode, 8) & 0o022:
+            what = f"owned by uid {owner}" if owner != "0" else f"mode {mode}, writable by others"
+            return [
+                _finding(
+                    "ChrootDirectory",
+                    "fail",
+                    f"ChrootDirectory {path}: {component} is {what}; sshd wants root's, "
+                    'writable by no one else ("bad ownership or modes for chroot directory")',
+                    "server.bad_modes",
+                    evidence,
+                    chroot_dir=component,
+                    bad_path=component,
+                )
+            ]
+    forced = _one(ctx, "forcecommand", "none")
+    shell = (ctx.passwd[6] if ctx.passwd and len(ctx.passwd) > 6 else "") or "/bin/sh"
+    if forced.lower() != "internal-sftp" and not host.executable(path.rstrip("/") + shell):
+        return [
+            _finding(
+                "ChrootDirectory",
+                "fail",
+                f"ChrootDirectory {path} has no {shell} inside it: the login shell cannot "
+                "run there (only ForceCommand internal-sftp needs nothing inside)",
+                "account.nologin",
+                [*evidence, f"{path}{shell}: missing or not executable"],
+            )
+        ]
+    return [
+        _finding(
+            "ChrootDirectory",
+            "pass",
+            f"ChrootDirectory {path} and every directory above it are root's and not "
+            "writable by others",
+            evidence=evidence,
         )
     ]
 
@@ -1029,6 +1201,7 @@ CHECKS = (
     check_account,
     check_modes,
     check_authorized_keys,
+    check_chroot,
     check_selinux,
     check_firewall,
     check_fail2ban,
@@ -1065,6 +1238,7 @@ OFFLINE_CHECKS = (
     check_account,
     check_modes,
     check_authorized_keys,
+    check_chroot,
 )
 
 

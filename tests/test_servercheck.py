@@ -151,6 +151,42 @@ def test_user_at_host_entries_match_like_sshd(tmp_path, option, value, usedns, r
     assert ((option.lower(), "account.not_allowed") in found) is refused, found
 
 
+# -- A8b: Debian's group-writable private group ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "os_release, other_member, refused",
+    [
+        ("ID=debian\n", False, False),
+        ('ID=ubuntu\nID_LIKE="debian"\n', False, False),
+        ("ID=fedora\n", False, True),  # upstream OpenSSH: any group write is refused
+        ("ID=debian\n", True, True),  # the group has another member
+        (None, False, None),  # which sshd: unknown, a warning
+        (b"OpenSSH_9.2p1 Debian-2+deb12u10\0", False, False),  # the sshd binary tells
+        (b"OpenSSH_9.6p1\0", False, True),
+    ],
+)
+def test_debian_allows_a_private_group_writable_home(tmp_path, os_release, other_member, refused):
+    server = Server(tmp_path)
+    server.write_home(0o775, 0o700, 0o600)
+    if isinstance(os_release, str):
+        server.file("/etc/os-release", os_release)
+    elif os_release is not None:
+        (tmp_path / "usr/sbin").mkdir(parents=True)
+        (tmp_path / "usr/sbin/sshd").write_bytes(b"\x7fELF..." + os_release + b"...")
+    if other_member:
+        server.groups["u1"] = (UID, ["mallory"])
+        server.write_tables()
+    modes = _by(server.check(), "StrictModes")
+    if refused is None:
+        assert (modes[0].status, modes[0].cause_id) == ("warn", "server.bad_modes"), modes
+        assert "holds u1 alone" in modes[0].summary
+        return
+    assert (modes[0].status == "fail") is refused, modes
+    if not refused:
+        assert any("holds u1 alone" in e for e in modes[0].evidence), modes
+
+
 # -- A9: uid 0 under another name ------------------------------------------------------------
 
 
@@ -161,3 +197,28 @@ def test_permit_root_login_applies_to_every_uid_0(tmp_path) -> None:
     found = _by(server.check(), "PermitRootLogin")
     assert [(f.status, f.cause_id) for f in found] == [("fail", "account.root_denied")]
     assert "uid 0" in found[0].summary
+
+
+# -- A3: ChrootDirectory ---------------------------------------------------------------------
+
+
+@needs_root
+def test_a_chroot_not_owned_by_root_is_bad_modes(tmp_path) -> None:
+    server = Server(tmp_path, ChrootDirectory="/srv/jail/%u")
+    jail = tmp_path / "srv/jail/u1"
+    (jail / "bin").mkdir(parents=True)
+    (jail / "bin/sh").write_text("#!/bin/true\n")
+    os.chmod(jail / "bin/sh", 0o755)
+    os.chown(tmp_path / "srv/jail", 61999, 61999)
+    found = _by(server.check(), "ChrootDirectory")
+    assert [(f.status, f.cause_id) for f in found] == [("fail", "server.bad_modes")], found
+    assert found[0].data["chroot_dir"] == "/srv/jail"
+    os.chown(tmp_path / "srv/jail", 0, 0)
+    os.chmod(tmp_path / "srv/jail", 0o775)
+    found = _by(server.check(), "ChrootDirectory")
+    assert "writable by others" in found[0].summary
+    os.chmod(tmp_path / "srv/jail", 0o755)
+    assert [f.status for f in _by(server.check(), "ChrootDirectory")] == ["pass"]
+    (jail / "bin/sh").unlink()
+    found = _by(server.check(), "ChrootDirectory")
+    assert [(f.status, f.cause_id) for f in found] == [("fail", "account.nologin")]
