@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import struct
 import time
 from pathlib import Path
 
@@ -127,6 +128,109 @@ def _failing(findings):
     return {(f.check, f.cause_id) for f in findings if f.status == "fail"}
 
 
+# -- A5: a locked or unset password hash -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "hashed, pam, password, status",
+    [
+        ("!$6$salt$hash", "yes", True, "fail"),  # the right password fails too
+        ("!$6$salt$hash", "yes", False, "warn"),  # keys still work with PAM
+        ("!$6$salt$hash", "no", False, "fail"),  # sshd without PAM refuses the account
+        ("*", "yes", True, "fail"),  # no password set: none matches
+        ("!!", "no", True, "fail"),
+        ("*", "yes", False, None),  # a key-only account: nothing wrong
+    ],
+)
+def test_a_locked_hash_refuses_passwords(tmp_path, hashed, pam, password, status) -> None:
+    server = Server(tmp_path, UsePAM=pam)
+    server.accounts["u1"] = (UID, hashed)
+    server.write_tables()
+    shadow = _by(server.check(password=password), "shadow")
+    if status is None:
+        assert not shadow, shadow
+        return
+    assert [(f.status, f.cause_id) for f in shadow] == [(status, "account.locked")], shadow
+    if password and pam == "yes":
+        assert "the right one too" in shadow[0].summary
+
+
+def test_a_locked_hash_does_not_matter_when_passwords_are_off(tmp_path) -> None:
+    server = Server(tmp_path, UsePAM="yes", PasswordAuthentication="no")
+    (tmp_path / "etc/ssh/sshd_config").write_text(
+        "UsePAM yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+    )
+    server.accounts["u1"] = (UID, "!$6$x")
+    server.write_tables()
+    shadow = _by(server.check(password=True), "shadow")
+    assert [f.status for f in shadow] == ["warn"]
+
+
+# -- A6: pam_faillock ----------------------------------------------------------------------
+
+
+def _tally(server: Server, directory: str, *ages: int, valid: bool = True) -> None:
+    now = int(time.time())
+    records = b"".join(
+        struct.pack("<52sHHQ", b"127.0.0.1", 0, 0x3 if valid else 0x2, now - age) for age in ages
+    )
+    path = server.root / directory.lstrip("/") / server.user
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(records)
+
+
+def _faillock_server(
+    tmp_path, conf: str = "deny = 3\nunlock_time = 0\n", auth: str = COMMON_AUTH_FAILLOCK
+):
+    server = Server(tmp_path, UsePAM="yes")
+    server.file("/etc/pam.d/sshd", PAM_SSHD)
+    server.file("/etc/pam.d/common-auth", auth)
+    server.file("/etc/pam.d/common-account", COMMON_ACCOUNT)
+    server.file("/etc/security/faillock.conf", conf)
+    return server
+
+
+def test_faillock_at_deny_refuses_the_right_password(tmp_path) -> None:
+    server = _faillock_server(tmp_path)
+    _tally(server, "/var/run/faillock", 30, 20, 10)
+    found = _by(server.check(password=True), "faillock")
+    assert [(f.status, f.cause_id) for f in found] == [("fail", "account.locked")], found
+    assert "3 failures, deny = 3" in found[0].summary and "for good" in found[0].summary
+    assert found[0].data["faillock_reset"] == "faillock --dir /var/run/faillock --user u1 --reset"
+    # keys do not go through PAM's auth stack: a warning only
+    assert [f.status for f in _by(server.check(password=False), "faillock")] == ["warn"]
+
+
+def test_faillock_reads_its_dir_and_the_module_arguments(tmp_path) -> None:
+    auth = COMMON_AUTH_FAILLOCK.replace("preauth", "preauth deny=2", 1)
+    server = _faillock_server(tmp_path, "dir = /etc/faillock-lab\ndeny = 5\n", auth)
+    _tally(server, "/etc/faillock-lab", 20, 10)
+    found = _by(server.check(password=True), "faillock")
+    assert [(f.status, f.cause_id) for f in found] == [("fail", "account.locked")], found
+    assert "--dir /etc/faillock-lab" in found[0].data["faillock_reset"]
+
+
+@pytest.mark.parametrize(
+    "conf, ages, valid",
+    [
+        ("deny = 3\n", (30, 20), True),  # below deny
+        ("deny = 3\nunlock_time = 60\n", (300, 200, 100), True),  # unlocked again by now
+        ("deny = 3\nfail_interval = 50\n", (300, 200, 10), True),  # spread over too long
+        ("deny = 3\nunlock_time = 0\n", (30, 20, 10), False),  # records no longer valid
+    ],
+)
+def test_faillock_below_deny_or_after_unlock_is_no_lock(tmp_path, conf, ages, valid) -> None:
+    server = _faillock_server(tmp_path, conf)
+    _tally(server, "/var/run/faillock", *ages, valid=valid)
+    assert not _failing(_by(server.check(password=True), "faillock"))
+
+
+def test_faillock_not_in_the_stack_is_no_lock(tmp_path) -> None:
+    server = _faillock_server(tmp_path, auth="auth required pam_unix.so\n")
+    _tally(server, "/var/run/faillock", 30, 20, 10)
+    assert not _by(server.check(password=True), "faillock")
+
+
 # -- A8a: AllowUsers/DenyUsers user@host ------------------------------------------------------
 
 
@@ -187,6 +291,34 @@ def test_debian_allows_a_private_group_writable_home(tmp_path, os_release, other
         assert any("holds u1 alone" in e for e in modes[0].evidence), modes
 
 
+# -- A8c: the account's expiry day -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "expire, pam, expired",
+    [
+        (TODAY, "no", False),  # sshd: still valid on the day itself
+        (TODAY, "yes", True),  # pam_unix: expired from that day on
+        (TODAY - 1, "no", True),
+        (TODAY + 1, "yes", False),
+        (0, "no", True),
+    ],
+)
+def test_expiry_day_as_sshd_and_pam_unix_count_it(tmp_path, expire, pam, expired) -> None:
+    server = Server(tmp_path, UsePAM=pam)
+    server.expire["u1"] = str(expire)
+    server.write_tables()
+    if pam == "yes":
+        server.file("/etc/pam.d/sshd", PAM_SSHD)
+        server.file("/etc/pam.d/common-account", COMMON_ACCOUNT)
+    shadow = [f for f in _by(server.check(), "shadow") if f.status != "info"]
+    assert bool(shadow) is expired, shadow
+    if expired:
+        assert shadow[0].cause_id == "account.expired"
+        assert "0 day" not in shadow[0].summary
+        assert ("expired today" in shadow[0].summary) is (expire == TODAY)
+
+
 # -- A9: uid 0 under another name ------------------------------------------------------------
 
 
@@ -222,3 +354,46 @@ def test_a_chroot_not_owned_by_root_is_bad_modes(tmp_path) -> None:
     (jail / "bin/sh").unlink()
     found = _by(server.check(), "ChrootDirectory")
     assert [(f.status, f.cause_id) for f in found] == [("fail", "account.nologin")]
+
+
+# -- A1: pam_access --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "rules, refused",
+    [
+        ("-:u1:ALL\n", True),
+        ("+:u1:127.0.0.1\n-:ALL:ALL\n", False),
+        ("+:u1:10.0.0.0/8\n-:ALL:ALL\n", True),
+        ("-:ALL EXCEPT root:ALL\n", True),
+        ("-:ALL EXCEPT u1:ALL\n", False),
+        ("-:(u1):ALL EXCEPT 127.0.0.0/24\n", False),
+        ("-:(u1):ALL\n", True),
+        ("# nothing\n", False),
+        ("-:u1:LOCAL\n", False),  # sshd logins are never LOCAL
+        ("-:u1:127.\n", True),
+    ],
+)
+def test_pam_access_refuses_as_access_conf_says(tmp_path, rules, refused) -> None:
+    server = Server(tmp_path, UsePAM="yes")
+    server.file(
+        "/etc/pam.d/sshd",
+        PAM_SSHD.replace(
+            "@include common-account", "account required pam_access.so\n@include common-account"
+        ),
+    )
+    server.file("/etc/pam.d/common-account", COMMON_ACCOUNT)
+    server.file("/etc/security/access.conf", rules)
+    pam = _by(server.check(), "PAM")
+    assert (pam[0].cause_id == "account.not_allowed") is refused, pam
+    if refused:
+        assert (
+            "/etc/security/access.conf:" in pam[0].summary and "/etc/pam.d/sshd:" in pam[0].summary
+        )
+
+
+def test_pam_access_is_not_asked_without_use_pam(tmp_path) -> None:
+    server = Server(tmp_path, UsePAM="no")
+    server.file("/etc/pam.d/sshd", "account required pam_access.so\n")
+    server.file("/etc/security/access.conf", "-:ALL:ALL\n")
+    assert not _by(server.check(), "PAM")
