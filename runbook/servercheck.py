@@ -1014,6 +1014,8 @@ def _authorized_keys_paths(ctx: Context) -> list[str]:
     home = ctx.passwd[5] if ctx.passwd and len(ctx.passwd) > 5 else f"/home/{ctx.user}"
     paths = []
     for item in " ".join(ctx.settings.get("authorizedkeysfile", [".ssh/authorized_keys"])).split():
+        if item.lower() == "none":
+            continue
         item = item.replace("%h", home).replace("%u", ctx.user).replace("%%", "%")
         paths.append(item if item.startswith("/") else f"{home}/{item}")
     return paths
@@ -1340,36 +1342,322 @@ def _keys_command(ctx: Context) -> str | None:
     return None if command == "none" else command
 
 
-def check_authorized_keys(host: Host, ctx: Context) -> list[Finding]:
-    """Does authorized_keys hold one of the keys the client offers (by fingerprint)?"""
-    if ctx.passwd is None:
-        return [_skip("authorized_keys", "the account does not exist")]
-    if _keys_command(ctx):
-        return [
+# Key types sshd reads at the start of an authorized_keys line (else options come first).
+_KEY_TYPE = re.compile(
+    r"(ssh-(rsa|dss|ed25519|ed448)|ecdsa-sha2-nistp\d+|sk-(ssh-ed25519|ecdsa-sha2-nistp256)"
+    r"@openssh\.com|[a-z0-9-]+-cert-v01@openssh\.com|rsa-sha2-(256|512))\Z"
+)
+# Flag options (auth-options.c, in its order); True: "no-" may negate it.
+_KEY_FLAGS = (
+    ("restrict", False),
+    ("cert-authority", False),
+    ("port-forwarding", True),
+    ("agent-forwarding", True),
+    ("x11-forwarding", True),
+    ("touch-required", True),
+    ("verify-required", True),
+    ("pty", True),
+    ("user-rc", True),
+)
+_KEY_VALUES = (
+    "command",
+    "principals",
+    "from",
+    "expiry-time",
+    "environment",
+    "permitopen",
+    "permitlisten",
+    "tunnel",
+)
+
+
+def _split_key_line(line: str) -> tuple[str | None, str]:
+    """(options, the rest from the key type on) as sshd splits a line: options only when
+    the first word is no key type, and they end at the first unquoted blank."""
+    line = line.strip()
+    first = line.split(None, 1)[0] if line else ""
+    if _KEY_TYPE.match(first):
+        return None, line
+    quoted, at = False, 0
+    while at < len(line) and (quoted or line[at] not in " \t"):
+        if line[at] == "\\" and line[at + 1 : at + 2] == '"':
+            at += 1
+        elif line[at] == '"':
+            quoted = not quoted
+        at += 1
+    return line[:at], line[at:].strip()
+
+
+def _key_options(text: str) -> tuple[dict[str, object], str | None]:
+    """auth-options.c's sshauthopt_parse: the options, or the reason sshd refuses the
+    whole line (it then skips it: "bad key options", logged at debug level only)."""
+    options: dict[str, object] = {}
+    rest = text
+    while rest and rest[0] not in " \t":
+        lower = rest.lower()
+        for name, negatable in _KEY_FLAGS:
+            negated = negatable and lower.startswith("no-")
+            word = lower[3:] if negated else lower
+            if word.startswith(name):
+                options[name] = not negated
+                rest = rest[len(name) + (3 if negated else 0) :]
+                break
+        else:
+            name = next((n for n in _KEY_VALUES if lower.startswith(f"{n}=")), None)
+            if name is not None:
+                rest = rest[len(name) + 1 :]
+                if not rest.startswith('"'):
+                    return options, f'{name}= needs a quoted value ({name}="...")'
+                end = 1
+                while end < len(rest) and rest[end] != '"':
+                    end += 2 if rest[end] == "\\" and rest[end + 1 : end + 2] == '"' else 1
+                if end >= len(rest):
+                    return options, f"{name}= has no closing quote"
+                value = rest[1:end].replace('\\"', '"')
+                rest = rest[end + 1 :]
+                if name in ("command", "principals", "from") and name in options:
+                    return options, f'multiple "{name}" clauses'
+                if name == "expiry-time":
+                    when = _expiry_time(value)
+                    if when is None:
+                        return options, f'invalid expires time "{value}"'
+                    options[name] = min(when, options.get(name, when))  # type: ignore[type-var]
+                    options["expiry-text"] = value
+                else:
+                    options.setdefault(name, value)
+        if not rest or rest[0] in " \t":
+            break
+        if rest[0] != ",":
+            word = re.split(r'[,\s="]', rest, maxsplit=1)[0] or rest[:20]
+            return options, f"unknown key option {word!r}"
+        rest = rest[1:]
+        if not rest:
+            return options, "unexpected end-of-options"
+    return options, None
+
+
+def _expiry_time(value: str) -> float | None:
+    """misc.c's parse_absolute_time: YYYYMMDD[HHMM[SS]], local time unless Z or UTC."""
+    utc = value.upper().endswith(("Z", "UTC"))
+    digits = value[: -1 if value.upper().endswith("Z") else -3] if utc else value
+    formats = {8: "%Y%m%d", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}
+    if not digits.isdigit() or len(digits) not in formats:
+        return None
+    try:
+        moment = datetime.strptime(digits, formats[len(digits)])
+    except ValueError:
+        return None
+    return (moment.replace(tzinfo=UTC) if utc else moment).timestamp()
+
+
+def _judge_key_line(
+    host: Host, ctx: Context, where: str, options_text: str | None
+) -> Finding | None:
+    """What sshd makes of a line that holds the client's key: None when it accepts it,
+    else the finding that says why not (auth2-pubkeyfile.c's auth_check_authkey_line and
+    auth_authorise_keyopts)."""
+    options, error = _key_options(options_text) if options_text else ({}, None)
+    shown = [f"{where}: {options_text}"] if options_text else []
+    if error:
+        return _finding(
+            "authorized_keys",
+            "fail",
+            f"{where} holds the client's key, but sshd skips the line: {error} "
+            "(sshd logs that only at debug level)",
+            "auth.key_rejected",
+            shown,
+            authorized_keys_line=where,
+        )
+    if options.get("cert-authority"):
+        return _finding(
+            "authorized_keys",
+            "fail",
+            f"{where} marks the client's key cert-authority: sshd takes it only as a CA for "
+            "certificates, never as a key",
+            "auth.key_rejected",
+            shown,
+            authorized_keys_line=where,
+        )
+    expiry = options.get("expiry-time")
+    if isinstance(expiry, float) and expiry < host.now():
+        stamp = datetime.fromtimestamp(expiry, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return _finding(
+            "authorized_keys",
+            "fail",
+            f'{where}: expiry-time="{options["expiry-text"]}" passed ({stamp}): sshd refuses '
+            'the key ("Refused by key options")',
+            "auth.key_rejected",
+            shown,
+            authorized_keys_line=where,
+        )
+    if "principals" in options:
+        return _finding(
+            "authorized_keys",
+            "fail",
+            f"{where}: principals= on a plain key (not cert-authority): sshd refuses it",
+            "auth.key_rejected",
+            shown,
+            authorized_keys_line=where,
+        )
+    if "from" in options:
+        allowed = str(options["from"])
+        name = _remote_host(host, ctx)
+        verdict = sshdconfig.match_host_and_ip(name, ctx.client_ip, allowed)
+        if ctx.client_ip is None:
+            return _finding(
+                "authorized_keys",
+                "warn",
+                f'{where}: from="{allowed}" limits where the key may log in from; the '
+                "client's address is not known here",
+                "account.not_allowed",
+                shown,
+                authorized_keys_line=where,
+            )
+        if verdict != 1:
+            client = ctx.client_ip if name in (None, ctx.client_ip) else f"{name} ({ctx.client_ip})"
+            why = "is no valid pattern list" if verdict < 0 else f"excludes {client}"
+            return _finding(
+                "authorized_keys",
+                "fail",
+                f'{where}: from="{allowed}" {why}: sshd refuses the key from here ("correct key '
+                'but not from a permitted host")',
+                "account.not_allowed",
+                shown,
+                authorized_keys_line=where,
+            )
+    return None
+
+
+def _key_notes(ctx: Context, where: str, options_text: str | None, uid: str) -> list[Finding]:
+    """What an accepted line's options do to the login: a forced command, restrict, and
+    PermitRootLogin forced-commands-only, which needs a command= on root's key."""
+    options, _ = _key_options(options_text) if options_text else ({}, None)
+    notes = []
+    command = options.get("command")
+    if uid == "0" and _one(ctx, "permitrootlogin") == "forced-commands-only" and not command:
+        notes.append(
+            _finding(
+                "PermitRootLogin",
+                "fail",
+                f"PermitRootLogin forced-commands-only and {where} has no command= option: "
+                'sshd refuses root with this key ("ROOT LOGIN REFUSED")',
+                "account.root_denied",
+                [
+                    f"{where}: {options_text or '(no options)'}",
+                    "permitrootlogin forced-commands-only",
+                ],
+            )
+        )
+    if isinstance(command, str):
+        program = command.split()[0] if command.split() else ""
+        dead = program.rsplit("/", 1)[-1] in ("false", "nologin")
+        notes.append(
+            _finding(
+                "authorized_keys",
+                "fail" if dead else "info",
+                f'{where}: command="{command}" runs instead of any shell or command the client '
+                "asks for" + (": no login gets further" if dead else ""),
+                "account.nologin" if dead else None,
+                [f"{where}: {options_text}"],
+                forced_command=command,
+            )
+        )
+    if options.get("restrict"):
+        notes.append(
             _finding(
                 "authorized_keys",
                 "info",
-                f"keys may also come from AuthorizedKeysCommand {_keys_command(ctx)}",
+                f"{where}: restrict: no terminal, forwarding or ~/.ssh/rc for this key "
+                "(unless re-allowed: pty, port-forwarding...)",
+                evidence=[f"{where}: {options_text}"],
             )
-        ]
+        )
+    return notes
+
+
+def _revoked(host: Host, ctx: Context) -> Finding | None:
+    """RevokedKeys: a text list of public keys that lists the client's key, or a file sshd
+    cannot read (then it refuses every key)."""
+    path = _one(ctx, "revokedkeys", "none")
+    if not path or path.lower() == "none":
+        return None
+    data = host.read(path)
+    if data is None:
+        return _finding(
+            "RevokedKeys",
+            "fail",
+            f"RevokedKeys {path} is missing or unreadable: sshd refuses every key",
+            "auth.key_rejected",
+            [f"revokedkeys {path}"],
+        )
+    if data.startswith("SSHKRL"):
+        return None  # a binary KRL: ssh-keygen -Q -f tells, not this reader
+    for number, line in enumerate(data.splitlines(), 1):
+        if (fingerprint := _fingerprint(line)) in ctx.client_keys:
+            return _finding(
+                "RevokedKeys",
+                "fail",
+                f"the client's key {fingerprint} is revoked: {path}:{number} lists it",
+                "auth.key_rejected",
+                [f"revokedkeys {path}", f"{path}:{number}"],
+                revoked_key=fingerprint or "",
+            )
+    return None
+
+
+def check_authorized_keys(host: Host, ctx: Context) -> list[Finding]:
+    """Does an authorized_keys file hold one of the keys the client offers (by
+    fingerprint), on a line sshd accepts (its options: from=, expiry-time=, unknown
+    options that make sshd skip the line), and is the key not revoked?"""
+    if ctx.passwd is None:
+        return [_skip("authorized_keys", "the account does not exist")]
     if not ctx.client_keys and not ctx.unoffered_keys:
         return [_skip("authorized_keys", "the client offers no key")]
-    for path in _authorized_keys_paths(ctx):
-        text = host.read(path)
-        if text is None:
-            continue
-        held = [(n, _fingerprint(line)) for n, line in enumerate(text.splitlines(), 1)]
-        for number, fingerprint in held:
-            if fingerprint in ctx.client_keys:
-                return [
-                    _finding(
-                        "authorized_keys",
-                        "pass",
-                        f"{path}:{number} holds the client's key {fingerprint}",
-                    )
-                ]
-        for number, fingerprint in held:
-            if fingerprint in ctx.unoffered_keys:
+    if revoked := _revoked(host, ctx):
+        return [revoked]
+    command = _keys_command(ctx)
+    missing_command = None
+    if command:
+        program = command.split()[0]
+        if host.stat([program]):
+            return [
+                _finding(
+                    "authorized_keys",
+                    "info",
+                    f"keys may also come from AuthorizedKeysCommand {command}",
+                )
+            ]
+        missing_command = f"AuthorizedKeysCommand {program} does not exist (sshd skips it)"
+    paths = _authorized_keys_paths(ctx)
+    files = [(path, text) for path in paths if (text := host.read(path)) is not None]
+    refused: list[Finding] = []
+    for path, text in files:
+        for number, line in enumerate(text.splitlines(), 1):
+            fingerprint = _fingerprint(line)
+            if fingerprint not in ctx.client_keys:
+                continue
+            where = f"{path}:{number}"
+            options_text, _ = _split_key_line(line)
+            if problem := _judge_key_line(host, ctx, where, options_text):
+                refused.append(problem)
+                continue
+            found = [
+                _finding(
+                    "authorized_keys",
+                    "pass",
+                    f"{where} holds the client's key {fingerprint}",
+                    evidence=[f"skipped before it: {f.summary}" for f in refused],
+                )
+            ]
+            return found + _key_notes(ctx, where, options_text, ctx.passwd[2])
+    if refused:
+        return refused[:1] + [
+            _finding("authorized_keys", "info", f.summary, evidence=f.evidence)
+            for f in refused[1:3]
+        ]
+    for path, text in files:
+        for number, line in enumerate(text.splitlines(), 1):
+            if (fingerprint := _fingerprint(line)) in ctx.unoffered_keys:
                 key = ctx.unoffered_keys[fingerprint]
                 return [
                     _finding(
@@ -1382,25 +1670,47 @@ def check_authorized_keys(host: Host, ctx: Context) -> list[Finding]:
                         unoffered_key=key,
                     )
                 ]
-        broken = _broken_lines(text)
+    extra = [missing_command] if missing_command else []
+    if files:
+        path, text = files[0]
+        broken = [(path, n, why) for path, text in files for n, why in _broken_lines(text)]
+        names = " and ".join(p for p, _ in files)
         return [
             _finding(
                 "authorized_keys",
                 "fail",
-                f"{path} does not hold any of the client's keys ({', '.join(ctx.client_keys)})"
-                + (f"; {len(broken)} of its lines are no key sshd can read" if broken else ""),
+                f"{names} {'does' if len(files) == 1 else 'do'} not hold any of the client's "
+                f"keys ({', '.join(ctx.client_keys)})"
+                + (
+                    f"; {len(broken)} of {'its' if len(files) == 1 else 'their'} lines are no "
+                    "key sshd can read"
+                    if broken
+                    else ""
+                ),
                 "auth.key_rejected",
-                [f"{path}: {len(text.splitlines())} line(s)"]
-                + [f"{path}:{number}: {why}" for number, why in broken[:5]],
+                [f"{p}: {len(t.splitlines())} line(s)" for p, t in files]
+                + [f"{p}:{number}: {why}" for p, number, why in broken[:5]]
+                + extra,
+                authorized_keys_file=files[0][0],
             )
         ]
+    home = ctx.passwd[5]
+    unread = f"{home}/.ssh/authorized_keys"
+    elsewhere = (
+        [f"{unread} exists, but this sshd does not read it (AuthorizedKeysFile)"]
+        if unread not in paths and host.stat([unread])
+        else []
+    )
     return [
         _finding(
             "authorized_keys",
             "fail",
-            f"{ctx.user} has no authorized_keys file",
+            f"{ctx.user} has none of the authorized_keys files sshd reads: {', '.join(paths)}"
+            if paths
+            else f"AuthorizedKeysFile none: sshd reads no authorized_keys file for {ctx.user}",
             "auth.key_rejected",
-            _authorized_keys_paths(ctx),
+            [*paths, *elsewhere, *extra],
+            authorized_keys_file=paths[0] if paths else "",
         )
     ]
 

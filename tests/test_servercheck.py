@@ -231,6 +231,102 @@ def test_faillock_not_in_the_stack_is_no_lock(tmp_path) -> None:
     assert not _by(server.check(password=True), "faillock")
 
 
+# -- A7, B3: authorized_keys options ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options, cause",
+    [
+        ('from="10.9.9.9"', "account.not_allowed"),
+        ('from="!127.0.0.1,*"', "account.not_allowed"),
+        ('from="10.0.0.1/8"', "account.not_allowed"),  # host bits set: sshd's error
+        ('from="*.example.com"', "account.not_allowed"),  # UseDNS no: names never match
+        ('from="127.0.0.0/8"', None),
+        ('from="127.0.0.*,10.0.0.1"', None),
+        ('expiry-time="20200101"', "auth.key_rejected"),
+        ('expiry-time="29991231"', None),
+        ('expiry-time="2020"', "auth.key_rejected"),  # invalid: the line is skipped
+        ('comand="/usr/bin/uptime"', "auth.key_rejected"),  # misspelt: the line is skipped
+        ("no-pty,no-port-forwarding", None),
+        ("restricted", "auth.key_rejected"),
+        ("cert-authority", "auth.key_rejected"),
+        ('principals="u1"', "auth.key_rejected"),
+        ('command="echo "hi""', "auth.key_rejected"),
+        ('environment="A=1",permitopen="h:22"', None),
+    ],
+)
+def test_key_options_decide_like_sshd(tmp_path, options, cause) -> None:
+    server = Server(tmp_path)
+    server.keys(OTHER, f"{options} {KEY}")
+    found = server.check()
+    keys = _by(found, "authorized_keys")
+    if cause is None:
+        assert keys[0].status == "pass" and ":2 holds" in keys[0].summary, keys
+        return
+    assert (keys[0].status, keys[0].cause_id) == ("fail", cause), keys
+    assert keys[0].data["authorized_keys_line"].endswith("authorized_keys:2")
+
+
+def test_from_names_the_pattern_and_the_client(tmp_path) -> None:
+    server = Server(tmp_path)
+    server.keys(f'from="10.9.9.9" {KEY}')
+    keys = _by(server.check(), "authorized_keys")
+    assert 'from="10.9.9.9" excludes 127.0.0.1' in keys[0].summary, keys
+    assert "skips" not in keys[0].summary
+
+
+def test_a_refused_line_before_a_good_one_is_no_refusal(tmp_path) -> None:
+    server = Server(tmp_path)
+    server.keys(f'from="10.9.9.9" {KEY}', KEY)
+    keys = _by(server.check(), "authorized_keys")
+    assert keys[0].status == "pass" and ":2 holds" in keys[0].summary
+    assert "10.9.9.9" in keys[0].evidence[0]
+
+
+def test_a_forced_command_is_noted_and_false_is_a_dead_end(tmp_path) -> None:
+    server = Server(tmp_path)
+    server.keys(f'restrict,command="/bin/false" {KEY}')
+    keys = _by(server.check(), "authorized_keys")
+    assert [f.status for f in keys] == ["pass", "fail", "info"], keys
+    assert keys[1].cause_id == "account.nologin" and keys[1].data["forced_command"] == "/bin/false"
+    server.keys(f'command="echo hi" {KEY}')
+    keys = _by(server.check(), "authorized_keys")
+    assert [(f.status, f.cause_id) for f in keys] == [("pass", None), ("info", None)]
+
+
+def test_a_revoked_key_is_named(tmp_path) -> None:
+    server = Server(tmp_path, RevokedKeys="/etc/ssh/revoked")
+    server.file("/etc/ssh/revoked", f"{OTHER}\n{KEY}\n")
+    found = _by(server.check(), "RevokedKeys")
+    assert [(f.status, f.cause_id) for f in found] == [("fail", "auth.key_rejected")]
+    assert "revoked" in found[0].summary and "/etc/ssh/revoked:2" in found[0].summary
+
+
+def test_an_authorized_keys_file_sshd_does_not_read_is_said(tmp_path) -> None:
+    server = Server(tmp_path, AuthorizedKeysFile=".ssh/authorized_keys2")
+    keys = _by(server.check(), "authorized_keys")
+    assert keys[0].status == "fail" and "authorized_keys2" in keys[0].summary
+    assert any("does not read it" in e for e in keys[0].evidence), keys
+
+
+def test_the_second_authorized_keys_file_counts(tmp_path) -> None:
+    server = Server(tmp_path, AuthorizedKeysFile=".ssh/authorized_keys .ssh/authorized_keys2")
+    server.keys(OTHER)
+    server.file(f"{server.home}/.ssh/authorized_keys2", KEY + "\n")
+    os.chmod(tmp_path / server.home.lstrip("/") / ".ssh/authorized_keys2", 0o600)
+    keys = _by(server.check(), "authorized_keys")
+    assert keys[0].status == "pass" and "authorized_keys2:1" in keys[0].summary
+
+
+def test_forced_commands_only_needs_a_command_on_roots_key(tmp_path) -> None:
+    server = Server(tmp_path, user="toor", PermitRootLogin="forced-commands-only")
+    server.accounts = {"toor": (0, "$6$x")}
+    server.write_tables()
+    assert ("PermitRootLogin", "account.root_denied") in _failing(server.check())
+    server.keys(f'command="/usr/bin/backup" {KEY}')
+    assert ("PermitRootLogin", "account.root_denied") not in _failing(server.check())
+
+
 # -- A8a: AllowUsers/DenyUsers user@host ------------------------------------------------------
 
 
