@@ -320,6 +320,33 @@ def offline_settings(host: Host, ctx: Context) -> list[Finding]:
     ]
 
 
+def offline_syntax(host: Host, ctx: Context) -> list[Finding]:
+    """The offline ``sshd -t``: lines of sshd_config (and its Include files) that keep
+    sshd from starting, each with its file and line (runbook.sshdconfig.problems)."""
+    if host.read(ctx.config) is None:
+        return []
+    found = sshdconfig.problems(host.root, ctx.config)  # type: ignore[attr-defined]
+    if not found:
+        return [
+            _finding(
+                "sshd -t",
+                "pass",
+                f"{ctx.config}: every line is one sshd takes (offline check)",
+            )
+        ]
+    return [
+        _finding(
+            "sshd -t",
+            "fail",
+            f"the configuration does not load: {found[0]} (offline check); sshd will not "
+            "start with it",
+            "server.sshd_down",
+            [str(p) for p in found[:8]],
+            config_line=str(found[0]),
+        )
+    ]
+
+
 def _one(ctx: Context, key: str, default: str = "") -> str:
     return (ctx.settings.get(key) or [default])[0]
 
@@ -1943,6 +1970,7 @@ SIGNATURES = {
 # A mounted root: nothing runs there, so the file-based checks only.
 OFFLINE_CHECKS = (
     offline_settings,
+    offline_syntax,
     check_host_keys,
     check_access_rules,
     check_signature_algorithms,

@@ -493,3 +493,24 @@ def test_pam_access_is_not_asked_without_use_pam(tmp_path) -> None:
     server.file("/etc/pam.d/sshd", "account required pam_access.so\n")
     server.file("/etc/security/access.conf", "-:ALL:ALL\n")
     assert not _by(server.check(), "PAM")
+
+
+# -- B2: the offline sshd -t -----------------------------------------------------------------
+
+
+def test_a_config_sshd_will_not_start_with_is_named_offline(tmp_path) -> None:
+    server = Server(tmp_path)
+    config = tmp_path / "etc/ssh/sshd_config"
+    config.write_text(
+        "Include /etc/ssh/sshd_config.d/*.conf\n" + config.read_text() + "PermitRootLogin maybe\n"
+    )
+    server.file("/etc/ssh/sshd_config.d/10-cloud.conf", "PasswordAuthentcation no\n")
+    found = _by(server.check(), "sshd -t")
+    assert [(f.status, f.cause_id) for f in found] == [("fail", "server.sshd_down")], found
+    assert found[0].evidence == [
+        "/etc/ssh/sshd_config.d/10-cloud.conf line 1: Bad configuration option: "
+        "PasswordAuthentcation",
+        '/etc/ssh/sshd_config line 4: unsupported option "maybe".',
+    ]
+    config.write_text("PermitRootLogin no\n")
+    assert [f.status for f in _by(server.check(), "sshd -t")] == ["pass"]
