@@ -51,6 +51,7 @@ class Context:
     passwd: list[str] | None = None
     remote_host: str | None = None  # the client as sshd names it (UseDNS)
     debian: bool | None = None  # sshd with Debian's patches (group-writable private groups)
+    sshd_serves: bool = False  # an sshd listens on the port and is not stuck
 
 
 def _finding(
@@ -141,6 +142,7 @@ def check_listening(host: Host, ctx: Context) -> list[Finding]:
                         [result.command, f"/proc/{pid}/stat: state {stuck}"],
                     )
                 ]
+            ctx.sshd_serves = True
             return [
                 _finding(
                     "listening",
@@ -223,11 +225,23 @@ def check_config(host: Host, ctx: Context) -> list[Finding]:
     if result.ok:
         return [_finding("sshd -t", "pass", f"{ctx.config} is valid", evidence=[result.command])]
     message = (result.stderr or result.stdout).strip().splitlines()
+    said = message[0] if message else result.rc
+    if ctx.sshd_serves:
+        # sshd runs with what it loaded at its start: only its next restart or reload fails.
+        return [
+            _finding(
+                "sshd -t",
+                "warn",
+                f"{ctx.config} does not load ({said}): the running sshd still serves, but "
+                "its next restart or reload will fail",
+                evidence=[result.command, *message[:5]],
+            )
+        ]
     return [
         _finding(
             "sshd -t",
             "fail",
-            f"the configuration does not load: {message[0] if message else result.rc}",
+            f"the configuration does not load: {said}",
             "server.sshd_down",
             [result.command, *message[:5]],
         )
@@ -1698,6 +1712,17 @@ def check_authorized_keys(host: Host, ctx: Context) -> list[Finding]:
                     )
                 ]
     extra = [missing_command] if missing_command else []
+    if missing_command and not paths:
+        return [
+            _finding(
+                "authorized_keys",
+                "fail",
+                f"{missing_command} and AuthorizedKeysFile is none: sshd has no key for "
+                f"{ctx.user} at all",
+                "auth.key_rejected",
+                [f"authorizedkeyscommand {command}", "authorizedkeysfile none"],
+            )
+        ]
     if files:
         path, text = files[0]
         broken = [(path, n, why) for path, text in files for n, why in _broken_lines(text)]

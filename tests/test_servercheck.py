@@ -514,3 +514,30 @@ def test_a_config_sshd_will_not_start_with_is_named_offline(tmp_path) -> None:
     ]
     config.write_text("PermitRootLogin no\n")
     assert [f.status for f in _by(server.check(), "sshd -t")] == ["pass"]
+
+
+def test_a_bad_config_under_a_running_sshd_is_a_warning(tmp_path) -> None:
+    """sshd -t fails, but an sshd serves the port with what it loaded: only its next
+    restart fails (a warning), while with no sshd serving, that is why it is down."""
+    from runbook.hosts import CommandResult, Host
+    from runbook.servercheck import check_config
+
+    class Broken(Host):
+        def _execute(self, line: str) -> CommandResult:
+            return CommandResult(line, 255, "", 'sshd_config line 18: unsupported option "maybe".')
+
+    for serves, expected in ((True, ("warn", None)), (False, ("fail", "server.sshd_down"))):
+        ctx = Context(user="u1", port=22, client_ip="127.0.0.1", sshd_serves=serves)
+        found = check_config(Broken("fake"), ctx)
+        assert (found[0].status, found[0].cause_id) == expected, found
+        assert "line 18" in found[0].summary
+
+
+def test_a_missing_keys_command_and_no_file_is_said(tmp_path) -> None:
+    server = Server(
+        tmp_path, AuthorizedKeysCommand="/usr/local/bin/keys %u", AuthorizedKeysFile="none"
+    )
+    keys = _by(server.check(), "authorized_keys")
+    assert (keys[0].status, keys[0].cause_id) == ("fail", "auth.key_rejected")
+    assert "/usr/local/bin/keys does not exist" in keys[0].summary
+    assert "AuthorizedKeysFile is none" in keys[0].summary
