@@ -8,8 +8,11 @@ checks only read, never write.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import shlex
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,6 +94,43 @@ class Host:
     def executable(self, path: str) -> bool:
         return self.run("test -x", path).ok
 
+    def read_bytes(self, path: str) -> bytes | None:
+        """A binary file (a pam_faillock tally), or None when missing or unreadable."""
+        result = self.run("base64 --", path)
+        if not result.ok:
+            return None
+        try:
+            return base64.b64decode("".join(result.stdout.split()))
+        except (binascii.Error, ValueError):
+            return None
+
+    def group_ids(self, paths: list[str]) -> dict[str, str]:
+        """The group (gid) owning each existing path, symlinks followed."""
+        result = self.run("stat -L -c '%g %n' --", *paths)
+        return {n: g for g, _, n in (ln.partition(" ") for ln in result.stdout.splitlines())}
+
+    def group_entry(self, gid: str) -> list[str] | None:
+        """The group's fields (name, password, gid, members), or None."""
+        result = self.run("getent group --", gid)
+        return result.stdout.strip().split(":") if result.ok and result.stdout.strip() else None
+
+    def passwd_entries(self) -> list[list[str]]:
+        """Every passwd entry (sshd's getpwent: what NSS enumerates)."""
+        result = self.run("getent passwd")
+        return [ln.split(":") for ln in result.stdout.splitlines() if ln.count(":") >= 6]
+
+    def listdir(self, directory: str, suffix: str = "") -> list[str]:
+        """Paths in a directory whose names end with ``suffix``, sorted."""
+        result = self.run("find", directory, "-maxdepth", "1", "-name", f"*{suffix}")
+        found = [ln for ln in result.stdout.splitlines() if ln != directory]
+        return sorted(found)
+
+    def now(self) -> float:
+        """The server's clock (expiry days, faillock's unlock time)."""
+        result = self.run("date +%s")
+        stamp = result.stdout.strip()
+        return float(stamp) if result.ok and stamp.isdigit() else time.time()
+
 
 @dataclass
 class LocalHost(Host):
@@ -163,6 +203,43 @@ class RootedHost(Host):
     def executable(self, path: str) -> bool:
         target = self._inside(path)
         return target.is_file() and os.access(target, os.X_OK)
+
+    def read_bytes(self, path: str) -> bytes | None:
+        self.history.append(f"read {self._inside(path)}")
+        try:
+            return self._inside(path).read_bytes()
+        except OSError:
+            return None
+
+    def group_ids(self, paths: list[str]) -> dict[str, str]:
+        found = {}
+        for path in paths:
+            try:
+                found[path] = str(self._inside(path).stat().st_gid)
+            except OSError:
+                continue
+        return found
+
+    def group_entry(self, gid: str) -> list[str] | None:
+        text = self.read("/etc/group") or ""
+        return next(
+            (f for ln in text.splitlines() if len(f := ln.split(":")) >= 4 and f[2] == gid), None
+        )
+
+    def passwd_entries(self) -> list[list[str]]:
+        text = self.read("/etc/passwd") or ""
+        return [ln.split(":") for ln in text.splitlines() if ln.count(":") >= 6]
+
+    def listdir(self, directory: str, suffix: str = "") -> list[str]:
+        self.history.append(f"list {self._inside(directory)}")
+        try:
+            names = os.listdir(self._inside(directory))
+        except OSError:
+            return []
+        return sorted(f"{directory.rstrip('/')}/{n}" for n in names if n.endswith(suffix))
+
+    def now(self) -> float:
+        return time.time()
 
 
 @dataclass

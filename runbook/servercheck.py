@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import itertools
 import re
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from fnmatch import fnmatchcase
 
+from runbook import sshdconfig
 from runbook.findings import Finding
 from runbook.hosts import Host
 
@@ -47,6 +49,9 @@ class Context:
     config: str = "/etc/ssh/sshd_config"
     settings: dict[str, list[str]] = field(default_factory=dict)
     passwd: list[str] | None = None
+    remote_host: str | None = None  # the client as sshd names it (UseDNS)
+    debian: bool | None = None  # sshd with Debian's patches (group-writable private groups)
+    sshd_serves: bool = False  # an sshd listens on the port and is not stuck
 
 
 def _finding(
@@ -137,6 +142,7 @@ def check_listening(host: Host, ctx: Context) -> list[Finding]:
                         [result.command, f"/proc/{pid}/stat: state {stuck}"],
                     )
                 ]
+            ctx.sshd_serves = True
             return [
                 _finding(
                     "listening",
@@ -219,11 +225,23 @@ def check_config(host: Host, ctx: Context) -> list[Finding]:
     if result.ok:
         return [_finding("sshd -t", "pass", f"{ctx.config} is valid", evidence=[result.command])]
     message = (result.stderr or result.stdout).strip().splitlines()
+    said = message[0] if message else result.rc
+    if ctx.sshd_serves:
+        # sshd runs with what it loaded at its start: only its next restart or reload fails.
+        return [
+            _finding(
+                "sshd -t",
+                "warn",
+                f"{ctx.config} does not load ({said}): the running sshd still serves, but "
+                "its next restart or reload will fail",
+                evidence=[result.command, *message[:5]],
+            )
+        ]
     return [
         _finding(
             "sshd -t",
             "fail",
-            f"the configuration does not load: {message[0] if message else result.rc}",
+            f"the configuration does not load: {said}",
             "server.sshd_down",
             [result.command, *message[:5]],
         )
@@ -275,8 +293,6 @@ def effective_settings(host: Host, ctx: Context) -> list[Finding]:
 
 def offline_settings(host: Host, ctx: Context) -> list[Finding]:
     """sshd_config and its Include and Match blocks as sshd would apply them (offline)."""
-    from runbook import sshdconfig
-
     match = sshdconfig.MatchContext(
         user=ctx.user,
         groups=host.groups(ctx.user),
@@ -318,6 +334,33 @@ def offline_settings(host: Host, ctx: Context) -> list[Finding]:
     ]
 
 
+def offline_syntax(host: Host, ctx: Context) -> list[Finding]:
+    """The offline ``sshd -t``: lines of sshd_config (and its Include files) that keep
+    sshd from starting, each with its file and line (runbook.sshdconfig.problems)."""
+    if host.read(ctx.config) is None:
+        return []
+    found = sshdconfig.problems(host.root, ctx.config)  # type: ignore[attr-defined]
+    if not found:
+        return [
+            _finding(
+                "sshd -t",
+                "pass",
+                f"{ctx.config}: every line is one sshd takes (offline check)",
+            )
+        ]
+    return [
+        _finding(
+            "sshd -t",
+            "fail",
+            f"the configuration does not load: {found[0]} (offline check); sshd will not "
+            "start with it",
+            "server.sshd_down",
+            [str(p) for p in found[:8]],
+            config_line=str(found[0]),
+        )
+    ]
+
+
 def _one(ctx: Context, key: str, default: str = "") -> str:
     return (ctx.settings.get(key) or [default])[0]
 
@@ -327,62 +370,128 @@ def _one(ctx: Context, key: str, default: str = "") -> str:
 ROOT_KEYS_ONLY = ("prohibit-password", "without-password", "forced-commands-only")
 
 
+def _remote_host(host: Host, ctx: Context) -> str | None:
+    """The client's name as sshd sees it: with UseDNS yes its reverse-resolved name (the
+    address when that fails), else its address (auth_get_canonical_hostname)."""
+    if ctx.remote_host is None and ctx.client_ip:
+        ctx.remote_host = ctx.client_ip
+        if _one(ctx, "usedns", "no").lower() == "yes":
+            ctx.remote_host = _resolve(host, ctx.client_ip) or ctx.client_ip
+    return ctx.remote_host
+
+
+def _resolve(host: Host, address: str) -> str | None:
+    """The server's name for an address: getent (live) or its /etc/hosts (offline)."""
+    if host.offline:
+        for line in (host.read("/etc/hosts") or "").splitlines():
+            words = line.split("#", 1)[0].split()
+            if len(words) > 1 and words[0] == address:
+                return words[1].lower()
+        return None
+    result = host.run("getent hosts --", address)
+    words = result.stdout.split()
+    return words[1].lower() if result.ok and len(words) > 1 else None
+
+
+def _uid(host: Host, ctx: Context) -> str | None:
+    entry = ctx.passwd or host.passwd(ctx.user)
+    return entry[2] if entry and len(entry) > 2 else None
+
+
 def check_access_rules(host: Host, ctx: Context) -> list[Finding]:
-    """PermitRootLogin and Allow/Deny Users/Groups, as sshd itself would apply them."""
+    """PermitRootLogin and Allow/Deny Users/Groups, as sshd itself applies them: root is
+    uid 0 whatever its name, and ``user@host`` entries match the client's address (CIDR,
+    wildcards) or, with UseDNS yes, its name (auth.c's allowed_user, match.c)."""
     findings = []
     permit = _one(ctx, "permitrootlogin")
-    if ctx.user == "root" and permit == "no":
+    uid = _uid(host, ctx)
+    root = uid == "0" if uid is not None else ctx.user == "root"
+    who = "root" if ctx.user == "root" else f"{ctx.user} (uid 0, so sshd treats it as root)"
+    if root and permit == "no":
         findings.append(
             _finding(
                 "PermitRootLogin",
                 "fail",
-                "PermitRootLogin no refuses root",
+                f"PermitRootLogin no refuses {who}",
                 "account.root_denied",
-                [f"permitrootlogin {permit}"],
+                [f"permitrootlogin {permit}", f"{ctx.user}: uid {uid or '0'}"],
             )
         )
-    elif ctx.user == "root" and permit in ROOT_KEYS_ONLY:
+    elif root and permit in ROOT_KEYS_ONLY:
         keys = "keys with a command= option" if permit == "forced-commands-only" else "a key"
         findings.append(
             _finding(
                 "PermitRootLogin",
                 "fail" if ctx.password else "info",
-                f"PermitRootLogin {permit}: root logs in with {keys} only, and every password "
-                "for root is refused, the right one too",
+                f"PermitRootLogin {permit}: {who} logs in with {keys} only, and every password "
+                "is refused, the right one too",
                 "account.root_denied" if ctx.password else None,
                 [f"permitrootlogin {permit}"],
             )
         )
+    if uid is None:
+        return findings or [_skip("access rules", "the account does not exist")]
+    rules = {key: " ".join(ctx.settings.get(key, [])).split() for key in _ACCESS_KEYS}
+    if not any(rules.values()):
+        return findings or [
+            _finding("access rules", "pass", f"no Allow/Deny rule refuses {ctx.user}")
+        ]
+    name = _remote_host(host, ctx)
+    address = ctx.client_ip
     groups = host.groups(ctx.user)
+    unsure = address is None and any("@" in p for p in rules["allowusers"] + rules["denyusers"])
 
-    def matches(patterns: list[str], names: list[str]) -> bool:
-        for pattern in " ".join(patterns).split():
-            name_pattern, _, host_pattern = pattern.partition("@")
-            if any(fnmatchcase(n, name_pattern) for n in names) and (
-                not host_pattern or fnmatchcase(ctx.client_ip or "", host_pattern)
-            ):
-                return True
-        return False
+    def user_matches(pattern: str) -> int:
+        return sshdconfig.match_user(ctx.user, name, address, pattern)
 
-    rules = [
-        ("denyusers", lambda v: matches(v, [ctx.user]), "listed in DenyUsers"),
-        ("allowusers", lambda v: not matches(v, [ctx.user]), "not listed in AllowUsers"),
-        ("denygroups", lambda v: matches(v, groups), "a group is listed in DenyGroups"),
-        ("allowgroups", lambda v: not matches(v, groups), "none of its groups is in AllowGroups"),
-    ]
-    for key, refuses, why in rules:
-        values = ctx.settings.get(key)
-        if values and refuses(values):
-            findings.append(
-                _finding(
-                    key,
-                    "fail",
-                    f"sshd refuses {ctx.user}: {why}",
-                    "account.not_allowed",
-                    [f"{key} {' '.join(values)}"],
-                )
+    def group_matches(patterns: list[str]) -> str | None:
+        return next(
+            (f"{g} ~ {p}" for p in patterns for g in groups if sshdconfig.match_pattern(g, p)),
+            None,
+        )
+
+    refusal = None
+    if hit := next((p for p in rules["denyusers"] if user_matches(p)), None):
+        refusal = ("denyusers", f"listed in DenyUsers ({hit})")
+    elif rules["allowusers"] and not any(user_matches(p) == 1 for p in rules["allowusers"]):
+        refusal = ("allowusers", "not listed in AllowUsers")
+    elif (rules["denygroups"] or rules["allowgroups"]) and not groups:
+        refusal = ("allowgroups" if rules["allowgroups"] else "denygroups", "not in any group")
+    elif hit := group_matches(rules["denygroups"]):
+        refusal = ("denygroups", f"a group is listed in DenyGroups ({hit})")
+    elif rules["allowgroups"] and not group_matches(rules["allowgroups"]):
+        refusal = ("allowgroups", "none of its groups is listed in AllowGroups")
+    if refusal is None:
+        return findings or [
+            _finding(
+                "access rules",
+                "pass",
+                f"no Allow/Deny rule refuses {ctx.user} from {name or address or '?'}",
+                evidence=[f"{k} {' '.join(v)}" for k, v in rules.items() if v],
             )
-    return findings or [_finding("access rules", "pass", f"no Allow/Deny rule refuses {ctx.user}")]
+        ]
+    key, why = refusal
+    client = name if name == address or not name else f"{name} ({address})"
+    findings.append(
+        _finding(
+            key,
+            "warn" if unsure else "fail",
+            f"sshd refuses {ctx.user} from {client or 'this client'}: {why}"
+            + (
+                "; the client's address is not known, user@host entries not checked"
+                if unsure
+                else ""
+            ),
+            "account.not_allowed",
+            [f"{k} {' '.join(v)}" for k, v in rules.items() if v]
+            + [f"groups of {ctx.user}: {' '.join(groups) or 'none'}"]
+            + ([f"UseDNS yes: the client is {name}"] if name and name != address else []),
+        )
+    )
+    return findings
+
+
+_ACCESS_KEYS = ("denyusers", "allowusers", "denygroups", "allowgroups")
 
 
 def check_signature_algorithms(host: Host, ctx: Context) -> list[Finding]:
@@ -454,7 +563,8 @@ def check_account(host: Host, ctx: Context) -> list[Finding]:
                 [entry_text],
             )
         )
-    elif shell and not host.executable(shell):
+    elif shell and not _chroot_dir(ctx) and not host.executable(shell):
+        # With a ChrootDirectory the shell is looked for inside it (check_chroot).
         findings.append(
             _finding(
                 "shell",
@@ -467,51 +577,125 @@ def check_account(host: Host, ctx: Context) -> list[Finding]:
     findings += _nologin_files(host, ctx)
     fields = host.shadow(ctx.user)
     if fields:
-        password, expire = fields[1], fields[7] if len(fields) > 7 else ""
-        today = (datetime.now(UTC) - datetime(1970, 1, 1, tzinfo=UTC)).days
-        if password.startswith(("!", "*LK*")):
-            pam = _one(ctx, "usepam", "no") == "yes"
-            findings.append(
-                _finding(
-                    "shadow",
-                    "warn" if pam else "fail",
-                    f"{ctx.user}'s password is locked ('!' in shadow)"
-                    + (
-                        "; with UsePAM yes keys still work" if pam else ": sshd refuses the account"
-                    ),
-                    "account.locked",
-                    ["getent shadow: password field starts with '!'"],
-                )
-            )
-        if expire.isdigit() and int(expire) <= today:
-            findings.append(
-                _finding(
-                    "shadow",
-                    "fail",
-                    f"{ctx.user}'s account expired {today - int(expire)} day(s) ago",
-                    "account.expired",
-                    [f"shadow expire day {expire}, today {today}"],
-                )
-            )
+        findings += _shadow(host, ctx, fields)
     else:
         findings.append(_finding("shadow", "skip", "not checked: shadow is not readable here"))
-    faillock = host.run("faillock --user", ctx.user)
-    if (
-        faillock.ok
-        and len([ln for ln in faillock.stdout.splitlines() if re.match(r"^\d{4}-", ln)]) >= 3
-    ):
-        findings.append(
-            _finding(
-                "faillock",
-                "warn",
-                f"pam_faillock counts failures for {ctx.user}",
-                "account.locked",
-                faillock.stdout.strip().splitlines()[-3:],
-            )
-        )
+    findings += _faillock(host, ctx)
     return findings or [
         _finding("account", "pass", f"{ctx.user} exists, not locked or expired, shell {shell}")
     ]
+
+
+def _pam(ctx: Context) -> bool:
+    return _one(ctx, "usepam", "no").lower() == "yes"
+
+
+def _passwords_asked(ctx: Context) -> bool:
+    """Whether the client's password reaches a password check: it has one, and sshd takes
+    passwords (PasswordAuthentication, or keyboard-interactive through PAM)."""
+    kbd = _one(ctx, "kbdinteractiveauthentication", "yes").lower() == "yes"
+    return ctx.password and (
+        _one(ctx, "passwordauthentication", "yes").lower() == "yes" or (kbd and _pam(ctx))
+    )
+
+
+def _shadow(host: Host, ctx: Context, fields: list[str]) -> list[Finding]:
+    """The password field and the account's expiry day, as sshd (UsePAM no: auth.c,
+    platform.c, auth-shadow.c) or PAM's pam_unix (UsePAM yes) judge them."""
+    findings = []
+    password, expire = fields[1], fields[7] if len(fields) > 7 else ""
+    pam = _pam(ctx)
+    if not pam and password.startswith(("!", "*LK*")):
+        findings.append(
+            _finding(
+                "shadow",
+                "fail",
+                f"{ctx.user}'s password is locked ('!' in shadow): sshd without PAM refuses "
+                "the account, keys included",
+                "account.locked",
+                ["getent shadow: password field starts with '!'", "usepam no"],
+            )
+        )
+    elif password.startswith(("!", "*")):
+        # Such a hash matches no password, the right one included (crypt never yields it).
+        what = (
+            "locked ('!' in shadow)"
+            if password.startswith("!") and password != "!!"
+            else f"not set ('{password[:2]}' in shadow)"
+        )
+        asked = _passwords_asked(ctx)
+        if asked or password.startswith("!"):
+            findings.append(
+                _finding(
+                    "shadow",
+                    "fail" if asked else "warn",
+                    f"{ctx.user}'s password is {what}: "
+                    + (
+                        "every password is refused, the right one too"
+                        if asked
+                        else "password logins fail; with UsePAM yes keys still work"
+                    ),
+                    "account.locked",
+                    [
+                        f"getent shadow: password field starts with '{password[:2]}'",
+                        f"usepam {'yes' if pam else 'no'}",
+                    ],
+                )
+            )
+    if expire.lstrip("-").isdigit() and int(expire) >= 0:
+        findings += _expiry(host, ctx, int(expire))
+    return findings
+
+
+def _expiry(host: Host, ctx: Context, expire: int) -> list[Finding]:
+    """The shadow expiry day (days since 1970-01-01, UTC). sshd itself (UsePAM no) refuses
+    once the day has passed (auth-shadow.c: expire - today < 0); pam_unix already on the
+    day itself (passverify.c: today >= expire)."""
+    today = int(host.now() // 86400)
+    pam = _pam(ctx)
+    day = datetime.fromtimestamp(expire * 86400, UTC).date().isoformat()
+    evidence = [f"shadow expire day {expire} ({day}), today {today}"]
+    if pam:
+        stack = _pam_stack(host, ctx, "account")
+        unix = stack is None or any(m.module == "pam_unix" for m in stack)
+        expired = today >= expire
+        judge = "pam_unix (UsePAM yes) refuses from that day on"
+        if expired and not unix:
+            return [
+                _finding(
+                    "shadow",
+                    "warn",
+                    f"{ctx.user}'s account expired on {day}, but sshd's PAM account stack has "
+                    "no pam_unix to enforce it",
+                    evidence=evidence,
+                )
+            ]
+    else:
+        expired = today > expire
+        judge = "sshd without PAM refuses the day after"
+    if expired:
+        ago = today - expire
+        when = "today" if ago == 0 else f"{ago} day(s) ago"
+        return [
+            _finding(
+                "shadow",
+                "fail",
+                f"{ctx.user}'s account expired {when} ({day}): {judge}",
+                "account.expired",
+                [*evidence, judge],
+            )
+        ]
+    if expire - today <= 7:
+        left = "still valid today" if expire == today else f"expires on {day}"
+        return [
+            _finding(
+                "shadow",
+                "info",
+                f"{ctx.user}'s account {left} ({judge})",
+                evidence=evidence,
+            )
+        ]
+    return []
 
 
 def _nologin_files(host: Host, ctx: Context) -> list[Finding]:
@@ -541,6 +725,329 @@ def _nologin_files(host: Host, ctx: Context) -> list[Finding]:
     ]
 
 
+# -- PAM (UsePAM yes) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PamLine:
+    """One module line of a PAM stack, with where it was read."""
+
+    control: str
+    module: str  # without directory and ".so": "pam_access"
+    args: tuple[str, ...]
+    where: str  # "/etc/pam.d/sshd:3"
+
+    @property
+    def decisive(self) -> bool:
+        """Whether a failure of this module fails the stack (required, requisite, or a
+        bracket whose failure action is not ignore/reset/a jump)."""
+        if self.control in ("required", "requisite"):
+            return True
+        if not self.control.startswith("["):
+            return False  # sufficient, optional, include...
+        actions = dict(
+            pair.split("=", 1) for pair in self.control.strip("[]").split() if "=" in pair
+        )
+        action = actions.get("perm_denied", actions.get("auth_err", actions.get("default", "")))
+        return action not in ("", "ignore", "reset") and not action.isdigit()
+
+    def arg(self, name: str) -> str | None:
+        return next((a.split("=", 1)[1] for a in self.args if a.startswith(f"{name}=")), None)
+
+
+def _pam_tokens(line: str) -> list[str]:
+    """A PAM config line's words; a ``[...]`` control is one word."""
+    words, rest = [], line.strip()
+    while rest:
+        if rest.startswith("["):
+            end = rest.find("]")
+            end = len(rest) if end < 0 else end + 1
+        else:
+            end = next((i for i, c in enumerate(rest) if c.isspace()), len(rest))
+        words.append(rest[:end])
+        rest = rest[end:].lstrip()
+    return words
+
+
+def _pam_stack(host: Host, ctx: Context, kind: str) -> list[PamLine] | None:
+    """The ``kind`` (auth, account...) modules of sshd's PAM service in order, includes
+    (@include, include, substack) followed; None when /etc/pam.d/sshd cannot be read."""
+    service = _one(ctx, "pamservicename", "sshd") or "sshd"
+    return _pam_file(host, f"/etc/pam.d/{service}", kind, 0)
+
+
+def _pam_file(host: Host, path: str, kind: str, depth: int) -> list[PamLine] | None:
+    text = host.read(path)
+    if text is None or depth > 8:
+        return None
+    lines: list[PamLine] = []
+    for number, raw in enumerate(text.replace("\\\n", " ").splitlines(), 1):
+        words = _pam_tokens(raw.split("#", 1)[0])
+        if not words:
+            continue
+        if words[0] == "@include" and len(words) > 1:
+            lines += _pam_file(host, _pam_path(words[1]), kind, depth + 1) or []
+            continue
+        if len(words) < 3 or words[0].lstrip("-") != kind:
+            continue
+        control, module = words[1], words[2]
+        if control in ("include", "substack"):
+            lines += _pam_file(host, _pam_path(module), kind, depth + 1) or []
+            continue
+        name = module.rsplit("/", 1)[-1].removesuffix(".so")
+        lines.append(PamLine(control, name, tuple(words[3:]), f"{path}:{number}"))
+    return lines
+
+
+def _pam_path(name: str) -> str:
+    return name if name.startswith("/") else f"/etc/pam.d/{name}"
+
+
+_FAILLOCK_DIR = "/var/run/faillock"
+_TALLY = struct.Struct("<52sHHQ")  # faillock.h: source, reserved, status, time (64 bytes)
+
+
+def _faillock_options(host: Host, line: PamLine) -> dict[str, str]:
+    """pam_faillock's settings for one stack line: faillock.conf (or conf=), then the
+    line's own arguments, which win (pam_faillock.c's args_parse)."""
+    options = {"dir": _FAILLOCK_DIR, "deny": "3", "fail_interval": "900", "unlock_time": "600"}
+    conf = line.arg("conf") or "/etc/security/faillock.conf"
+    for raw in (host.read(conf) or "").splitlines():
+        name, _, value = raw.split("#", 1)[0].strip().partition("=")
+        words = name.split(None, 1)
+        if len(words) == 2 and not value:  # "deny 3": whitespace instead of "="
+            name, value = words
+        if name.strip():
+            options[name.strip()] = value.strip() or "yes"
+    for arg in line.args:
+        name, _, value = arg.partition("=")
+        if name not in ("preauth", "authfail", "authsucc", "conf"):
+            options[name] = value or "yes"
+    if "root_unlock_time" not in options:
+        options["root_unlock_time"] = options["unlock_time"]
+    return options
+
+
+def _seconds(value: str, default: int) -> int:
+    if value == "never":
+        return 0
+    return int(value) if value.isdigit() else default
+
+
+def _faillock(host: Host, ctx: Context) -> list[Finding]:
+    """Has pam_faillock locked the user? Its tally (dir/USER, 64-byte records) against
+    deny within fail_interval, until unlock_time has passed (pam_faillock.c's
+    check_tally). It guards PAM's auth stack: passwords, not keys."""
+    if not _pam(ctx) or ctx.passwd is None:
+        return []
+    stack = _pam_stack(host, ctx, "auth") or []
+    line = next((m for m in stack if m.module == "pam_faillock"), None)
+    if line is None:
+        return []
+    options = _faillock_options(host, line)
+    tally = f"{options['dir'].rstrip('/')}/{ctx.user}"
+    data = host.read_bytes(tally)
+    if not data:
+        return []
+    records = [_TALLY.unpack_from(data, at) for at in range(0, len(data) // 64 * 64, 64)]
+    valid = sorted(when for _, _, status, when in records if status & 0x1)
+    if not valid:
+        return []
+    latest = valid[-1]
+    interval = _seconds(options["fail_interval"], 900)
+    failures = [t for t in valid if latest - t < interval]
+    deny = int(options["deny"]) if options["deny"].isdigit() else 3
+    admin = ctx.passwd[2] == "0"
+    unlock = _seconds(options["root_unlock_time" if admin else "unlock_time"], 600)
+    now = host.now()
+    stamp = datetime.fromtimestamp(latest, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    evidence = [
+        f"{line.where}: {line.control} pam_faillock.so {' '.join(line.args)}".rstrip(),
+        f"{tally}: {len(failures)} valid failure(s), the last at {stamp}",
+        f"deny = {deny}, unlock_time = {unlock or 'never'}, fail_interval = {interval}",
+    ]
+    reset = f"faillock --dir {options['dir']} --user {ctx.user} --reset"
+    if admin and "even_deny_root" not in options:
+        return []
+    if not deny or len(failures) < deny:
+        return [
+            _finding(
+                "faillock",
+                "info",
+                f"pam_faillock counts {len(failures)} failure(s) for {ctx.user}; "
+                f"it locks at {deny}",
+                evidence=evidence,
+            )
+        ]
+    if unlock and latest + unlock < now:
+        return [
+            _finding(
+                "faillock",
+                "info",
+                f"pam_faillock locked {ctx.user} until {unlock}s after {stamp}; that has passed",
+                evidence=evidence,
+            )
+        ]
+    until = (
+        "for good (unlock_time = 0: only an admin's reset unlocks it)"
+        if not unlock
+        else "until "
+        + datetime.fromtimestamp(latest + unlock, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    )
+    asked = _passwords_asked(ctx)
+    return [
+        _finding(
+            "faillock",
+            "fail" if asked else "warn",
+            f"pam_faillock has locked {ctx.user} {until}: {len(failures)} failures, "
+            f"deny = {deny}; "
+            + (
+                "every password is refused, the right one too"
+                if asked
+                else "password logins are refused, keys still work"
+            ),
+            "account.locked",
+            [*evidence, f"to unlock: sudo {reset}"],
+            faillock_reset=reset,
+        )
+    ]
+
+
+def _access_rules(host: Host, line: PamLine) -> list[tuple[str, str]]:
+    """The access.conf files pam_access reads for one stack line: accessfile=, else
+    /etc/security/access.conf and then access.d/*.conf (read only if nothing matched)."""
+    named = line.arg("accessfile")
+    if named:
+        return [(named, host.read(named) or "")]
+    files = ["/etc/security/access.conf", *host.listdir("/etc/security/access.d", ".conf")]
+    return [(f, text) for f in files if (text := host.read(f)) is not None]
+
+
+def _pam_access_refusal(
+    host: Host, ctx: Context, line: PamLine, rhost: str
+) -> tuple[str, str] | None:
+    """The access.conf rule that refuses the user from ``rhost``, as (file:line, rule), or
+    None when pam_access lets them in (pam_access.c's login_access, list_match)."""
+    fs = line.arg("fieldsep") or ":"
+    sep = line.arg("listsep") or ", \t"
+    groups = set(host.groups(ctx.user))
+    nodefgroup = "nodefgroup" in line.args
+    local = (host.read("/etc/hostname") or "").strip()
+
+    def words(text: str) -> list[str]:
+        return [w for w in re.split(f"[{re.escape(sep)}]", text) if w]
+
+    def user_match(token: str) -> int:
+        if token.startswith("(") and token.endswith(")") and len(token) > 2:
+            return int(token[1:-1] in groups)
+        at = token.lstrip("@").find("@")
+        if at >= 0:
+            at += len(token) - len(token.lstrip("@"))
+            return int(
+                bool(user_match(token[:at])) and bool(from_match(token[at + 1 :], local, None))
+            )
+        if token.startswith("@"):
+            return 0  # a netgroup: not evaluated here
+        if token.upper() == "ALL":
+            return 2
+        if token.lower() == ctx.user.lower():
+            return 1
+        return int(not nodefgroup and token in groups)
+
+    def from_match(token: str, origin: str, address: str | None) -> int:
+        if token.startswith("@"):
+            return 0
+        if token.upper() == "ALL":
+            return 2
+        if token.lower() == origin.lower():
+            return 1
+        if token.upper() == "LOCAL":
+            return 0  # sshd always sets PAM_RHOST: never a local login
+        if token.startswith("."):
+            return int(len(origin) > len(token) and origin.lower().endswith(token.lower()))
+        if token.endswith("."):
+            return int(address is not None and f"{address}.".startswith(token))
+        net, slash, mask = token.partition("/")
+        try:
+            ip = ipaddress.ip_address(address or origin)
+            if not slash:
+                return int(ip == ipaddress.ip_address(net))
+            return int(ip in ipaddress.ip_network(f"{net}/{mask}", strict=False))
+        except ValueError:
+            return 0
+
+    def list_match(items: list[str], match) -> int:
+        for at, token in enumerate(items):
+            if token.upper() == "EXCEPT":
+                return 0
+            if found := match(token):
+                rest = items[at + 1 :]
+                if not any(t.upper() == "EXCEPT" for t in rest):
+                    return found
+                exceptions = rest[[t.upper() for t in rest].index("EXCEPT") + 1 :]
+                return 1 if not list_match(exceptions, match) else 0
+        return 0
+
+    for path, text in _access_rules(host, line):
+        for number, raw in enumerate(text.splitlines(), 1):
+            rule = raw.rstrip()
+            if not rule or rule.startswith("#"):
+                continue
+            fields = re.split(f"[{re.escape(fs)}]+", rule.lstrip(fs), maxsplit=2)
+            if len(fields) < 3 or fields[0][:1] not in "+-" or not fields[0]:
+                continue
+            if list_match(words(fields[1]), user_match) and list_match(
+                words(fields[2]), lambda t: from_match(t, rhost, ctx.client_ip)
+            ):
+                return None if fields[0].startswith("+") else (f"{path}:{number}", rule)
+    return None
+
+
+def check_pam(host: Host, ctx: Context) -> list[Finding]:
+    """UsePAM yes: PAM modules that refuse the user whatever the key or password. Here
+    pam_access (access.conf) in sshd's account stack, and in its auth stack when a
+    password is tried (PAM's auth stack does not run for keys)."""
+    if not _pam(ctx) or ctx.passwd is None:
+        return []
+    stacks = [("account", _pam_stack(host, ctx, "account"))]
+    if _passwords_asked(ctx):
+        stacks.append(("auth", _pam_stack(host, ctx, "auth")))
+    if stacks[0][1] is None:
+        return [_skip("PAM", f"/etc/pam.d/{_one(ctx, 'pamservicename', 'sshd')} is not readable")]
+    rhost = _remote_host(host, ctx) or ""
+    for kind, stack in stacks:
+        for line in stack or []:
+            if line.module != "pam_access" or not line.decisive or not rhost:
+                continue
+            if refusal := _pam_access_refusal(host, ctx, line, rhost):
+                where, rule = refusal
+                return [
+                    _finding(
+                        "PAM",
+                        "fail",
+                        f"pam_access ({kind} stage, {line.where}) refuses {ctx.user} from "
+                        f"{rhost}: {where} says {rule!r}",
+                        "account.not_allowed",
+                        [
+                            f"{line.where}: {kind} {line.control} pam_access.so "
+                            + " ".join(line.args),
+                            f"{where}: {rule}",
+                            f"pam_access logs: access denied for user `{ctx.user}' from `{rhost}'",
+                        ],
+                        pam_rule=where,
+                    )
+                ]
+    modules = sorted({m.module for _, stack in stacks for m in stack or []})
+    return [
+        _finding(
+            "PAM",
+            "pass",
+            f"no PAM account module refuses {ctx.user} from {rhost or '?'}",
+            evidence=[f"modules: {', '.join(modules)}"],
+        )
+    ]
+
+
 # -- StrictModes and authorized_keys --------------------------------------------------------
 
 
@@ -548,9 +1055,71 @@ def _authorized_keys_paths(ctx: Context) -> list[str]:
     home = ctx.passwd[5] if ctx.passwd and len(ctx.passwd) > 5 else f"/home/{ctx.user}"
     paths = []
     for item in " ".join(ctx.settings.get("authorizedkeysfile", [".ssh/authorized_keys"])).split():
+        if item.lower() == "none":
+            continue
         item = item.replace("%h", home).replace("%u", ctx.user).replace("%%", "%")
         paths.append(item if item.startswith("/") else f"{home}/{item}")
     return paths
+
+
+_RELEASE = re.compile(r"OpenSSH_[0-9.]+p[0-9]+(?P<distro> (?:Debian|Ubuntu|Raspbian)\b)?")
+
+
+def _debian_modes(host: Host, ctx: Context) -> bool | None:
+    """Whether sshd carries Debian's user-group-modes patch (Debian, Ubuntu and their
+    derivatives): it allows a group-writable file or directory whose group holds its
+    owner alone. Known from the release in sshd's usage text or ``ssh -V`` ("OpenSSH_9.2p1
+    Debian-2+deb12u10"; ``sshd -V`` prints no distribution), offline from the sshd binary,
+    else from os-release; None when nothing tells."""
+    if ctx.debian is not None:
+        return ctx.debian
+    if host.offline:
+        binary = host.read_bytes("/usr/sbin/sshd") or b""
+        found = re.finditer(_RELEASE.pattern.encode(), binary)
+        release = " ".join(m.group(0).decode() for m in found)
+    else:
+        program = _sshd_program(host) or "sshd"
+        said = [host.run(f"{program} '-?'"), host.run("ssh -V")]
+        text = " ".join(r.stdout + r.stderr for r in said)
+        release = " ".join(m.group(0) for m in _RELEASE.finditer(text))
+    if release:
+        ctx.debian = bool(re.search(r"\b(Debian|Ubuntu|Raspbian)\b", release))
+        return ctx.debian
+    text = host.read("/etc/os-release") or host.read("/usr/lib/os-release") or ""
+    ids = " ".join(
+        v.strip("\"'")
+        for k, _, v in (ln.partition("=") for ln in text.splitlines())
+        if k in ("ID", "ID_LIKE")
+    ).split()
+    if ids:
+        ctx.debian = bool({"debian", "ubuntu"} & set(ids))
+    elif host.read("/etc/debian_version") is not None:
+        ctx.debian = True
+    return ctx.debian
+
+
+def _private_group(host: Host, ctx: Context, path: str, owner: str) -> str | None:
+    """Debian's secure_permissions() for a group-writable path: its group must have
+    exactly one member, the file's owner (as the primary group of users all of that uid,
+    or as the sole listed member). Returns the group's name when it passes."""
+    gid = host.group_ids([path]).get(path)
+    group = host.group_entry(gid) if gid is not None else None
+    uid = ctx.passwd[2] if ctx.passwd else None
+    if group is None or uid is None:
+        return None
+    members = 0
+    for entry in host.passwd_entries():
+        if len(entry) > 3 and entry[3] == gid:
+            members += 1
+            if entry[2] != uid:
+                return None
+    listed = [m for m in (group[3] if len(group) > 3 else "").split(",") if m]
+    if listed:
+        members += 1
+        owner_entry = next((e for e in host.passwd_entries() if e[2] == owner), None)
+        if owner_entry is None or listed != [owner_entry[0]]:
+            return None
+    return group[0] if members else None
 
 
 def check_modes(host: Host, ctx: Context) -> list[Finding]:
@@ -562,6 +1131,7 @@ def check_modes(host: Host, ctx: Context) -> list[Finding]:
     home = ctx.passwd[5]
     uid = ctx.passwd[2]
     strict = _one(ctx, "strictmodes", "yes") == "yes"
+    notes: list[str] = []
     for keys in _authorized_keys_paths(ctx):
         chain = [keys]
         parent = keys
@@ -586,6 +1156,31 @@ def check_modes(host: Host, ctx: Context) -> list[Finding]:
             line = f"{name}: owner uid {owner}, mode {mode}"
             bad_owner = owner not in ("0", uid)
             writable = int(mode, 8) & 0o022
+            group = (
+                _private_group(host, ctx, name, owner)
+                if writable == 0o020 and not bad_owner
+                else None
+            )
+            debian = _debian_modes(host, ctx) if group else False
+            if group and debian:
+                notes.append(
+                    f"{line}: group-writable, but its group {group} holds {ctx.user} alone "
+                    "(Debian's sshd allows that)"
+                )
+                continue
+            if group and debian is None:
+                return [
+                    _finding(
+                        "StrictModes",
+                        "warn",
+                        f"{name}: mode {mode}, group-writable by its group {group}, which holds "
+                        f"{ctx.user} alone: Debian's and Ubuntu's sshd allow that, others refuse "
+                        "it; which sshd this is, the disk does not say",
+                        "server.bad_modes" if strict else None,
+                        [line],
+                        bad_path=name,
+                    )
+                ]
             if bad_owner or writable:
                 what = "owned by uid " + owner if bad_owner else f"mode {mode}, writable by others"
                 return [
@@ -619,7 +1214,7 @@ def check_modes(host: Host, ctx: Context) -> list[Finding]:
                     "StrictModes",
                     "pass",
                     f"{keys} and the directories above it have safe owners and modes",
-                    evidence=[f"{n}: owner uid {o}, mode {m}" for o, m, n in stats],
+                    evidence=[f"{n}: owner uid {o}, mode {m}" for o, m, n in stats] + notes,
                 )
             ]
     return [
@@ -628,6 +1223,92 @@ def check_modes(host: Host, ctx: Context) -> list[Finding]:
             "warn",
             "authorized_keys is missing or unreadable",
             evidence=_authorized_keys_paths(ctx),
+        )
+    ]
+
+
+def _chroot_dir(ctx: Context) -> str | None:
+    """ChrootDirectory for this user, expanded as session.c does (~, %h, %u, %U)."""
+    raw = _one(ctx, "chrootdirectory", "none")
+    if not raw or raw.lower() == "none" or ctx.passwd is None:
+        return None
+    home, uid = ctx.passwd[5], ctx.passwd[2]
+    if raw == "~" or raw.startswith("~/"):
+        raw = home + raw[1:]
+    return re.sub(
+        r"%([%hUu])", lambda m: {"%": "%", "h": home, "u": ctx.user, "U": uid}[m.group(1)], raw
+    )
+
+
+def check_chroot(host: Host, ctx: Context) -> list[Finding]:
+    """ChrootDirectory: every component of the path from / down must be a directory owned
+    by root and writable by no one else (session.c's safely_chroot), or the session ends
+    right after a successful login; and a login shell needs the shell inside it."""
+    path = _chroot_dir(ctx)
+    if path is None:
+        return []
+    if not path.startswith("/"):
+        return [
+            _finding(
+                "ChrootDirectory",
+                "fail",
+                f"ChrootDirectory {path} does not begin at /: sshd refuses every session",
+                "account.nologin",
+                [f"chrootdirectory {path}"],
+            )
+        ]
+    parts = [p for p in path.split("/") if p]
+    chain = ["/", *("/" + "/".join(parts[: i + 1]) for i in range(len(parts)))]
+    stats = {name: (owner, mode) for owner, mode, name in host.stat(chain)}
+    evidence = [f"chrootdirectory {path}"]
+    for component in chain:
+        if component not in stats:
+            return [
+                _finding(
+                    "ChrootDirectory",
+                    "fail",
+                    f"ChrootDirectory {path}: {component} does not exist; sshd ends the "
+                    "session right after the login",
+                    "account.nologin",
+                    [*evidence, f"{component}: no such directory"],
+                )
+            ]
+        owner, mode = stats[component]
+        evidence.append(f"{component}: owner uid {owner}, mode {mode}")
+        if owner != "0" or int(mode, 8) & 0o022:
+            what = f"owned by uid {owner}" if owner != "0" else f"mode {mode}, writable by others"
+            return [
+                _finding(
+                    "ChrootDirectory",
+                    "fail",
+                    f"ChrootDirectory {path}: {component} is {what}; sshd wants root's, "
+                    'writable by no one else ("bad ownership or modes for chroot directory")',
+                    "server.bad_modes",
+                    evidence,
+                    chroot_dir=component,
+                    bad_path=component,
+                )
+            ]
+    forced = _one(ctx, "forcecommand", "none")
+    shell = (ctx.passwd[6] if ctx.passwd and len(ctx.passwd) > 6 else "") or "/bin/sh"
+    if forced.lower() != "internal-sftp" and not host.executable(path.rstrip("/") + shell):
+        return [
+            _finding(
+                "ChrootDirectory",
+                "fail",
+                f"ChrootDirectory {path} has no {shell} inside it: the login shell cannot "
+                "run there (only ForceCommand internal-sftp needs nothing inside)",
+                "account.nologin",
+                [*evidence, f"{path}{shell}: missing or not executable"],
+            )
+        ]
+    return [
+        _finding(
+            "ChrootDirectory",
+            "pass",
+            f"ChrootDirectory {path} and every directory above it are root's and not "
+            "writable by others",
+            evidence=evidence,
         )
     ]
 
@@ -702,36 +1383,322 @@ def _keys_command(ctx: Context) -> str | None:
     return None if command == "none" else command
 
 
-def check_authorized_keys(host: Host, ctx: Context) -> list[Finding]:
-    """Does authorized_keys hold one of the keys the client offers (by fingerprint)?"""
-    if ctx.passwd is None:
-        return [_skip("authorized_keys", "the account does not exist")]
-    if _keys_command(ctx):
-        return [
+# Key types sshd reads at the start of an authorized_keys line (else options come first).
+_KEY_TYPE = re.compile(
+    r"(ssh-(rsa|dss|ed25519|ed448)|ecdsa-sha2-nistp\d+|sk-(ssh-ed25519|ecdsa-sha2-nistp256)"
+    r"@openssh\.com|[a-z0-9-]+-cert-v01@openssh\.com|rsa-sha2-(256|512))\Z"
+)
+# Flag options (auth-options.c, in its order); True: "no-" may negate it.
+_KEY_FLAGS = (
+    ("restrict", False),
+    ("cert-authority", False),
+    ("port-forwarding", True),
+    ("agent-forwarding", True),
+    ("x11-forwarding", True),
+    ("touch-required", True),
+    ("verify-required", True),
+    ("pty", True),
+    ("user-rc", True),
+)
+_KEY_VALUES = (
+    "command",
+    "principals",
+    "from",
+    "expiry-time",
+    "environment",
+    "permitopen",
+    "permitlisten",
+    "tunnel",
+)
+
+
+def _split_key_line(line: str) -> tuple[str | None, str]:
+    """(options, the rest from the key type on) as sshd splits a line: options only when
+    the first word is no key type, and they end at the first unquoted blank."""
+    line = line.strip()
+    first = line.split(None, 1)[0] if line else ""
+    if _KEY_TYPE.match(first):
+        return None, line
+    quoted, at = False, 0
+    while at < len(line) and (quoted or line[at] not in " \t"):
+        if line[at] == "\\" and line[at + 1 : at + 2] == '"':
+            at += 1
+        elif line[at] == '"':
+            quoted = not quoted
+        at += 1
+    return line[:at], line[at:].strip()
+
+
+def _key_options(text: str) -> tuple[dict[str, object], str | None]:
+    """auth-options.c's sshauthopt_parse: the options, or the reason sshd refuses the
+    whole line (it then skips it: "bad key options", logged at debug level only)."""
+    options: dict[str, object] = {}
+    rest = text
+    while rest and rest[0] not in " \t":
+        lower = rest.lower()
+        for name, negatable in _KEY_FLAGS:
+            negated = negatable and lower.startswith("no-")
+            word = lower[3:] if negated else lower
+            if word.startswith(name):
+                options[name] = not negated
+                rest = rest[len(name) + (3 if negated else 0) :]
+                break
+        else:
+            name = next((n for n in _KEY_VALUES if lower.startswith(f"{n}=")), None)
+            if name is not None:
+                rest = rest[len(name) + 1 :]
+                if not rest.startswith('"'):
+                    return options, f'{name}= needs a quoted value ({name}="...")'
+                end = 1
+                while end < len(rest) and rest[end] != '"':
+                    end += 2 if rest[end] == "\\" and rest[end + 1 : end + 2] == '"' else 1
+                if end >= len(rest):
+                    return options, f"{name}= has no closing quote"
+                value = rest[1:end].replace('\\"', '"')
+                rest = rest[end + 1 :]
+                if name in ("command", "principals", "from") and name in options:
+                    return options, f'multiple "{name}" clauses'
+                if name == "expiry-time":
+                    when = _expiry_time(value)
+                    if when is None:
+                        return options, f'invalid expires time "{value}"'
+                    options[name] = min(when, options.get(name, when))  # type: ignore[type-var]
+                    options["expiry-text"] = value
+                else:
+                    options.setdefault(name, value)
+        if not rest or rest[0] in " \t":
+            break
+        if rest[0] != ",":
+            word = re.split(r'[,\s="]', rest, maxsplit=1)[0] or rest[:20]
+            return options, f"unknown key option {word!r}"
+        rest = rest[1:]
+        if not rest:
+            return options, "unexpected end-of-options"
+    return options, None
+
+
+def _expiry_time(value: str) -> float | None:
+    """misc.c's parse_absolute_time: YYYYMMDD[HHMM[SS]], local time unless Z or UTC."""
+    utc = value.upper().endswith(("Z", "UTC"))
+    digits = value[: -1 if value.upper().endswith("Z") else -3] if utc else value
+    formats = {8: "%Y%m%d", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}
+    if not digits.isdigit() or len(digits) not in formats:
+        return None
+    try:
+        moment = datetime.strptime(digits, formats[len(digits)])
+    except ValueError:
+        return None
+    return (moment.replace(tzinfo=UTC) if utc else moment).timestamp()
+
+
+def _judge_key_line(
+    host: Host, ctx: Context, where: str, options_text: str | None
+) -> Finding | None:
+    """What sshd makes of a line that holds the client's key: None when it accepts it,
+    else the finding that says why not (auth2-pubkeyfile.c's auth_check_authkey_line and
+    auth_authorise_keyopts)."""
+    options, error = _key_options(options_text) if options_text else ({}, None)
+    shown = [f"{where}: {options_text}"] if options_text else []
+    if error:
+        return _finding(
+            "authorized_keys",
+            "fail",
+            f"{where} holds the client's key, but sshd skips the line: {error} "
+            "(sshd logs that only at debug level)",
+            "auth.key_rejected",
+            shown,
+            authorized_keys_line=where,
+        )
+    if options.get("cert-authority"):
+        return _finding(
+            "authorized_keys",
+            "fail",
+            f"{where} marks the client's key cert-authority: sshd takes it only as a CA for "
+            "certificates, never as a key",
+            "auth.key_rejected",
+            shown,
+            authorized_keys_line=where,
+        )
+    expiry = options.get("expiry-time")
+    if isinstance(expiry, float) and expiry < host.now():
+        stamp = datetime.fromtimestamp(expiry, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return _finding(
+            "authorized_keys",
+            "fail",
+            f'{where}: expiry-time="{options["expiry-text"]}" passed ({stamp}): sshd refuses '
+            'the key ("Refused by key options")',
+            "auth.key_rejected",
+            shown,
+            authorized_keys_line=where,
+        )
+    if "principals" in options:
+        return _finding(
+            "authorized_keys",
+            "fail",
+            f"{where}: principals= on a plain key (not cert-authority): sshd refuses it",
+            "auth.key_rejected",
+            shown,
+            authorized_keys_line=where,
+        )
+    if "from" in options:
+        allowed = str(options["from"])
+        name = _remote_host(host, ctx)
+        verdict = sshdconfig.match_host_and_ip(name, ctx.client_ip, allowed)
+        if ctx.client_ip is None:
+            return _finding(
+                "authorized_keys",
+                "warn",
+                f'{where}: from="{allowed}" limits where the key may log in from; the '
+                "client's address is not known here",
+                "account.not_allowed",
+                shown,
+                authorized_keys_line=where,
+            )
+        if verdict != 1:
+            client = ctx.client_ip if name in (None, ctx.client_ip) else f"{name} ({ctx.client_ip})"
+            why = "is no valid pattern list" if verdict < 0 else f"excludes {client}"
+            return _finding(
+                "authorized_keys",
+                "fail",
+                f'{where}: from="{allowed}" {why}: sshd refuses the key from here ("correct key '
+                'but not from a permitted host")',
+                "account.not_allowed",
+                shown,
+                authorized_keys_line=where,
+            )
+    return None
+
+
+def _key_notes(ctx: Context, where: str, options_text: str | None, uid: str) -> list[Finding]:
+    """What an accepted line's options do to the login: a forced command, restrict, and
+    PermitRootLogin forced-commands-only, which needs a command= on root's key."""
+    options, _ = _key_options(options_text) if options_text else ({}, None)
+    notes = []
+    command = options.get("command")
+    if uid == "0" and _one(ctx, "permitrootlogin") == "forced-commands-only" and not command:
+        notes.append(
+            _finding(
+                "PermitRootLogin",
+                "fail",
+                f"PermitRootLogin forced-commands-only and {where} has no command= option: "
+                'sshd refuses root with this key ("ROOT LOGIN REFUSED")',
+                "account.root_denied",
+                [
+                    f"{where}: {options_text or '(no options)'}",
+                    "permitrootlogin forced-commands-only",
+                ],
+            )
+        )
+    if isinstance(command, str):
+        program = command.split()[0] if command.split() else ""
+        dead = program.rsplit("/", 1)[-1] in ("false", "nologin")
+        notes.append(
+            _finding(
+                "authorized_keys",
+                "fail" if dead else "info",
+                f'{where}: command="{command}" runs instead of any shell or command the client '
+                "asks for" + (": no login gets further" if dead else ""),
+                "account.nologin" if dead else None,
+                [f"{where}: {options_text}"],
+                forced_command=command,
+            )
+        )
+    if options.get("restrict"):
+        notes.append(
             _finding(
                 "authorized_keys",
                 "info",
-                f"keys may also come from AuthorizedKeysCommand {_keys_command(ctx)}",
+                f"{where}: restrict: no terminal, forwarding or ~/.ssh/rc for this key "
+                "(unless re-allowed: pty, port-forwarding...)",
+                evidence=[f"{where}: {options_text}"],
             )
-        ]
+        )
+    return notes
+
+
+def _revoked(host: Host, ctx: Context) -> Finding | None:
+    """RevokedKeys: a text list of public keys that lists the client's key, or a file sshd
+    cannot read (then it refuses every key)."""
+    path = _one(ctx, "revokedkeys", "none")
+    if not path or path.lower() == "none":
+        return None
+    data = host.read(path)
+    if data is None:
+        return _finding(
+            "RevokedKeys",
+            "fail",
+            f"RevokedKeys {path} is missing or unreadable: sshd refuses every key",
+            "auth.key_rejected",
+            [f"revokedkeys {path}"],
+        )
+    if data.startswith("SSHKRL"):
+        return None  # a binary KRL: ssh-keygen -Q -f tells, not this reader
+    for number, line in enumerate(data.splitlines(), 1):
+        if (fingerprint := _fingerprint(line)) in ctx.client_keys:
+            return _finding(
+                "RevokedKeys",
+                "fail",
+                f"the client's key {fingerprint} is revoked: {path}:{number} lists it",
+                "auth.key_rejected",
+                [f"revokedkeys {path}", f"{path}:{number}"],
+                revoked_key=fingerprint or "",
+            )
+    return None
+
+
+def check_authorized_keys(host: Host, ctx: Context) -> list[Finding]:
+    """Does an authorized_keys file hold one of the keys the client offers (by
+    fingerprint), on a line sshd accepts (its options: from=, expiry-time=, unknown
+    options that make sshd skip the line), and is the key not revoked?"""
+    if ctx.passwd is None:
+        return [_skip("authorized_keys", "the account does not exist")]
     if not ctx.client_keys and not ctx.unoffered_keys:
         return [_skip("authorized_keys", "the client offers no key")]
-    for path in _authorized_keys_paths(ctx):
-        text = host.read(path)
-        if text is None:
-            continue
-        held = [(n, _fingerprint(line)) for n, line in enumerate(text.splitlines(), 1)]
-        for number, fingerprint in held:
-            if fingerprint in ctx.client_keys:
-                return [
-                    _finding(
-                        "authorized_keys",
-                        "pass",
-                        f"{path}:{number} holds the client's key {fingerprint}",
-                    )
-                ]
-        for number, fingerprint in held:
-            if fingerprint in ctx.unoffered_keys:
+    if revoked := _revoked(host, ctx):
+        return [revoked]
+    command = _keys_command(ctx)
+    missing_command = None
+    if command:
+        program = command.split()[0]
+        if host.stat([program]):
+            return [
+                _finding(
+                    "authorized_keys",
+                    "info",
+                    f"keys may also come from AuthorizedKeysCommand {command}",
+                )
+            ]
+        missing_command = f"AuthorizedKeysCommand {program} does not exist (sshd skips it)"
+    paths = _authorized_keys_paths(ctx)
+    files = [(path, text) for path in paths if (text := host.read(path)) is not None]
+    refused: list[Finding] = []
+    for path, text in files:
+        for number, line in enumerate(text.splitlines(), 1):
+            fingerprint = _fingerprint(line)
+            if fingerprint not in ctx.client_keys:
+                continue
+            where = f"{path}:{number}"
+            options_text, _ = _split_key_line(line)
+            if problem := _judge_key_line(host, ctx, where, options_text):
+                refused.append(problem)
+                continue
+            found = [
+                _finding(
+                    "authorized_keys",
+                    "pass",
+                    f"{where} holds the client's key {fingerprint}",
+                    evidence=[f"skipped before it: {f.summary}" for f in refused],
+                )
+            ]
+            return found + _key_notes(ctx, where, options_text, ctx.passwd[2])
+    if refused:
+        return refused[:1] + [
+            _finding("authorized_keys", "info", f.summary, evidence=f.evidence)
+            for f in refused[1:3]
+        ]
+    for path, text in files:
+        for number, line in enumerate(text.splitlines(), 1):
+            if (fingerprint := _fingerprint(line)) in ctx.unoffered_keys:
                 key = ctx.unoffered_keys[fingerprint]
                 return [
                     _finding(
@@ -744,25 +1711,58 @@ def check_authorized_keys(host: Host, ctx: Context) -> list[Finding]:
                         unoffered_key=key,
                     )
                 ]
-        broken = _broken_lines(text)
+    extra = [missing_command] if missing_command else []
+    if missing_command and not paths:
         return [
             _finding(
                 "authorized_keys",
                 "fail",
-                f"{path} does not hold any of the client's keys ({', '.join(ctx.client_keys)})"
-                + (f"; {len(broken)} of its lines are no key sshd can read" if broken else ""),
+                f"{missing_command} and AuthorizedKeysFile is none: sshd has no key for "
+                f"{ctx.user} at all",
                 "auth.key_rejected",
-                [f"{path}: {len(text.splitlines())} line(s)"]
-                + [f"{path}:{number}: {why}" for number, why in broken[:5]],
+                [f"authorizedkeyscommand {command}", "authorizedkeysfile none"],
             )
         ]
+    if files:
+        path, text = files[0]
+        broken = [(path, n, why) for path, text in files for n, why in _broken_lines(text)]
+        names = " and ".join(p for p, _ in files)
+        return [
+            _finding(
+                "authorized_keys",
+                "fail",
+                f"{names} {'does' if len(files) == 1 else 'do'} not hold any of the client's "
+                f"keys ({', '.join(ctx.client_keys)})"
+                + (
+                    f"; {len(broken)} of {'its' if len(files) == 1 else 'their'} lines are no "
+                    "key sshd can read"
+                    if broken
+                    else ""
+                ),
+                "auth.key_rejected",
+                [f"{p}: {len(t.splitlines())} line(s)" for p, t in files]
+                + [f"{p}:{number}: {why}" for p, number, why in broken[:5]]
+                + extra,
+                authorized_keys_file=files[0][0],
+            )
+        ]
+    home = ctx.passwd[5]
+    unread = f"{home}/.ssh/authorized_keys"
+    elsewhere = (
+        [f"{unread} exists, but this sshd does not read it (AuthorizedKeysFile)"]
+        if unread not in paths and host.stat([unread])
+        else []
+    )
     return [
         _finding(
             "authorized_keys",
             "fail",
-            f"{ctx.user} has no authorized_keys file",
+            f"{ctx.user} has none of the authorized_keys files sshd reads: {', '.join(paths)}"
+            if paths
+            else f"AuthorizedKeysFile none: sshd reads no authorized_keys file for {ctx.user}",
             "auth.key_rejected",
-            _authorized_keys_paths(ctx),
+            [*paths, *elsewhere, *extra],
+            authorized_keys_file=paths[0] if paths else "",
         )
     ]
 
@@ -961,8 +1961,10 @@ CHECKS = (
     check_access_rules,
     check_signature_algorithms,
     check_account,
+    check_pam,
     check_modes,
     check_authorized_keys,
+    check_chroot,
     check_selinux,
     check_firewall,
     check_fail2ban,
@@ -993,12 +1995,15 @@ SIGNATURES = {
 # A mounted root: nothing runs there, so the file-based checks only.
 OFFLINE_CHECKS = (
     offline_settings,
+    offline_syntax,
     check_host_keys,
     check_access_rules,
     check_signature_algorithms,
     check_account,
+    check_pam,
     check_modes,
     check_authorized_keys,
+    check_chroot,
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runbook.sshdconfig import MatchContext, effective
+from runbook.sshdconfig import MatchContext, effective, match_user, problems
 
 
 def _root(tmp_path: Path, main: str, drop_in: str = "") -> Path:
@@ -156,3 +157,101 @@ def test_offline_reading_equals_sshd_T(tmp_path_factory, main: list[str], drop_i
             config.read_text(),
             (root / "d" / "10.conf").read_text(),
         )
+
+
+# -- the offline sshd -t ------------------------------------------------------------------
+
+_LINES = [
+    "PermitRootLogin maybe",
+    "PermitRootLogin without-password",
+    "PasswordAuthentication YES",
+    "PasswordAuthentication perhaps",
+    "PasswordAuthentcation no",
+    "UsePAM yes no",
+    "MaxAuthTries x",
+    "MaxAuthTries 3",
+    "MaxAuthTries -1",
+    "LoginGraceTime 1m30s",
+    "LoginGraceTime soon",
+    "Port 0",
+    "Port 2222",
+    "LogLevel VERBOSE",
+    "LogLevel LOUD",
+    "SyslogFacility AUTHPRIV",
+    "AllowTcpForwarding local",
+    "Compression delayed",
+    "Protocol 2",
+    "UsePrivilegeSeparation sandbox",
+    "KbdInteractiveAuthentication",
+    'Banner "/etc/issue net',
+    "Match User alice",
+    "Match Bogus x",
+    "Match User",
+    "Match all",
+    "  X11Forwarding no",
+    "  Port 22",
+    "  StrictModes no",
+    "  PermitRootLogin no",
+    "AllowUsers alice bob@10.0.0.0/8",
+]
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(lines=st.lists(st.sampled_from(_LINES), max_size=6))
+def test_offline_syntax_check_agrees_with_sshd_t(tmp_path_factory, lines: list[str]) -> None:
+    """Generated sshd_configs with good and bad lines: the offline check finds a problem
+    exactly when the real `sshd -t` refuses the file (--server-root's sshd -t)."""
+    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not Path(sshd).is_file():
+        message = "the comparison needs OpenSSH's sshd (make test installs it as root)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    root = tmp_path_factory.mktemp("syntax")
+    key = root / "hostkey"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    config = root / "etc/ssh/sshd_config"
+    config.parent.mkdir(parents=True)
+    config.write_text(f"HostKey {key}\n" + "".join(f"{line}\n" for line in lines))
+    done = subprocess.run(
+        [sshd, "-t", "-f", str(config)], capture_output=True, text=True, timeout=30
+    )
+    found = problems(root)
+    assert bool(found) is (done.returncode != 0), (config.read_text(), done.stderr, found)
+    # sshd stops at its first fatal line; the first problem found offline is that line
+    said = [ln for ln in done.stderr.splitlines() if "ecated option" not in ln]
+    if found and said and "line" in said[0]:
+        number = re.search(r"line (\d+)", said[0])
+        assert number and f"line {number.group(1)}:" in str(found[0]), (done.stderr, found)
+
+
+def test_offline_syntax_names_the_file_and_line_of_an_include(tmp_path) -> None:
+    root = _root(
+        tmp_path,
+        "Include /etc/ssh/sshd_config.d/*.conf\nPort 22\nMatch User x\n  PidFile /x\n",
+        "PermitRootLogin maybe\n",
+    )
+    assert [str(p) for p in problems(root)] == [
+        '/etc/ssh/sshd_config.d/10-local.conf line 1: unsupported option "maybe".',
+        "/etc/ssh/sshd_config line 4: Directive 'PidFile' is not allowed within a Match block",
+    ]
+
+
+@pytest.mark.parametrize(
+    "user, host, address, pattern, expected",
+    [
+        ("ac1", "127.0.0.1", "127.0.0.1", "ac1@127.0.0.0/8", 1),
+        ("ac1", "127.0.0.1", "127.0.0.1", "ac1@10.0.0.0/8", 0),
+        ("ac1", "127.0.0.1", "127.0.0.1", "ac*@127.0.0.?", 1),
+        ("ac1", "127.0.0.1", "127.0.0.1", "ac1@10.0.0.1/8", -1),  # host bits set
+        ("au3", "localhost", "127.0.0.1", "au3@LOCALHOST", 1),  # names: case-insensitive
+        ("au3", "127.0.0.1", "127.0.0.1", "au3@localhost", 0),
+        ("ac1", "127.0.0.1", "127.0.0.1", "ac1@!127.0.0.1,*", 0),
+        ("ac1", "127.0.0.1", "127.0.0.1", "AC1", 0),  # user names: case-sensitive
+        ("a@b", "h", "10.0.0.1", "a@b@10.0.0.0/8", 1),  # the last @ splits
+    ],
+)
+def test_match_user_as_sshd(user, host, address, pattern, expected) -> None:
+    assert match_user(user, host, address, pattern) == expected
