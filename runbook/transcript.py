@@ -979,7 +979,9 @@ def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
     )
 
 
-def after_accept(user: str | None, *, hung_up: bool) -> tuple[str, Confidence, str]:
+def after_accept(
+    user: str | None, *, hung_up: bool, key: bool = True
+) -> tuple[str, Confidence, str]:
     """The cause when the server took a key (PK_OK: "Server accepts key") and then refused
     the signed login (``hung_up`` False) or hung up on it without a word, how sure that is,
     and why. Said alike of ssh's transcript and of the live probe.
@@ -988,8 +990,9 @@ def after_accept(user: str | None, *, hung_up: bool) -> tuple[str, Confidence, s
     PermitRootLogin does not let in (no; forced-commands-only and a key without command=;
     OpenSSH 9.2 sends its success first and then drops the connection). A hang-up without a
     word is PAM's account stage (pam_access's access.conf, pam_time, pam_sss: a denial
-    they do not explain; an expired account or a nologin file would have said so)."""
-    root = user == "root"
+    they do not explain; an expired account or a nologin file would have said so). A
+    password PermitRootLogin refuses gets a failure, not a hang-up (``key`` False)."""
+    root = user == "root" and key
     sshd_root = (
         "PermitRootLogin refuses root with keys too (no), or a key without command= "
         "(forced-commands-only)"
@@ -1041,13 +1044,14 @@ def _after_accept_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None
             f"the server, after {what}, showed this text and hung up: what a nologin file "
             "holds (pam_nologin shows /etc/nologin or /run/nologin to every user but root)",
         )
-    cause, confidence, why = after_accept(facts.get("user"), hung_up=True)
+    key = accepted.event == "key_accepted"
+    cause, confidence, why = after_accept(facts.get("user"), hung_up=True, key=key)
     return _Signal(
         cause,
         [accepted, closed[-1]],
         confidence,
         f"the server hung up after {what}: {why}"
-        + ("" if accepted.event == "key_accepted" else "; or the prompt outwaited LoginGraceTime"),
+        + ("" if key else "; or the prompt outwaited LoginGraceTime"),
     )
 
 
