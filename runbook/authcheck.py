@@ -2,8 +2,11 @@
 
 First the "none" method learns what the server allows (OpenSSH does not count it as a
 failure). Then the client's keys in ssh's own order (agent keys for identity files,
-other agent keys unless IdentitiesOnly, then the files), and a password only when the
-user gave one through an environment variable. The probe stays below MaxAuthTries: at
+other agent keys unless IdentitiesOnly, then the files), each first asked about without
+a signature as ssh does (the server answers PK_OK for a key it would take), and a
+password only when the user gave one through an environment variable. A key the server
+took and whose login it then refused or hung up on is no refused key: the refusal came
+after it (PermitRootLogin, PAM's account stage). The probe stays below MaxAuthTries: at
 most ``max_attempts`` tries per connection; when a server disconnects earlier, that
 limit is the finding ("Too many authentication failures") and the remaining keys are
 tried on a fresh connection, so the fix can name the key that works. After a success a
@@ -14,12 +17,15 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import count
 
 import paramiko
+from paramiko.auth_handler import AuthHandler
+from paramiko.common import cMSG_USERAUTH_REQUEST
 
 from runbook import transcript
 from runbook.clientcheck import Identity, agent_keys
@@ -137,25 +143,119 @@ def _none(conn: Connection, user: str) -> list[str] | None:
     return None
 
 
-def _try_keys(
-    conn: Connection, user: str, keys: Sequence[Candidate], budget: int
-) -> tuple[Candidate | None, list[Candidate], bool, list[str]]:
-    """Offer keys until one is accepted, the budget is spent or the server hangs up:
-    (the accepted key, the refused ones, whether the server hung up, and the methods it
-    still wants after the accepted key: AuthenticationMethods "publickey,password")."""
-    rejected: list[Candidate] = []
+class _KeyQuery(AuthHandler):
+    """Asks whether the server would take a key, without signing: ssh's own first step
+    ("Offering public key"). SSH_MSG_USERAUTH_PK_OK (60, paramiko's keyboard-interactive
+    info request number) means it would ("Server accepts key"); a failure, that it would
+    not. OpenSSH counts a refused query as a failed attempt and an accepted one not."""
+
+    def __init__(self, transport: paramiko.Transport, algorithm: str, blob: bytes) -> None:
+        super().__init__(transport)
+        self.algorithm, self.blob = algorithm, blob
+        self.pk_ok = False
+
+    def _parse_service_accept(self, m: paramiko.Message) -> None:
+        request = paramiko.Message()
+        request.add_byte(cMSG_USERAUTH_REQUEST)
+        request.add_string(self.username)
+        request.add_string("ssh-connection")
+        request.add_string("publickey")
+        request.add_boolean(False)
+        request.add_string(self.algorithm)
+        request.add_string(self.blob)
+        self.transport._send_message(request)
+
+    def _parse_userauth_info_request(self, m: paramiko.Message) -> None:
+        self.pk_ok = True
+        if self.auth_event is not None:
+            self.auth_event.set()
+
+
+def _query(conn: Connection, user: str, cand: Candidate) -> bool | None:
+    """Whether the server would take ``cand`` (PK_OK), or None when the probe cannot ask
+    (no signature algorithm both sides accept for it: the signed request says the rest).
+    Raises paramiko's errors as auth_publickey does: a hang-up, publickey not allowed."""
+    transport = conn.transport
+    try:
+        probe = _KeyQuery(transport, "", b"")
+        kind, bits = probe._get_key_type_and_bits(cand.key)
+        probe.algorithm = probe._finalize_pubkey_algorithm(kind)
+        probe.blob = bits if isinstance(bits, bytes) else bits.asbytes()
+    except (paramiko.SSHException, ValueError, AttributeError):
+        return None
+    answered = threading.Event()
+    with transport.lock:
+        transport.auth_handler = probe
+        probe.auth_event, probe.auth_method, probe.username = answered, "publickey", user
+        probe._request_auth()
+    try:
+        probe.wait_for_response(answered)
+    except paramiko.BadAuthenticationType:
+        raise
+    except paramiko.AuthenticationException:
+        if probe.pk_ok:
+            return True
+        if not transport.is_active():
+            raise
+        return False
+    return True  # "none" would have logged in: no server answers a query so
+
+
+@dataclass
+class _Keys:
+    """How offering the keys went: the accepted key, the refused ones, the key the server
+    took (PK_OK) and then refused the login with, and whether the server hung up."""
+
+    accepted: Candidate | None = None
+    rejected: list[Candidate] = field(default_factory=list)
+    taken: Candidate | None = None
+    hung_up: bool = False
+    more: list[str] = field(default_factory=list)
+
+
+def _try_keys(conn: Connection, user: str, keys: Sequence[Candidate], budget: int) -> _Keys:
+    """Offer keys until one is accepted, the budget is spent or the server hangs up (the
+    methods it still wants after the accepted key: AuthenticationMethods
+    "publickey,password"). A key the server answers PK_OK for and then refuses when it is
+    signed (or hangs up on) ends the offers: ssh's next keys would meet the same refusal."""
+    outcome = _Keys()
     for cand in keys[:budget]:
+        try:
+            taken = _query(conn, user, cand)
+        except paramiko.BadAuthenticationType:
+            break
+        except (paramiko.SSHException, EOFError, OSError):
+            outcome.rejected.append(cand)
+            outcome.hung_up = not conn.alive()
+            if outcome.hung_up:
+                return outcome
+            continue
+        if taken is False:
+            outcome.rejected.append(cand)
+            continue
         try:
             rest = conn.transport.auth_publickey(user, cand.key)
         except paramiko.BadAuthenticationType:
             break
         except (paramiko.SSHException, EOFError, OSError):
-            rejected.append(cand)
+            if taken and getattr(conn.transport.auth_handler, "authenticated", False):
+                # The server's success came and then its hang-up, read before it (paramiko
+                # looks at the connection first): a login that worked and whose session
+                # the session check sees end, as ssh sees it.
+                outcome.accepted = cand
+                return outcome
+            if taken:
+                outcome.taken, outcome.hung_up = cand, not conn.alive()
+                return outcome
+            outcome.rejected.append(cand)
             if not conn.alive():
-                return None, rejected, True, []
+                outcome.hung_up = True
+                return outcome
             continue
-        return cand, rejected, False, list(rest)
-    return None, rejected, not conn.alive(), []
+        outcome.accepted, outcome.more = cand, list(rest)
+        return outcome
+    outcome.hung_up = not conn.alive()
+    return outcome
 
 
 def _password(conn: Connection, user: str, password: str) -> bool:
@@ -221,13 +321,24 @@ def check_auth(
     connections = 1
     if use_keys:
         remaining = list(keys)
+        more: list[str] = []
         while remaining:
-            accepted, refused, hung_up, more = _try_keys(conn, user, remaining, budget)
-            if hung_up and (refusal := _account_refusal(conn, user, refused[-1:])):
+            tried = _try_keys(conn, user, remaining, budget)
+            accepted, refused, hung_up, more = (
+                tried.accepted,
+                tried.rejected,
+                tried.hung_up,
+                tried.more,
+            )
+            last = [tried.taken] if tried.taken else refused[-1:]
+            if hung_up and (refusal := _account_refusal(conn, user, last)):
                 return [*findings, refusal]
+            if tried.taken:
+                conn.close()
+                return [*findings, _after_accept(user, tried.taken, hung_up, conn.said)]
             rejected += refused
-            tried = len(refused) + (1 if accepted else 0)
-            remaining = remaining[tried:]
+            count = len(refused) + (1 if accepted else 0)
+            remaining = remaining[count:]
             if hung_up and limit is None:
                 limit = max(1, len(refused))
                 budget = max(1, limit - 1)
@@ -243,7 +354,7 @@ def check_auth(
             return [
                 *findings,
                 _key_outcome(accepted, rejected, limit, conn),
-                *([check_session(conn, timeout)] if conn.alive() else []),
+                *([check_session(conn, timeout)] if conn.alive() or limit is None else []),
             ]
     if use_password:
         if not conn.alive():
@@ -289,6 +400,28 @@ def _account_refusal(conn: Connection, user: str, keys: Sequence[Candidate]) -> 
         cause_id=cause or "account.nologin",
         evidence=lines[:3],
         data=data,
+    )
+
+
+def _after_accept(user: str, key: Candidate, hung_up: bool, said: Sequence[str]) -> Finding:
+    """The server answered PK_OK for ``key`` (it is in authorized_keys and usable), then
+    refused the signed login or hung up on it without a word: a refusal after the key
+    (transcript.after_accept says which it likely is, and how sure that is)."""
+    cause, sure, why = transcript.after_accept(user, hung_up=hung_up)
+    how = "hung up on the login" if hung_up else "refused the login"
+    return Finding(
+        "auth",
+        "account",
+        "fail" if sure != "low" else "warn",
+        f"the server accepts the key {key.label} for {user} (it answered the key's query "
+        f"with PK_OK), then {how} when it was signed: not a refused key; {why}",
+        cause_id=cause,
+        evidence=[
+            f"Server accepts key: {key.label} ({key.key.get_name()} {key.key.fingerprint})",
+            "the signed login: " + ("connection closed" if hung_up else "Permission denied"),
+            *said,
+        ],
+        data={"identity_file": key.label},
     )
 
 
@@ -454,7 +587,7 @@ def check_session(conn: Connection, timeout: float) -> Finding:
     sessions the server refuses (MaxSessions 0, a PAM session module) fail only here."""
     dropped = (
         "authenticated, then the server dropped the connection as the session started ({}): "
-        + transcript.SETUP_FAILED
+        + transcript.setup_failed(getattr(conn.transport.auth_handler, "username", None))
     )
     try:
         channel = conn.transport.open_session(timeout=timeout)

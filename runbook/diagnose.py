@@ -169,6 +169,7 @@ def diagnose(
             password=password is not None,
         )
         findings += servercheck.check_server(server_host, context)
+        findings += _sshd_answers(findings)
     outcome, root = verdict.decide(findings, lang=lang, facts=_facts(settings))
     parameters = {
         "target": target,
@@ -194,6 +195,37 @@ def diagnose(
         started_at=started_at,
         duration_s=time.monotonic() - t0,
     )
+
+
+def _sshd_answers(findings: list[Finding]) -> list[Finding]:
+    """The server shows sshd itself listening on the port and running: a connection that
+    brought no SSH identification (silence, or a close) was sshd refusing it before its
+    banner, not another program (proto.closed_early, which refines proto.not_ssh). A text
+    that is no identification stays proto.not_ssh: sshd does not send one."""
+    listening = next(
+        (f for f in findings if (f.step, f.check, f.status) == ("server", "listening", "pass")),
+        None,
+    )
+    banner = next(
+        (f for f in findings if f.step == "banner" and f.cause_id == "proto.not_ssh"), None
+    )
+    if listening is None or banner is None:
+        return []
+    if any(line.startswith("server says:") for line in banner.evidence):
+        return []
+    return [
+        Finding(
+            "server",
+            "sshd answers",
+            "fail",
+            f"{listening.summary} and runs, so the connection that brought no SSH "
+            "identification was sshd's: it refuses the connection before its banner (TCP "
+            "wrappers: /etc/hosts.allow and /etc/hosts.deny; MaxStartups; PerSourcePenalties), "
+            "and its log says which ('refused connect from', 'drop connection')",
+            cause_id="proto.closed_early",
+            evidence=[f"{banner.step}: {banner.summary}", *listening.evidence],
+        )
+    ]
 
 
 def _decided(ssh: Finding) -> bool:

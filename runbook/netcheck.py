@@ -429,7 +429,8 @@ def check_banner(offer: ServerOffer, port: int) -> Finding:
             "warn",
             f"port {port} accepts TCP but sends no SSH identification "
             f"within {offer.elapsed:.1f}s: a service that waits for the client to speak "
-            "first, a stuck proxy, or an sshd that is stopped or hung",
+            "first, a stuck proxy, or an sshd that is stopped or hung; or sshd refusing "
+            "through TCP wrappers (/etc/hosts.deny), which closes only after 5 s",
             cause_id="proto.not_ssh",
             evidence=evidence,
         )

@@ -154,7 +154,12 @@ class SshRun:
             cause_id=result.cause_id if state == "fail" else None,
             summary=summary,
             evidence=[line for _, line in result.decisive_lines],
-            data={"transcript": output, "exit_status": status, **result.facts},
+            data={
+                "transcript": output,
+                "exit_status": status,
+                "confidence": result.confidence,
+                **result.facts,
+            },
         )
 
     @property

@@ -29,11 +29,13 @@ __all__ = [
     "Event",
     "Rule",
     "Transcript",
+    "after_accept",
     "classify",
     "explain",
     "last_attempt",
     "parse",
     "server_says",
+    "setup_failed",
 ]
 
 Verdict = Literal["ok", "failed", "unknown"]
@@ -1266,6 +1268,13 @@ def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
             f"{method} was accepted; the server's AuthenticationMethods also requires "
             f"{denied.facts.get('methods') or 'another method'}, which this login could not give",
         )
+    taken = [e for e in t.of("key_accepted") if e.lineno < denied.lineno]
+    if taken and denied.event == "denied":
+        # The server took the key (PK_OK) and refused the login it signed: no refused key.
+        facts.setdefault("identity_file", taken[-1].facts.get("identity_file", ""))
+        cause, confidence, why = after_accept(facts.get("user"), hung_up=False)
+        note = f"the server accepted the key, then refused the login: {why}"
+        return _Signal(cause, [taken[-1], denied], confidence, note)
     if offered:
         facts.setdefault("identity_file", offered[-1].facts.get("identity_file", ""))
         return _Signal("auth.key_rejected", [*offered[:3], denied], "medium")
@@ -1300,7 +1309,51 @@ def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
     )
 
 
-def _after_accept_signal(t: Transcript) -> _Signal | None:
+def after_accept(
+    user: str | None, *, hung_up: bool, key: bool = True
+) -> tuple[str, Confidence, str]:
+    """The cause when the server took a key (PK_OK: "Server accepts key") and then refused
+    the signed login (``hung_up`` False) or hung up on it without a word, how sure that is,
+    and why. Said alike of ssh's transcript and of the live probe.
+
+    sshd refuses a login whose key it accepted for one reason of its own: a uid-0 user
+    PermitRootLogin does not let in (no; forced-commands-only and a key without command=;
+    OpenSSH 9.2 sends its success first and then drops the connection). A hang-up without a
+    word is PAM's account stage (pam_access's access.conf, pam_time, pam_sss: a denial
+    they do not explain; an expired account or a nologin file would have said so). A
+    password PermitRootLogin refuses gets a failure, not a hang-up (``key`` False)."""
+    root = user == "root" and key
+    sshd_root = (
+        "PermitRootLogin refuses root with keys too (no), or a key without command= "
+        "(forced-commands-only)"
+    )
+    if not hung_up:
+        if root:
+            return "account.root_denied", "medium", f"sshd does that only when {sshd_root}"
+        return (
+            "account.root_denied",
+            "low",
+            f"sshd does that when {user or 'the user'} has uid 0 and PermitRootLogin refuses "
+            "it (it applies to uid 0 whatever the name), or when a security key's touch or PIN "
+            "the server requires (PubkeyAuthOptions) was not given; the server's log says which",
+        )
+    if root:
+        return (
+            "account.root_denied",
+            "low",
+            f"for root, {sshd_root} (OpenSSH 9.2 drops the connection so), or PAM's account "
+            "stage (access.conf); the server's log says which",
+        )
+    return (
+        "account.not_allowed",
+        "low",
+        "PAM's account stage refused the login without a word: pam_access (access.conf), "
+        "pam_time or a directory's access rule; an expired account or a nologin file would "
+        "have said so; the server's log says which",
+    )
+
+
+def _after_accept_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
     """The server took the key or the password, then hung up with no refusal of ssh's
     own: its account stage (PAM) refused the login."""
     taken = t.of(*_TAKEN)
@@ -1321,14 +1374,14 @@ def _after_accept_signal(t: Transcript) -> _Signal | None:
             f"the server, after {what}, showed this text and hung up: what a nologin file "
             "holds (pam_nologin shows /etc/nologin or /run/nologin to every user but root)",
         )
+    key = accepted.event == "key_accepted"
+    cause, confidence, why = after_accept(facts.get("user"), hung_up=True, key=key)
     return _Signal(
-        "account.expired",
+        cause,
         [accepted, closed[-1]],
-        "low",
-        f"the server hung up after {what}: its account stage (PAM) refused the login, e.g. "
-        "an expired account or pam_access"
-        + ("" if accepted.event == "key_accepted" else ", or the prompt outwaited LoginGraceTime")
-        + "; the server's log says which",
+        confidence,
+        f"the server hung up after {what}: {why}"
+        + ("" if key else "; or the prompt outwaited LoginGraceTime"),
     )
 
 
@@ -1375,7 +1428,8 @@ def _session_signal(t: Transcript) -> _Signal | None:
             "account.nologin",
             [sent, *t.of("session_lost", "closed")[-1:], status[-1]],
             "medium",
-            f"the server hung up as the session started, without an exit status: {SETUP_FAILED}",
+            "the server hung up as the session started, without an exit status: "
+            + setup_failed(_user(t)),
         )
     if command in _CANNOT_FAIL and status[-1].facts["status"] == str(NOLOGIN_STATUS):
         # sshd exits 254 in two places: its own /etc/nologin check (without PAM; it prints
@@ -1415,6 +1469,22 @@ SETUP_FAILED = (
     "its session setup failed (a ChrootDirectory it refuses, a PAM session module); the "
     "server's log says which"
 )
+# As root the same drop is OpenSSH 9.2's way of refusing a key under PermitRootLogin
+# forced-commands-only: it says the login succeeded, then ends the connection.
+_ROOT_SETUP = (
+    "; as root also PermitRootLogin forced-commands-only refusing a key without "
+    "command= (OpenSSH 9.2 drops the connection so; the log says 'ROOT LOGIN REFUSED')"
+)
+
+
+def setup_failed(user: str | None) -> str:
+    """Why a session drops as it starts (SETUP_FAILED), with root's own reason."""
+    return SETUP_FAILED + (_ROOT_SETUP if user == "root" else "")
+
+
+def _user(t: Transcript) -> str | None:
+    event = t.first("authenticating", "denied")
+    return event.facts.get("user") if event else None
 
 
 def _refused_session(t: Transcript) -> _Signal | None:
@@ -1458,7 +1528,7 @@ def _refused_session(t: Transcript) -> _Signal | None:
             "account.nologin",
             [*([sent] if sent else []), lost[0]],
             "medium",
-            f"the server dropped the connection as the session started: {SETUP_FAILED}",
+            "the server dropped the connection as the session started: " + setup_failed(_user(t)),
         )
     # A shell the server ended at once: no exit status ("Exit status -1"), nothing of the
     # session shown (no "Last login"), and -v's "Transferred: ... in 0.0 seconds" says no
@@ -1478,7 +1548,7 @@ def _refused_session(t: Transcript) -> _Signal | None:
             [lost[0], quick[-1], status[-1]],
             "medium",
             "the server closed the shell's session as it started, without an exit status: "
-            + SETUP_FAILED,
+            + setup_failed(_user(t)),
         )
     return None
 
@@ -1606,7 +1676,7 @@ def classify(t: Transcript) -> Classification:
         _hostkey_signal(t, facts),
         _client_signal(t, facts),
         _auth_signal(t, facts),
-        _after_accept_signal(t),
+        _after_accept_signal(t, facts),
         session,
     ]
     signals = [s for s in candidates if s is not None and s.events]

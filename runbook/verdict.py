@@ -10,12 +10,22 @@ Rules, in order:
    "Permission denied").
 3. Within a phase, the cause the real ``ssh`` showed is preferred; then the order the
    checks ran in.
-4. Server evidence refines: when the server's log (or checks) shows a cause that explains
-   the chosen client-side one (``refines`` in causes.toml: bad modes behind a refused
-   key), the server-side cause is named, with what the client saw in its evidence.
+4. Server evidence refines: server-side proof of the attempt (the log's lines of this
+   diagnosis' own connections, a server check's failure) names the cause behind the
+   client-side one when it is of the same phase (an account-stage refusal the client
+   could only guess at, sshd hanging up before its banner where the client saw no SSH
+   server), or when ``refines`` in causes.toml says it can show as that client-side
+   cause (bad modes behind a refused key; a chroot's bad modes, or OpenSSH 9.2's
+   PermitRootLogin refusal, as a session that drops). Not within the auth phase (a key
+   or password refused there is one of several the login may try: only ``refines``
+   ties them), and not from an earlier phase unless ``refines`` says so: a client that
+   got further was not stopped there (MaxStartups dropping one probe connection). The
+   client's view stays in the evidence.
 5. Confidence is high when the real client and a probe agree, or the evidence is a direct
    observation (an errno, a banner, a key); medium when one inference alone says so; low
-   when only a warning points at the cause.
+   when only a warning points at the cause. The real ssh's failure whose cause its
+   transcript can only guess (``confidence`` "low" in its data: a hang-up after the key
+   was accepted) counts as such a warning.
 """
 
 from __future__ import annotations
@@ -42,7 +52,7 @@ def _facts(findings: list[Finding], base: dict[str, Any], chosen: Finding) -> di
             {
                 k: v
                 for k, v in finding.data.items()
-                if isinstance(v, str | int) and k != "transcript"
+                if isinstance(v, str | int) and k not in ("transcript", "confidence")
             }
         )
     return facts
@@ -61,10 +71,10 @@ def decide(
     """The verdict and root cause for a list of findings (see the module docstring)."""
     if _login_works(findings):
         return "ok", None
-    failing = [f for f in findings if f.status == "fail" and f.cause_id]
+    failing = [f for f in findings if f.status == "fail" and f.cause_id and not _guess(f)]
     low = not failing
     if low:
-        failing = [f for f in findings if f.status == "warn" and f.cause_id]
+        failing = [f for f in findings if f.status in ("warn", "fail") and f.cause_id]
     if not failing:
         return "failed", None
     client_view = {f.cause_id for f in findings if f.step == "ssh" and f.cause_id}
@@ -78,11 +88,7 @@ def decide(
     client_side = [f for f in failing if f.step not in SERVER_STEPS] or failing
     _, chosen = min(enumerate(client_side), key=rank)
     seen_by_client = chosen
-    explains = [
-        f
-        for f in failing
-        if f.step in SERVER_STEPS and chosen.cause_id in catalog.get(f.cause_id or "").refines
-    ]
+    explains = [f for f in failing if f.step in SERVER_STEPS and _refines(f, chosen.cause_id)]
     if explains:
         # The earliest in the login's order: a locked account before its shell.
         chosen = min(explains, key=lambda f: catalog.phase_rank(f.cause_id or ""))
@@ -103,6 +109,24 @@ def decide(
             f"the client alone sees {seen_by_client.cause_id}: {seen_by_client.summary}"
         )
     return "failed", root
+
+
+def _guess(finding: Finding) -> bool:
+    """The real ssh failed, and its transcript can only guess why (see rule 5)."""
+    return finding.step == "ssh" and finding.data.get("confidence") == "low"
+
+
+def _refines(server: Finding, client_cause: str | None) -> bool:
+    """Whether the server-side finding names what the client saw as ``client_cause``
+    (rule 4): by causes.toml's refines, or as proof (a failure, not a warning) of the same
+    phase."""
+    cause = server.cause_id
+    if not cause or not client_cause or cause == client_cause:
+        return False
+    if client_cause in catalog.get(cause).refines:
+        return True
+    phase = catalog.get(cause).phase
+    return server.status == "fail" and phase != "auth" and phase == catalog.get(client_cause).phase
 
 
 def _chain(

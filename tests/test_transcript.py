@@ -350,13 +350,52 @@ def test_a_forced_command_from_authorized_keys_is_named_by_its_line() -> None:
 
 
 def test_a_hang_up_after_an_accepted_key_without_words_stays_unsure() -> None:
-    """Without a text from the server the account stage's reason is a guess (low)."""
+    """Without a text from the server the account stage's reason is a guess (low): PAM's
+    account modules that refuse without a word (pam_access), not a refused key."""
     text = (
         "debug1: Server accepts key: /home/u/.ssh/id_ed25519 ED25519 SHA256:abc explicit\n"
         "debug3: send packet: type 50\n"
         "Connection closed by 192.0.2.9 port 22\n"
     )
-    assert transcript.explain(text)["root_cause"]["confidence"] == "low"
+    root = transcript.explain(text)["root_cause"]
+    assert (root["id"], root["confidence"]) == ("account.not_allowed", "low")
+    assert any("pam_access" in line for line in root["evidence"])
+
+
+@pytest.mark.parametrize(
+    "user, confidence",
+    [("root", "medium"), ("toor", "low")],  # sshd applies PermitRootLogin to uid 0
+)
+def test_a_key_accepted_then_refused_is_no_refused_key(user: str, confidence: str) -> None:
+    """ "Server accepts key" and then "Permission denied": the key is in authorized_keys;
+    sshd refused the login it signed, which it does to a uid-0 user PermitRootLogin
+    refuses."""
+    text = (
+        f"debug1: Authenticating to h:22 as '{user}'\n"
+        "debug1: Offering public key: /home/u/.ssh/id_ed25519 ED25519 SHA256:abc explicit\n"
+        "debug1: Server accepts key: /home/u/.ssh/id_ed25519 ED25519 SHA256:abc explicit\n"
+        "debug1: Authentications that can continue: publickey\n"
+        f"{user}@h: Permission denied (publickey).\n"
+    )
+    root = transcript.explain(text)["root_cause"]
+    assert (root["id"], root["confidence"]) == ("account.root_denied", confidence), root
+
+
+def test_roots_session_dropped_at_once_names_permitrootlogin_too() -> None:
+    """OpenSSH 9.2 under PermitRootLogin forced-commands-only tells the client it
+    authenticated, then drops the connection: for root the evidence says so."""
+    text = (
+        "debug1: Authenticating to h:22 as 'root'\n"
+        "debug1: Server accepts key: /root/.ssh/id_ed25519 ED25519 SHA256:abc explicit\n"
+        'Authenticated to h ([192.0.2.9]:22) using "publickey".\n'
+        "debug1: channel 0: new session [client-session] (inactive timeout: 0)\n"
+        "debug2: channel 0: send open\n"
+        "debug1: Sending command: true\n"
+        "client_loop: send disconnect: Broken pipe\n"
+    )
+    root = transcript.explain(text)["root_cause"]
+    assert root["id"] == "account.nologin"
+    assert any("forced-commands-only" in line for line in root["evidence"]), root
 
 
 @pytest.mark.parametrize(
