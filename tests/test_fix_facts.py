@@ -56,3 +56,49 @@ def test_the_fix_names_what_the_transcript_shows(path: Path) -> None:
         if lang == "en":
             for said in header.get("says", []):
                 assert said in root["title"] + " " + root["explanation"], f"{said!r}:\n{shown}"
+
+
+# -- what the server showed picks the fix (servercheck's and serverlog's facts) ------------
+
+
+def _fix(cause_id: str, **facts) -> dict[str, list[str]]:
+    facts = {"user": "u1", "hostname": "h", "port": 22, **facts}
+    return {lang: catalog.render(cause_id, lang, **facts).fix for lang in catalog.LANGS}
+
+
+def _decide(findings, **facts):
+    """The root cause in both languages for a real ssh that failed and these findings."""
+    from runbook.findings import Finding
+    from runbook.verdict import decide
+
+    client = Finding("ssh", "ssh", "fail", "Permission denied", cause_id=facts.pop("client"))
+    facts = {"user": "u1", "hostname": "h", "port": 22, **facts}
+    roots = {}
+    for lang in catalog.LANGS:
+        verdict, root = decide([client, *findings], lang=lang, facts=facts)
+        assert verdict == "failed" and root is not None
+        roots[lang] = root
+    return roots
+
+
+def test_a_faillock_lock_gets_its_own_reset_command() -> None:
+    reset = "faillock --dir /var/run/faillock --user u1 --reset"
+    fix = _fix("account.locked", faillock_reset=reset)
+    assert fix["en"][0] == f"sudo {reset}   # pam_faillock has locked u1: this clears its failures"
+    assert fix["ja"][0].startswith(f"sudo {reset}   # pam_faillock が u1 をロック")
+    for lines in fix.values():
+        assert "sudo usermod -U u1" not in [line.split("#")[0].strip() for line in lines]
+    plain = _fix("account.locked")
+    assert "sudo usermod -U u1" in plain["en"] and "sudo usermod -U u1" in plain["ja"]
+
+
+def test_faillock_found_on_the_server_reaches_the_fix(tmp_path) -> None:
+    from test_servercheck import _faillock_server, _tally
+
+    server = _faillock_server(tmp_path)
+    _tally(server, "/var/run/faillock", 30, 20, 10)
+    roots = _decide(server.check(password=True), client="auth.password_rejected")
+    reset = "sudo faillock --dir /var/run/faillock --user u1 --reset"
+    for lang, root in roots.items():
+        assert root.id == "account.locked", (lang, root)
+        assert root.fix[0].startswith(reset + "   # "), (lang, root.fix)
