@@ -1150,6 +1150,7 @@ def check_modes(host: Host, ctx: Context) -> list[Finding]:
                     f"authorized_keys in it",
                     "auth.key_rejected",
                     [f"{home}: no such directory"],
+                    missing_home=home,
                 )
             ]
         for owner, mode, name in stats:
@@ -1642,6 +1643,7 @@ def _revoked(host: Host, ctx: Context) -> Finding | None:
                 "auth.key_rejected",
                 [f"revokedkeys {path}", f"{path}:{number}"],
                 revoked_key=fingerprint or "",
+                revoked_by=f"{path}:{number}",
             )
     return None
 

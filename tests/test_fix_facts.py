@@ -102,3 +102,110 @@ def test_faillock_found_on_the_server_reaches_the_fix(tmp_path) -> None:
     for lang, root in roots.items():
         assert root.id == "account.locked", (lang, root)
         assert root.fix[0].startswith(reset + "   # "), (lang, root.fix)
+
+
+def _commands(lines: list[str]) -> list[str]:
+    return [line.split("#")[0].strip() for line in lines]
+
+
+def test_a_key_rejected_for_another_authorized_keys_file_goes_there() -> None:
+    fix = _fix("auth.key_rejected", authorized_keys_file="/etc/ssh/authorized_keys/u1")
+    assert fix["en"][0] == (
+        "cat ~/.ssh/id_ed25519.pub   # on the server, append this line to "
+        "/etc/ssh/authorized_keys/u1: the file this sshd reads (AuthorizedKeysFile), not the "
+        "one ssh-copy-id writes"
+    )
+    assert fix["ja"][0].startswith(
+        "cat ~/.ssh/id_ed25519.pub   # サーバ側でこの行を /etc/ssh/authorized_keys/u1 に追記"
+    )
+    for lines in fix.values():
+        assert not any("ssh-copy-id" in c or "chmod" in c for c in _commands(lines)), lines
+
+
+def test_a_revoked_key_is_told_to_use_another_key() -> None:
+    fix = _fix("auth.key_rejected", revoked_key="SHA256:abc", revoked_by="/etc/ssh/revoked:2")
+    assert fix["en"][0] == (
+        "# this key (SHA256:abc) is revoked (RevokedKeys /etc/ssh/revoked:2): use another key"
+    )
+    assert fix["ja"][0] == (
+        "# この鍵(SHA256:abc)は失効しています(RevokedKeys /etc/ssh/revoked:2)。"
+        "別の鍵を使ってください"
+    )
+    for lang, lines in fix.items():
+        assert not any("ssh-copy-id" in line for line in lines), lines
+        root = catalog.render("auth.key_rejected", lang, revoked_key="SHA256:abc")
+        assert "SHA256:abc" in root.explanation and "RevokedKeys" in root.explanation
+
+
+def test_a_missing_home_is_said_and_no_key_is_copied() -> None:
+    fix = _fix("auth.key_rejected", missing_home="/nonexistent/u1")
+    assert fix["en"][:3] == [
+        "# the home directory /nonexistent/u1 of u1 does not exist on the server",
+        "sudo mkhomedir_helper u1   # on the server: creates it from /etc/skel "
+        "(pam_mkhomedir's helper)",
+        "sudo usermod -d /home/u1 u1   # or: point the account at a home that exists",
+    ]
+    assert fix["ja"][0] == "# u1 のホームディレクトリ /nonexistent/u1 がサーバにありません"
+    assert _commands(fix["ja"]) == _commands(fix["en"])
+    for lines in fix.values():
+        assert not any("ssh-copy-id" in c or "chmod" in c for c in _commands(lines)), lines
+
+
+def test_a_refused_key_line_is_to_be_edited() -> None:
+    where = "/home/u1/.ssh/authorized_keys:2"
+    fix = _fix("auth.key_rejected", authorized_keys_line=where)
+    assert fix["en"][0].startswith(f"# on the server, edit {where}: it holds this key, but sshd")
+    assert "expiry-time" in fix["en"][0]
+    assert fix["ja"][0].startswith(f"# サーバ側で {where} を編集: この鍵がありますが")
+    for lines in fix.values():
+        assert not any("ssh-copy-id" in line for line in lines), lines
+
+
+def test_without_server_facts_the_key_is_copied_as_before() -> None:
+    fix = _fix("auth.key_rejected")
+    assert fix["en"][0].startswith("ssh-copy-id -p 22 u1@h")
+    assert fix["ja"][0].startswith("ssh-copy-id -p 22 u1@h")
+
+
+@pytest.mark.parametrize(
+    "setup, wanted",
+    [
+        ("revoked", "# this key ("),
+        ("expired", "# on the server, edit /home/u1/.ssh/authorized_keys:1"),
+        ("misspelt", "# on the server, edit /home/u1/.ssh/authorized_keys:1"),
+        ("keys_file", "cat ~/.ssh/id_ed25519.pub   # on the server, append this line to "),
+    ],
+)
+def test_what_the_server_shows_about_the_key_reaches_the_fix(tmp_path, setup, wanted) -> None:
+    from test_servercheck import KEY, OTHER, Server
+
+    options = {"AuthorizedKeysFile": "/etc/ssh/keys/%u"} if setup == "keys_file" else {}
+    if setup == "revoked":
+        options["RevokedKeys"] = "/etc/ssh/revoked"
+    server = Server(tmp_path, **options)
+    server.file("/etc/ssh/revoked", f"{OTHER}\n{KEY}\n")
+    if setup == "expired":
+        server.keys(f'expiry-time="20200101" {KEY}')
+    if setup == "misspelt":
+        server.keys(f'comand="/usr/bin/uptime" {KEY}')
+    roots = _decide(server.check(), client="auth.key_rejected")
+    for lang, root in roots.items():
+        assert root.id == "auth.key_rejected"
+        assert not any("ssh-copy-id" in c for c in _commands(root.fix)), (lang, root.fix)
+    assert roots["en"].fix[0].startswith(wanted), roots["en"].fix
+    if setup == "keys_file":
+        assert "/etc/ssh/keys/u1" in roots["en"].fix[0] and "/etc/ssh/keys/u1" in roots["ja"].fix[0]
+    if setup == "revoked":
+        assert "/etc/ssh/revoked:2" in roots["en"].fix[0] + roots["ja"].fix[0]
+
+
+def test_a_missing_home_on_the_server_reaches_the_fix(tmp_path) -> None:
+    from test_servercheck import Server
+
+    server = Server(tmp_path)
+    passwd = tmp_path / "etc/passwd"
+    passwd.write_text(passwd.read_text().replace(":/home/u1:", ":/nonexistent/u1:"))
+    roots = _decide(server.check(), client="auth.key_rejected")
+    assert roots["en"].title == "The home directory of u1 does not exist"
+    assert roots["en"].fix[1].startswith("sudo mkhomedir_helper u1")
+    assert roots["ja"].fix[1].startswith("sudo mkhomedir_helper u1")
