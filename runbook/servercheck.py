@@ -162,7 +162,11 @@ def check_listening(host: Host, ctx: Context) -> list[Finding]:
         ]
     if sshd_elsewhere:
         where = ", ".join(f"{m.group('addr')}:{m.group('port')}" for m in sshd_elsewhere)
-        ctx.sshd_pid = ctx.sshd_pid or _listener_pid(sshd_elsewhere[0].group("users"))
+        # The one on the port asked for (at another address) is the one meant.
+        meant = next((m for m in sshd_elsewhere if int(m.group("port")) == ctx.port), None)
+        meant = meant or sshd_elsewhere[0]
+        ctx.sshd_pid = ctx.sshd_pid or _listener_pid(meant.group("users"))
+        address = meant.group("addr").strip("[]").split("%")[0]
         return [
             _finding(
                 "listening",
@@ -170,7 +174,8 @@ def check_listening(host: Host, ctx: Context) -> list[Finding]:
                 f"sshd listens on {where}, not on {ctx.server_address or 'port'}:{ctx.port}",
                 "port.refused",
                 [result.command],
-                other_port=int(sshd_elsewhere[0].group("port")),
+                other_port=int(meant.group("port")),
+                **({} if address in wildcard else {"other_address": address}),
             )
         ]
     running = host.run("pgrep -a -x sshd")

@@ -209,3 +209,49 @@ def test_a_missing_home_on_the_server_reaches_the_fix(tmp_path) -> None:
     assert roots["en"].title == "The home directory of u1 does not exist"
     assert roots["en"].fix[1].startswith("sudo mkhomedir_helper u1")
     assert roots["ja"].fix[1].startswith("sudo mkhomedir_helper u1")
+
+
+def test_sshd_on_another_address_is_connected_to_or_made_to_listen() -> None:
+    facts = {"user": "alice", "hostname": "127.0.0.2", "address": "127.0.0.2"}
+    fix = _fix("port.refused", **facts, other_port=22, other_address="127.0.0.3")
+    assert fix["en"][:2] == [
+        "ssh -p 22 alice@127.0.0.3   # sshd listens on 127.0.0.3:22, not on this address",
+        "# or on the server: add ListenAddress 127.0.0.2 (or 0.0.0.0: every address) to "
+        "/etc/ssh/sshd_config, then: sudo sshd -t && sudo systemctl reload ssh   "
+        "(sshd listens on 127.0.0.3 only)",
+    ]
+    assert fix["ja"][0].startswith("ssh -p 22 alice@127.0.0.3   # sshd はこのアドレスではなく")
+    assert "ListenAddress 127.0.0.2" in fix["ja"][1]
+    for lines in fix.values():
+        assert "ssh -p 22 alice@127.0.0.2" not in _commands(lines), lines
+    # another port, same address: that port, as before
+    moved = _fix("port.refused", **facts, other_port=2222)
+    assert moved["en"][0].startswith("ssh -p 2222 alice@127.0.0.2   # an SSH server answers")
+    assert not any("ListenAddress" in line for line in moved["en"] + moved["ja"])
+
+
+def test_the_listening_address_the_server_shows_reaches_the_fix() -> None:
+    from runbook.hosts import CommandResult, Host
+    from runbook.servercheck import Context, check_listening
+
+    ss = (
+        'LISTEN 0 128 127.0.0.1:47885 0.0.0.0:* users:(("sshd",pid=700,fd=3))\n'
+        'LISTEN 0 128 127.0.0.3:22 0.0.0.0:* users:(("sshd",pid=812,fd=3))\n'
+    )
+
+    class Server(Host):
+        def _execute(self, line: str) -> CommandResult:
+            if line.startswith("ss "):
+                return CommandResult(line, 0, ss, "")
+            return CommandResult(line, 1, "", "")  # /proc/PID/stat: not stuck
+
+    ctx = Context(user="alice", port=22, client_ip="127.0.0.1", server_address="127.0.0.2")
+    found = check_listening(Server("fake"), ctx)
+    assert found[0].data == {"other_port": 22, "other_address": "127.0.0.3"}
+    roots = _decide(
+        found, client="port.refused", user="alice", hostname="127.0.0.2", address="127.0.0.2"
+    )
+    for lang, root in roots.items():
+        assert root.id == "port.refused"
+        assert root.fix[0].startswith("ssh -p 22 alice@127.0.0.3   # "), (lang, root.fix)
+        assert "ListenAddress 127.0.0.2" in root.fix[1]
