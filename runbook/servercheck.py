@@ -329,14 +329,41 @@ def offline_settings(host: Host, ctx: Context) -> list[Finding]:
             "pubkeyacceptedalgorithms",
         )
     ]
+    off = _method_off(host, ctx, origin)
     return [
         _finding(
             "sshd_config",
             "info",
             f"settings for {ctx.user} read from {ctx.config} (offline)",
             evidence=shown,
+            **({"config_line": off} if off else {}),
         )
     ]
+
+
+def _method_off(host: Host, ctx: Context, origin: dict[str, str]) -> str | None:
+    """The line that turns off the method the client tries (a key, a password), with the
+    Match block it sits in: "pubkeyauthentication no (FILE:N, in Match User u at FILE:M)"."""
+    tried = [
+        ("pubkeyauthentication", bool(ctx.client_keys)),
+        ("passwordauthentication", ctx.password),
+    ]
+    for key, used in tried:
+        where = origin.get(key)
+        if not used or not where or _one(ctx, key, "yes").lower() != "no":
+            continue
+        path, _, number = where.rpartition(":")
+        lines = (host.read(path) or "").splitlines()[: int(number) - 1 if number.isdigit() else 0]
+        block = next(
+            (
+                f", in {line.strip()} at {path}:{n}"
+                for n, line in reversed(list(enumerate(lines, 1)))
+                if line.strip().lower().startswith("match ")
+            ),
+            "",
+        )
+        return f"{key} no ({where}{block})"
+    return None
 
 
 def offline_syntax(host: Host, ctx: Context) -> list[Finding]:

@@ -255,3 +255,45 @@ def test_the_listening_address_the_server_shows_reaches_the_fix() -> None:
         assert root.id == "port.refused"
         assert root.fix[0].startswith("ssh -p 22 alice@127.0.0.3   # "), (lang, root.fix)
         assert "ListenAddress 127.0.0.2" in root.fix[1]
+
+
+def test_the_line_that_turns_a_method_off_is_named() -> None:
+    line = "passwordauthentication no (/etc/ssh/sshd_config.d/50-cloud.conf:1)"
+    fix = _fix("auth.no_method", config_line=line)
+    assert fix["en"][0] == f"# on the server, {line} turns off the method this client uses"
+    assert "sshd takes the first value it reads" in fix["en"][1]
+    assert (
+        fix["ja"][0] == f"# サーバ側で {line} が、このクライアントの使う認証方式を無効にしています"
+    )
+    assert "最初に読んだ値" in fix["ja"][1]
+    for lines in fix.values():
+        assert "sudo sshd -t && sudo systemctl reload ssh" in lines
+        assert not any("ssh-copy-id" in line or "ssh-keygen" in line for line in lines)
+
+
+def test_an_include_that_comes_first_is_named_on_the_server(tmp_path) -> None:
+    from test_servercheck import Server
+
+    server = Server(tmp_path)
+    config = tmp_path / "etc/ssh/sshd_config"
+    config.write_text("Include /etc/ssh/sshd_config.d/*.conf\nPasswordAuthentication yes\n")
+    server.file("/etc/ssh/sshd_config.d/50-cloud.conf", "PasswordAuthentication no\n")
+    roots = _decide(server.check(password=True, keys=()), client="auth.no_method")
+    line = "passwordauthentication no (/etc/ssh/sshd_config.d/50-cloud.conf:1)"
+    assert roots["en"].fix[0] == f"# on the server, {line} turns off the method this client uses"
+    assert roots["ja"].fix[0].startswith(f"# サーバ側で {line} が")
+
+
+def test_a_match_block_that_turns_keys_off_is_named_on_the_server(tmp_path) -> None:
+    from test_servercheck import Server
+
+    server = Server(tmp_path)
+    config = tmp_path / "etc/ssh/sshd_config"
+    config.write_text("UsePAM no\nMatch User u1\n    PubkeyAuthentication no\n")
+    roots = _decide(server.check(), client="auth.no_method")
+    line = (
+        "pubkeyauthentication no (/etc/ssh/sshd_config:3, in Match User u1 at "
+        "/etc/ssh/sshd_config:2)"
+    )
+    assert roots["en"].fix[0] == f"# on the server, {line} turns off the method this client uses"
+    assert roots["ja"].fix[0].startswith(f"# サーバ側で {line} が")
