@@ -604,6 +604,8 @@ def check_account(host: Host, ctx: Context) -> list[Finding]:
                 f"{ctx.user}'s shell {shell} does not exist",
                 "account.nologin",
                 [entry_text],
+                # sshd refuses such a user before authentication (auth.c's allowed_user)
+                shell_refused=f"shell {shell} does not exist or is not executable",
             )
         )
     findings += _nologin_files(host, ctx)
@@ -614,7 +616,12 @@ def check_account(host: Host, ctx: Context) -> list[Finding]:
         findings.append(_finding("shadow", "skip", "not checked: shadow is not readable here"))
     findings += _faillock(host, ctx)
     return findings or [
-        _finding("account", "pass", f"{ctx.user} exists, not locked or expired, shell {shell}")
+        _finding(
+            "account",
+            "pass",
+            f"{ctx.user} exists, not locked or expired, shell {shell}",
+            **({"login_shell": shell} if shell else {}),
+        )
     ]
 
 
@@ -1634,6 +1641,7 @@ def _key_notes(ctx: Context, where: str, options_text: str | None, uid: str) -> 
                 "account.nologin" if dead else None,
                 [f"{where}: {options_text}"],
                 forced_command=command,
+                forced_command_line=where,
             )
         )
     if options.get("restrict"):

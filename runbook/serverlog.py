@@ -37,7 +37,7 @@ SERVER_CAUSES: dict[str, tuple[str, str | None]] = {
     "keys_command_failed": ("auth.key_rejected", None),
     "cert_refused": ("auth.key_rejected", None),
     "root_refused": ("account.root_denied", None),
-    "shell_refused": ("account.nologin", None),
+    "shell_refused": ("account.nologin", "shell_refused"),
     "nologin_refused": ("account.nologin", "nologin_file"),
     "session_refused": ("account.nologin", None),
     "max_auth_tries": ("auth.too_many_failures", None),

@@ -297,3 +297,87 @@ def test_a_match_block_that_turns_keys_off_is_named_on_the_server(tmp_path) -> N
     )
     assert roots["en"].fix[0] == f"# on the server, {line} turns off the method this client uses"
     assert roots["ja"].fix[0].startswith(f"# サーバ側で {line} が")
+
+
+def test_a_forced_command_on_the_key_is_to_be_edited() -> None:
+    where = "/home/u1/.ssh/authorized_keys:1"
+    fix = _fix("account.nologin", forced_command="/bin/false", forced_command_line=where)
+    assert fix["en"][-2] == (
+        f'# on the server, edit the command="/bin/false" of the key\'s line {where} in '
+        "authorized_keys: it runs instead of any shell (remove it, or make it the command meant)"
+    )
+    assert fix["ja"][-2].startswith(
+        f'# サーバ側で authorized_keys の鍵の行 {where} の command="/bin/false" を編集'
+    )
+    for lines in fix.values():
+        assert not any("usermod -s" in line for line in lines), lines
+
+
+def test_a_real_shell_points_at_its_startup_files() -> None:
+    fix = _fix("account.nologin", login_shell="/bin/bash")
+    assert fix["en"][-2].startswith("# u1's shell /bin/bash is a real shell: a startup file")
+    assert "~/.bashrc, ~/.profile" in fix["en"][-2]
+    assert fix["ja"][-2].startswith("# u1 のシェル /bin/bash は通常のシェルです: 起動ファイル")
+    assert "~/.bashrc、~/.profile" in fix["ja"][-2]
+    for lines in fix.values():
+        assert not any("usermod -s /bin/bash" in line for line in lines), lines
+
+
+def test_a_shell_refused_before_authentication_is_not_called_authenticated() -> None:
+    reason = "shell /bin/nonexistent-shell does not exist"
+    for lang in catalog.LANGS:
+        root = catalog.render("account.nologin", lang, user="u1", shell_refused=reason)
+        text = root.title + " " + root.explanation
+        assert reason in root.explanation
+        assert "Authentication succeeded" not in text and "after authentication" not in text
+        assert "認証には成功" not in text and "認証後" not in text
+        assert "sudo usermod -s /bin/bash u1" in _commands(root.fix)
+    assert catalog.render("account.nologin", shell_refused=reason).title == (
+        "sshd refuses <user> before authentication: the login shell cannot run"
+    )
+
+
+def test_what_the_server_shows_about_the_session_reaches_the_fix(tmp_path) -> None:
+    from test_servercheck import KEY, Server
+
+    server = Server(tmp_path)
+    server.keys(f'command="/bin/false" {KEY}')
+    roots = _decide(server.check(), client="account.nologin")
+    assert "/home/u1/.ssh/authorized_keys:1" in roots["en"].fix[-2]
+    assert 'command="/bin/false"' in roots["ja"].fix[-2]
+    server.keys(KEY)  # bash, and the key is fine: the startup files
+    (tmp_path / "etc/passwd").write_text(
+        (tmp_path / "etc/passwd").read_text().replace(":/bin/sh\n", ":/bin/bash\n")
+    )
+    roots = _decide(server.check(), client="account.nologin")
+    assert "/bin/bash is a real shell" in roots["en"].fix[-2]
+    # a shell that does not exist: sshd refused before authentication
+    (tmp_path / "etc/passwd").write_text(
+        (tmp_path / "etc/passwd").read_text().replace(":/bin/bash\n", ":/bin/nosuchsh\n")
+    )
+    roots = _decide(server.check(), client="auth.key_rejected")
+    for lang, root in roots.items():
+        assert root.id == "account.nologin", (lang, root)
+        assert "/bin/nosuchsh" in root.explanation
+    assert roots["en"].title.startswith("sshd refuses u1 before authentication")
+
+
+def test_the_shell_sshd_logs_it_refused_reaches_the_explanation() -> None:
+    from runbook.findings import Finding
+    from runbook.serverlog import SERVER_CAUSES
+
+    assert SERVER_CAUSES["shell_refused"] == ("account.nologin", "shell_refused")
+    reason = "shell /bin/nosuchsh does not exist"
+    logged = Finding(
+        "server-log",
+        "auth.log",
+        "fail",
+        f"sshd: User u1 not allowed because {reason}",
+        cause_id="account.nologin",
+        data={"user": "u1", "shell_refused": reason},
+    )
+    roots = _decide([logged], client="auth.key_rejected")
+    assert roots["en"].explanation.startswith(
+        f"sshd refused u1 before any key or password was checked: {reason}."
+    )
+    assert roots["ja"].explanation.startswith("sshd は鍵やパスワードを確かめる前に u1 を拒否")
