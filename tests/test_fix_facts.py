@@ -381,3 +381,27 @@ def test_the_shell_sshd_logs_it_refused_reaches_the_explanation() -> None:
         f"sshd refused u1 before any key or password was checked: {reason}."
     )
     assert roots["ja"].explanation.startswith("sshd は鍵やパスワードを確かめる前に u1 を拒否")
+
+
+def test_a_key_sshd_logs_as_revoked_reaches_the_fix(tmp_path) -> None:
+    from datetime import UTC, datetime
+
+    from runbook import serverlog
+
+    log = tmp_path / "auth.log"
+    stamp = "2026-11-28T13:05:42.{:06d}+00:00 srv sshd[{}]: {}"
+    lines = [
+        (700, "Connection from 192.0.2.7 port 40104 on 192.0.2.1 port 22"),
+        (700, "error: Authentication key ED25519 SHA256:abc revoked by file /etc/ssh/revoked"),
+        (700, "Connection closed by authenticating user u1 192.0.2.7 port 40104 [preauth]"),
+    ]
+    log.write_text("".join(stamp.format(i, pid, m) + "\n" for i, (pid, m) in enumerate(lines)))
+    when = datetime(2026, 11, 28, 13, 5, 42, tzinfo=UTC)
+    found = serverlog.check_auth_log(
+        [str(log)], user="u1", client="192.0.2.7", since=when, until=when, settle=0
+    )
+    roots = _decide(found, client="auth.key_rejected")
+    assert roots["en"].fix[0] == (
+        "# this key (SHA256:abc) is revoked (RevokedKeys /etc/ssh/revoked): use another key"
+    )
+    assert roots["ja"].fix[0].startswith("# この鍵(SHA256:abc)は失効しています")
