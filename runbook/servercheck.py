@@ -1688,6 +1688,13 @@ def _revoked(host: Host, ctx: Context) -> Finding | None:
     return None
 
 
+def _other_keys_file(ctx: Context, path: str) -> dict[str, str]:
+    """The fact authorized_keys_file when sshd reads another file than the
+    ~/.ssh/authorized_keys ssh-copy-id writes (the fix then appends the key there)."""
+    default = f"{ctx.passwd[5]}/.ssh/authorized_keys" if ctx.passwd else ""
+    return {"authorized_keys_file": path} if path and path != default else {}
+
+
 def check_authorized_keys(host: Host, ctx: Context) -> list[Finding]:
     """Does an authorized_keys file hold one of the keys the client offers (by
     fingerprint), on a line sshd accepts (its options: from=, expiry-time=, unknown
@@ -1785,7 +1792,7 @@ def check_authorized_keys(host: Host, ctx: Context) -> list[Finding]:
                 [f"{p}: {len(t.splitlines())} line(s)" for p, t in files]
                 + [f"{p}:{number}: {why}" for p, number, why in broken[:5]]
                 + extra,
-                authorized_keys_file=files[0][0],
+                **_other_keys_file(ctx, files[0][0]),
             )
         ]
     home = ctx.passwd[5]
@@ -1804,7 +1811,7 @@ def check_authorized_keys(host: Host, ctx: Context) -> list[Finding]:
             else f"AuthorizedKeysFile none: sshd reads no authorized_keys file for {ctx.user}",
             "auth.key_rejected",
             [*paths, *elsewhere, *extra],
-            authorized_keys_file=paths[0] if paths else "",
+            **_other_keys_file(ctx, paths[0] if paths else ""),
         )
     ]
 

@@ -405,3 +405,13 @@ def test_a_key_sshd_logs_as_revoked_reaches_the_fix(tmp_path) -> None:
         "# this key (SHA256:abc) is revoked (RevokedKeys /etc/ssh/revoked): use another key"
     )
     assert roots["ja"].fix[0].startswith("# この鍵(SHA256:abc)は失効しています")
+
+
+def test_the_usual_authorized_keys_file_keeps_ssh_copy_id(tmp_path) -> None:
+    from test_servercheck import OTHER, Server
+
+    server = Server(tmp_path)
+    server.keys(OTHER)
+    roots = _decide(server.check(), client="auth.key_rejected")
+    for root in roots.values():
+        assert root.fix[0].startswith("ssh-copy-id -p 22 u1@h"), root.fix
