@@ -415,3 +415,28 @@ def test_the_usual_authorized_keys_file_keeps_ssh_copy_id(tmp_path) -> None:
     roots = _decide(server.check(), client="auth.key_rejected")
     for root in roots.values():
         assert root.fix[0].startswith("ssh-copy-id -p 22 u1@h"), root.fix
+
+
+def test_the_shell_refusal_in_sshds_log_reaches_the_explanation(tmp_path) -> None:
+    """Debian 12's sshd 9.2 logs the refusal without the address (the audit's lab)."""
+    from datetime import UTC, datetime
+
+    from runbook import serverlog
+
+    log = tmp_path / "auth.log"
+    stamp = "2026-11-28T13:05:42.{:06d}+00:00 lab sshd[{}]: {}"
+    lines = [
+        (800, "Connection from 192.0.2.7 port 40104 on 192.0.2.1 port 22"),
+        (800, "User u1 not allowed because shell /bin/nonexistent-shell does not exist"),
+        (800, "Connection closed by invalid user u1 192.0.2.7 port 40104 [preauth]"),
+    ]
+    log.write_text("".join(stamp.format(i, pid, m) + "\n" for i, (pid, m) in enumerate(lines)))
+    when = datetime(2026, 11, 28, 13, 5, 42, tzinfo=UTC)
+    found = serverlog.check_auth_log(
+        [str(log)], user="u1", client="192.0.2.7", since=when, until=when, settle=0
+    )
+    roots = _decide(found, client="auth.key_rejected")
+    assert roots["en"].id == "account.nologin"
+    assert "shell /bin/nonexistent-shell does not exist" in roots["en"].explanation
+    assert "Authentication succeeded" not in roots["en"].explanation
+    assert "認証には成功" not in roots["ja"].explanation
