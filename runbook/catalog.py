@@ -7,7 +7,9 @@ the diagnosis' facts, file paths in fixes are shell-quoted, and a fact nobody su
 as ``<name>`` so the reader sees what to fill in, unless the text says what stands in for it
 (``{address|hostname}``, ``{fingerprint|'its fingerprint'}``), or it is the user or port of
 an ssh command, which ssh's own defaults then give. Facts can pick a variant of the fix
-(``fix_windows``: a Windows client's commands; ``fix_jump``: run on the jump host).
+(``fix_windows``: a Windows client's commands; ``fix_jump``: run on the jump host; what
+the server showed: ``fix_revoked``, ``fix_faillock``...), and of the title and explanation
+(``explanation_NAME``).
 """
 
 from __future__ import annotations
@@ -77,6 +79,12 @@ _VARIANTS: tuple[tuple[str, str, str | None], ...] = (
     ("mistyped", "meant_host", None),  # host:port or [v6] typed as the host name
     ("public_key", "private_key", None),  # -i named the .pub: the private key is beside it
     ("ppk", "converted_key", None),  # a PuTTY key: converted into a new file
+    # What the server showed (servercheck, serverlog): the fix for that very fault.
+    ("revoked", "revoked_key", None),  # RevokedKeys lists the key
+    ("no_home", "missing_home", None),  # the home directory does not exist
+    ("faillock", "faillock_reset", None),  # pam_faillock locked the user
+    ("shell_refused", "shell_refused", None),  # sshd refused the shell before auth
+    ("method_off", "config_line", None),  # the sshd_config line that turns a method off
     ("windows", "client_os", "windows"),  # Win32-OpenSSH: ACLs and cmd.exe, not chmod
 )
 # Where ssh keeps its files, per client platform.
@@ -110,6 +118,9 @@ class Text:
     explanation: str
     fix: tuple[FixEntry, ...]
     variants: dict[str, tuple[FixEntry, ...]] = field(default_factory=dict)
+    # explanation_NAME: the explanation where the variant NAME applies (title_NAME alike)
+    explanations: dict[str, str] = field(default_factory=dict)
+    titles: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -146,7 +157,11 @@ def _text(raw: dict[str, Any]) -> Text:
         return tuple(line if isinstance(line, str) else tuple(line) for line in lines)
 
     variants = {k[4:]: entries(v) for k, v in raw.items() if k.startswith("fix_")}
-    return Text(raw["title"], raw["explanation"], entries(raw["fix"]), variants)
+    explanations = {k[12:]: v for k, v in raw.items() if k.startswith("explanation_")}
+    titles = {k[6:]: v for k, v in raw.items() if k.startswith("title_")}
+    return Text(
+        raw["title"], raw["explanation"], entries(raw["fix"]), variants, explanations, titles
+    )
 
 
 CAUSE_IDS: tuple[str, ...] = tuple(_load())
@@ -267,9 +282,12 @@ def _facts(raw: dict[str, Any]) -> dict[str, str]:
 
 
 def _variant(text: Text, facts: dict[str, str]) -> tuple[str, tuple[FixEntry, ...]]:
+    """The variant that applies (its name, its fix): the first of :data:`_VARIANTS` the
+    cause has a fix, title or explanation for; "" and the plain fix when none does."""
+    names = text.variants.keys() | text.explanations.keys() | text.titles.keys()
     for name, fact, value in _VARIANTS:
-        if name in text.variants and fact in facts and value in (None, facts[fact]):
-            return name, text.variants[name]
+        if name in names and fact in facts and value in (None, facts[fact]):
+            return name, text.variants.get(name, text.fix)
     return "", text.fix
 
 
@@ -304,8 +322,10 @@ def render(
             fix.append(_fill(line, known, shell=True, quote=quote))
     return RootCause(
         id=cause_id,
-        title=_fill(text.title, known, shell=False),
-        explanation=" ".join(_fill(text.explanation, known, shell=False).split()),
+        title=_fill(text.titles.get(variant, text.title), known, shell=False),
+        explanation=" ".join(
+            _fill(text.explanations.get(variant, text.explanation), known, shell=False).split()
+        ),
         fix=fix,
         confidence=confidence,
     )

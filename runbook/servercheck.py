@@ -162,7 +162,11 @@ def check_listening(host: Host, ctx: Context) -> list[Finding]:
         ]
     if sshd_elsewhere:
         where = ", ".join(f"{m.group('addr')}:{m.group('port')}" for m in sshd_elsewhere)
-        ctx.sshd_pid = ctx.sshd_pid or _listener_pid(sshd_elsewhere[0].group("users"))
+        # The one on the port asked for (at another address) is the one meant.
+        meant = next((m for m in sshd_elsewhere if int(m.group("port")) == ctx.port), None)
+        meant = meant or sshd_elsewhere[0]
+        ctx.sshd_pid = ctx.sshd_pid or _listener_pid(meant.group("users"))
+        address = meant.group("addr").strip("[]").split("%")[0]
         return [
             _finding(
                 "listening",
@@ -170,7 +174,8 @@ def check_listening(host: Host, ctx: Context) -> list[Finding]:
                 f"sshd listens on {where}, not on {ctx.server_address or 'port'}:{ctx.port}",
                 "port.refused",
                 [result.command],
-                other_port=int(sshd_elsewhere[0].group("port")),
+                other_port=int(meant.group("port")),
+                **({} if address in wildcard else {"other_address": address}),
             )
         ]
     running = host.run("pgrep -a -x sshd")
@@ -324,14 +329,41 @@ def offline_settings(host: Host, ctx: Context) -> list[Finding]:
             "pubkeyacceptedalgorithms",
         )
     ]
+    off = _method_off(host, ctx, origin)
     return [
         _finding(
             "sshd_config",
             "info",
             f"settings for {ctx.user} read from {ctx.config} (offline)",
             evidence=shown,
+            **({"config_line": off} if off else {}),
         )
     ]
+
+
+def _method_off(host: Host, ctx: Context, origin: dict[str, str]) -> str | None:
+    """The line that turns off the method the client tries (a key, a password), with the
+    Match block it sits in: "pubkeyauthentication no (FILE:N, in Match User u at FILE:M)"."""
+    tried = [
+        ("pubkeyauthentication", bool(ctx.client_keys)),
+        ("passwordauthentication", ctx.password),
+    ]
+    for key, used in tried:
+        where = origin.get(key)
+        if not used or not where or _one(ctx, key, "yes").lower() != "no":
+            continue
+        path, _, number = where.rpartition(":")
+        lines = (host.read(path) or "").splitlines()[: int(number) - 1 if number.isdigit() else 0]
+        block = next(
+            (
+                f", in {line.strip()} at {path}:{n}"
+                for n, line in reversed(list(enumerate(lines, 1)))
+                if line.strip().lower().startswith("match ")
+            ),
+            "",
+        )
+        return f"{key} no ({where}{block})"
+    return None
 
 
 def offline_syntax(host: Host, ctx: Context) -> list[Finding]:
@@ -572,6 +604,8 @@ def check_account(host: Host, ctx: Context) -> list[Finding]:
                 f"{ctx.user}'s shell {shell} does not exist",
                 "account.nologin",
                 [entry_text],
+                # sshd refuses such a user before authentication (auth.c's allowed_user)
+                shell_refused=f"shell {shell} does not exist or is not executable",
             )
         )
     findings += _nologin_files(host, ctx)
@@ -582,7 +616,12 @@ def check_account(host: Host, ctx: Context) -> list[Finding]:
         findings.append(_finding("shadow", "skip", "not checked: shadow is not readable here"))
     findings += _faillock(host, ctx)
     return findings or [
-        _finding("account", "pass", f"{ctx.user} exists, not locked or expired, shell {shell}")
+        _finding(
+            "account",
+            "pass",
+            f"{ctx.user} exists, not locked or expired, shell {shell}",
+            **({"login_shell": shell} if shell else {}),
+        )
     ]
 
 
@@ -1150,6 +1189,7 @@ def check_modes(host: Host, ctx: Context) -> list[Finding]:
                     f"authorized_keys in it",
                     "auth.key_rejected",
                     [f"{home}: no such directory"],
+                    missing_home=home,
                 )
             ]
         for owner, mode, name in stats:
@@ -1601,6 +1641,7 @@ def _key_notes(ctx: Context, where: str, options_text: str | None, uid: str) -> 
                 "account.nologin" if dead else None,
                 [f"{where}: {options_text}"],
                 forced_command=command,
+                forced_command_line=where,
             )
         )
     if options.get("restrict"):
@@ -1642,8 +1683,16 @@ def _revoked(host: Host, ctx: Context) -> Finding | None:
                 "auth.key_rejected",
                 [f"revokedkeys {path}", f"{path}:{number}"],
                 revoked_key=fingerprint or "",
+                revoked_by=f"{path}:{number}",
             )
     return None
+
+
+def _other_keys_file(ctx: Context, path: str) -> dict[str, str]:
+    """The fact authorized_keys_file when sshd reads another file than the
+    ~/.ssh/authorized_keys ssh-copy-id writes (the fix then appends the key there)."""
+    default = f"{ctx.passwd[5]}/.ssh/authorized_keys" if ctx.passwd else ""
+    return {"authorized_keys_file": path} if path and path != default else {}
 
 
 def check_authorized_keys(host: Host, ctx: Context) -> list[Finding]:
@@ -1743,7 +1792,7 @@ def check_authorized_keys(host: Host, ctx: Context) -> list[Finding]:
                 [f"{p}: {len(t.splitlines())} line(s)" for p, t in files]
                 + [f"{p}:{number}: {why}" for p, number, why in broken[:5]]
                 + extra,
-                authorized_keys_file=files[0][0],
+                **_other_keys_file(ctx, files[0][0]),
             )
         ]
     home = ctx.passwd[5]
@@ -1762,7 +1811,7 @@ def check_authorized_keys(host: Host, ctx: Context) -> list[Finding]:
             else f"AuthorizedKeysFile none: sshd reads no authorized_keys file for {ctx.user}",
             "auth.key_rejected",
             [*paths, *elsewhere, *extra],
-            authorized_keys_file=paths[0] if paths else "",
+            **_other_keys_file(ctx, paths[0] if paths else ""),
         )
     ]
 

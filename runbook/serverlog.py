@@ -10,6 +10,7 @@ verdict lets them refine the client's view (see ``refines`` in causes.toml).
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from collections.abc import Sequence
@@ -37,7 +38,7 @@ SERVER_CAUSES: dict[str, tuple[str, str | None]] = {
     "keys_command_failed": ("auth.key_rejected", None),
     "cert_refused": ("auth.key_rejected", None),
     "root_refused": ("account.root_denied", None),
-    "shell_refused": ("account.nologin", None),
+    "shell_refused": ("account.nologin", "shell_refused"),
     "nologin_refused": ("account.nologin", "nologin_file"),
     "session_refused": ("account.nologin", None),
     "max_auth_tries": ("auth.too_many_failures", None),
@@ -61,6 +62,8 @@ _REFUSALS = frozenset(
     {"not_allowed", "account_locked", "account_expired", "shell_refused", "nologin_refused"}
 )
 SLACK = timedelta(seconds=2)
+# "Authentication key ED25519 SHA256:... revoked by file /etc/ssh/revoked": the key, the file.
+_REVOKED = re.compile(r"Authentication key \S+ (\S+) revoked by file (\S+)")
 
 
 def source_address(address: str, port: int) -> str | None:
@@ -147,6 +150,8 @@ def check_auth_log(
                 data["bad_path"] = event.reason
         if fact == "refused_algorithm" and event.method:
             data["refused_algorithm"] = event.method
+        if event.event == "key_revoked" and (revoked := _REVOKED.search(event.raw)):
+            data["revoked_key"], data["revoked_by"] = revoked.groups()
         findings.append(
             Finding(
                 "server-log",

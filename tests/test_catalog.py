@@ -40,6 +40,8 @@ def test_every_cause_has_english_and_japanese(cause_id: str) -> None:
     assert _commands(en.fix) == _commands(ja.fix) or cause_id in LOCALISED_COMMANDS
     texts = catalog.get(cause_id).text
     assert set(texts["en"].variants) == set(texts["ja"].variants)
+    assert set(texts["en"].explanations) == set(texts["ja"].explanations)
+    assert set(texts["en"].titles) == set(texts["ja"].titles)
     for name, entries in texts["en"].variants.items():
         assert _commands(_lines(entries)) == _commands(_lines(texts["ja"].variants[name])), name
 
