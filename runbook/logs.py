@@ -128,6 +128,11 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     # user, or one refused by AllowUsers and the like): shadow-based sshd (RHEL 7) logs this.
     ("invalid_user", "failure", "Could not get shadow information for NOUSER",
      r"^(?:error: )?(?P<reason>Could not get shadow information for NOUSER)$"),
+    # The account's own refusals, in the form that names the client too.
+    ("account_locked", "failure", "account is locked",
+     rf"^User (?P<user>.*) from {_IP} not allowed because account is locked"),
+    ("shell_refused", "failure", " not allowed because shell ",
+     rf"^User (?P<user>.*) from {_IP} not allowed because (?P<reason>shell .*?)(?: \[preauth\])?$"),
     ("not_allowed", "failure", " not allowed because ",
      rf"^User (?P<user>.*) from {_IP} not allowed because (?P<reason>.+?)(?: \[preauth\])?$"),
     ("account_locked", "failure", "account is locked",

@@ -895,6 +895,11 @@ _REFERENCE_LINES = {
 # (event, outcome, user, ip, port, reason) alike by both readers.
 # fmt: off
 _MESSAGE_LINES = {
+    # The account's own refusals in the form that names the client.
+    "User sh2 from 192.0.2.5 not allowed because shell /bin/nope does not exist":
+        ("shell_refused", "failure", "sh2", "192.0.2.5", None, "shell /bin/nope does not exist"),
+    "User dave from 192.0.2.5 not allowed because account is locked":
+        ("account_locked", "failure", "dave", "192.0.2.5", None, None),
     # Addresses: a scoped link-local one as sshd wrote it; sshd -i on a pipe has none.
     "Failed password for root from fe80::1%eth0 port 40025 ssh2":
         ("failed", "failure", "root", "fe80::1%eth0", 40025, None),
