@@ -238,11 +238,8 @@ def _read(
 ) -> None:
     """Apply one file's lines. An Include reads its files in the context of the Include
     line (a Match inside them ends with that file); the context is restored afterwards."""
-    if depth > 16:
-        return
-    try:
-        text = (root / path.lstrip("/")).read_text(errors="replace")
-    except OSError:
+    text = _config_text(root, path, depth)
+    if text is None:
         return
     outer = active  # what an included file's own Match blocks can at most be
     for number, raw in enumerate(text.splitlines(), 1):
@@ -433,14 +430,21 @@ def _match_problem(args: list[str]) -> str | None:
     return None
 
 
+def _config_text(root: Path, path: str, depth: int) -> str | None:
+    """A config file under ``root`` (None when missing, or Includes nest past sshd's 16)."""
+    if depth > 16:
+        return None
+    try:
+        return (root / path.lstrip("/")).read_text(errors="replace")
+    except OSError:
+        return None
+
+
 def _check_file(
     root: Path, path: str, in_match: bool, found: list[Problem], depth: int = 0
 ) -> None:
-    if depth > 16:
-        return
-    try:
-        text = (root / path.lstrip("/")).read_text(errors="replace")
-    except OSError:
+    text = _config_text(root, path, depth)
+    if text is None:
         return
     for number, raw in enumerate(text.split("\n"), 1):
         line = raw.strip()

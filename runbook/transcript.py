@@ -1268,7 +1268,10 @@ def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
             f"{method} was accepted; the server's AuthenticationMethods also requires "
             f"{denied.facts.get('methods') or 'another method'}, which this login could not give",
         )
-    taken = [e for e in t.of("key_accepted") if e.lineno < denied.lineno]
+    # A key taken in this very login: a jump host's own login ("Authenticated to bastion")
+    # before it took its key, not the target.
+    hop = max((e.lineno for e in t.of("authenticated") if e.lineno < denied.lineno), default=0)
+    taken = [e for e in t.of("key_accepted") if hop < e.lineno < denied.lineno]
     if taken and denied.event == "denied":
         # The server took the key (PK_OK) and refused the login it signed: no refused key.
         facts.setdefault("identity_file", taken[-1].facts.get("identity_file", ""))
