@@ -6,12 +6,13 @@ developer's machine but FAIL in CI (CI=true): CI must never pass by skipping the
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,29 @@ LAB_DIR_PREFIX = "/var/tmp/ssh-runbook-lab-t-"
 
 def new_lab_dir(tag: str) -> Path:
     return Path(f"{LAB_DIR_PREFIX}{tag}-{secrets.token_hex(3)}")
+
+
+@contextlib.contextmanager
+def adhoc_lab(extra: Iterable, tag: str) -> Iterator:
+    """A lab of scenarios the built-in list does not hold (Scenario objects: the lab knows
+    them by name while it runs), taken down afterwards."""
+    from runbook.lab import core, scenarios
+
+    require_lab()
+    known = {s.name: s for s in extra}
+    builtin = scenarios.by_name
+
+    def by_name(name: str):
+        return known[name] if name in known else builtin(name)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(core, "by_name", by_name)
+        patch.setattr(scenarios, "by_name", by_name)
+        running = core.up(list(known), new_lab_dir(tag))
+        try:
+            yield running
+        finally:
+            core.down(running.dir)
 
 
 def lab_processes(marker: str = LAB_DIR_PREFIX) -> list[int]:

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from runbook.lab import core
 from runbook.lab import scenarios as lab_scenarios
 from runbook.lab.scenarios import Scenario
-from tests.conftest import new_lab_dir, require_lab
+from tests.conftest import adhoc_lab
 
 _PAM_SSHD = Path("/etc/pam.d/sshd")
 
@@ -76,25 +75,13 @@ _BY_NAME = {s.name: s for s in ADHOC}
 
 @pytest.fixture(scope="module")
 def proof_lab():
-    """The ad-hoc scenarios, up for this module (the lab knows them while it runs)."""
-    require_lab()
-    builtin = lab_scenarios.by_name
-
-    def by_name(name: str) -> Scenario:
-        return _BY_NAME[name] if name in _BY_NAME else builtin(name)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(core, "by_name", by_name)
-        patch.setattr(lab_scenarios, "by_name", by_name)
-        running = core.up(list(_BY_NAME), new_lab_dir("proof"))
-        try:
-            # sshd refuses a ChrootDirectory its user owns (the classic: a jail chowned to
-            # the user so that they can write there).
-            jail = running.dir / "scenarios" / "chroot-not-root" / "etc" / "upper" / "jail"
-            os.chown(jail, lab_scenarios.ACCOUNTS["alice"].uid, -1)
-            yield running
-        finally:
-            core.down(running.dir)
+    """The ad-hoc scenarios, up for this module."""
+    with adhoc_lab(_BY_NAME.values(), "proof") as running:
+        # sshd refuses a ChrootDirectory its user owns (the classic: a jail chowned to the
+        # user so that they can write there).
+        jail = running.dir / "scenarios" / "chroot-not-root" / "etc" / "upper" / "jail"
+        os.chown(jail, lab_scenarios.ACCOUNTS["alice"].uid, -1)
+        yield running
 
 
 def _diagnose(lab, name: str, *extra: str, timeout: int = 4) -> dict:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from runbook.lab import build, core, scenarios
+from runbook.lab import build, core
 from runbook.lab.scenarios import Scenario
-from tests.conftest import new_lab_dir, require_lab
+from tests.conftest import adhoc_lab
 
 PAM_PASSWORDS = {
     "UsePAM": "yes",
@@ -66,21 +66,8 @@ EXTRA = (
 
 @pytest.fixture(scope="module")
 def lab():
-    require_lab()
-    extra = {s.name: s for s in EXTRA}
-    original = scenarios.by_name
-
-    def by_name(name: str) -> Scenario:
-        return extra[name] if name in extra else original(name)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(core, "by_name", by_name)
-        patch.setattr(scenarios, "by_name", by_name)
-        running = core.up(list(extra), new_lab_dir("servercheck"))
-        try:
-            yield running
-        finally:
-            core.down(running.dir)
+    with adhoc_lab(EXTRA, "servercheck") as running:
+        yield running
 
 
 def _sshd_pid(lab, name: str) -> int:
