@@ -596,6 +596,8 @@ def test_explain_command_prints_the_contracts_json(lab, tmp_path) -> None:
     ("args", "stdin", "says"),
     [
         (["/no/such/transcript.txt"], b"", "does not exist"),
+        (["/"], b"", "is a directory"),
+        (["/dev/null"], b"", "no ssh output"),  # a pipe or device is read, as a file is
         (["-"], b"\x00\x01binary\x00" * 100, "binary"),
         (["-"], b"just some notes\nnothing from ssh here\n", "no ssh output"),
     ],
