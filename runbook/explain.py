@@ -30,8 +30,7 @@ def read_source(source: str) -> str:
         path = Path(source)
         if not path.exists() or path.is_dir():  # a file or a pipe: <(ssh -vvv host 2>&1)
             raise BadInput(
-                f"transcript {source} "
-                + ("is a directory" if path.is_dir() else "does not exist"),
+                f"transcript {source} " + ("is a directory" if path.is_dir() else "does not exist"),
                 hint="give a file saved from `ssh -vvv ... 2>&1`, or - for stdin",
             )
         try:

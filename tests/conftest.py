@@ -18,6 +18,14 @@ from pathlib import Path
 import pytest
 
 MACHINE_FILES = ("/etc/passwd", "/etc/shadow", "/etc/group")
+# Debian's common-auth with pam_faillock, as its manual sets it up (server check tests).
+COMMON_AUTH_FAILLOCK = """auth required pam_faillock.so preauth
+auth [success=1 default=ignore] pam_unix.so nullok
+auth [default=die] pam_faillock.so authfail
+auth sufficient pam_faillock.so authsucc
+auth requisite pam_deny.so
+auth required pam_permit.so
+"""
 
 
 def require_lab() -> None:

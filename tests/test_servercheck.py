@@ -15,19 +15,13 @@ import pytest
 
 from runbook.hosts import RootedHost
 from runbook.servercheck import Context, check_server
+from tests.conftest import COMMON_AUTH_FAILLOCK
 
 ROOT = os.geteuid() == 0
 UID = 61990 if ROOT else os.getuid()  # the account's uid: never 0 (root is special)
 needs_root = pytest.mark.skipif(not ROOT, reason="chown to another owner needs root")
 TODAY = int(time.time() // 86400)
 
-COMMON_AUTH_FAILLOCK = """auth required pam_faillock.so preauth
-auth [success=1 default=ignore] pam_unix.so nullok
-auth [default=die] pam_faillock.so authfail
-auth sufficient pam_faillock.so authsucc
-auth requisite pam_deny.so
-auth required pam_permit.so
-"""
 PAM_SSHD = """@include common-auth
 account    required     pam_nologin.so
 @include common-account

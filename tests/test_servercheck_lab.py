@@ -13,20 +13,13 @@ import pytest
 
 from runbook.lab import build, core
 from runbook.lab.scenarios import Scenario
-from tests.conftest import adhoc_lab
+from tests.conftest import COMMON_AUTH_FAILLOCK, adhoc_lab
 
 PAM_PASSWORDS = {
     "UsePAM": "yes",
     "PasswordAuthentication": "yes",
     "PubkeyAuthentication": "no",
 }
-COMMON_AUTH_FAILLOCK = """auth required pam_faillock.so preauth
-auth [success=1 default=ignore] pam_unix.so nullok
-auth [default=die] pam_faillock.so authfail
-auth sufficient pam_faillock.so authsucc
-auth requisite pam_deny.so
-auth required pam_permit.so
-"""
 DENIED = r"Permission denied"
 EXTRA = (
     Scenario(
