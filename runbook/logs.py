@@ -1136,7 +1136,8 @@ class _Connections:
         # Per (host, pid): its connection's (ip, port, user), or None while unknown.
         self._known: dict[tuple[str | None, int], tuple[str | None, int | None, str | None]] = {}
         self._failed: set[tuple[str | None, int]] = set()
-        self._last: dict[tuple[str | None, int], LogEvent] = {}
+        # Per (host, pid): the event and time of its latest line (what _new_connection reads).
+        self._last: dict[tuple[str | None, int], tuple[str, datetime | None]] = {}
         self._waiting: dict[tuple[str | None, int], dict[int, LogEvent]] = {}
         self._queue: deque[tuple[int, LogEvent]] = deque()
         self._held: set[int] = set()  # the numbers of the queued events that wait
@@ -1160,10 +1161,10 @@ class _Connections:
     def _complete(self, event: LogEvent) -> None:
         key = (event.host, event.pid)
         last = self._last.get(key)
-        gap = event.time - last.time if last and event.time and last.time else None
-        if last is None or _new_connection(event.event, last.event, gap):
+        gap = event.time - last[1] if last and event.time and last[1] else None
+        if last is None or _new_connection(event.event, last[0], gap):
             self._end(key)
-        self._last[key] = event
+        self._last[key] = (event.event, event.time)
         known = self._known.get(key)
         if event.ip is not None:
             user = event.user if event.user is not None else (known[2] if known else None)

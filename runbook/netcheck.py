@@ -10,7 +10,6 @@ connection less keeps the diagnosis light on servers that penalise failed connec
 from __future__ import annotations
 
 import errno
-import ipaddress
 import re
 import shutil
 import socket
@@ -26,7 +25,7 @@ import paramiko
 from runbook import bounded
 from runbook.errors import RunbookError
 from runbook.findings import Finding
-from runbook.sshconfig import Settings
+from runbook.sshconfig import Settings, is_address
 
 __all__ = [
     "OTHER_PORTS",
@@ -62,14 +61,6 @@ _ERRNO_CAUSE = {
 
 
 # -- DNS ---------------------------------------------------------------------------------
-def _is_address(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
-
-
 def _family(settings: Settings | None) -> int:
     family = (settings.options.get("addressfamily", ["any"])[0] if settings else "any").lower()
     return {"inet": socket.AF_INET, "inet6": socket.AF_INET6}.get(family, socket.AF_UNSPEC)
@@ -82,7 +73,7 @@ def check_dns(
 
     getaddrinfo cannot be cancelled, so it runs in a daemon thread we stop waiting for.
     """
-    if _is_address(hostname):
+    if is_address(hostname):
         return Finding("dns", "address", "pass", f"{hostname} is an address"), [hostname]
     result: dict[str, object] = {}
 
@@ -118,7 +109,7 @@ def check_dns(
         why = f"{error.strerror} (the name does not exist: spelling, DNS record or /etc/hosts)"
     else:
         why = str(getattr(error, "strerror", None) or error)
-    if hostname.startswith("[") and hostname.endswith("]") and _is_address(hostname[1:-1]):
+    if hostname.startswith("[") and hostname.endswith("]") and is_address(hostname[1:-1]):
         why += f"; ssh takes an IPv6 address without brackets: {hostname[1:-1]}"
     return Finding(
         "dns",

@@ -7,6 +7,7 @@ paramiko's :class:`~paramiko.config.SSHConfig` gives a best-effort reading.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import pwd
 import re
@@ -19,7 +20,7 @@ from pathlib import Path
 from runbook import bounded
 from runbook.errors import BadInput
 
-__all__ = ["Settings", "home", "parse_target", "resolve", "ssh_flags"]
+__all__ = ["Settings", "home", "is_address", "parse_target", "resolve", "ssh_flags"]
 
 _HOST_RE = re.compile(r"^[A-Za-z0-9_.%+-]+$|^\[?[0-9A-Fa-f:.]+\]?$")
 _USER_RE = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.@-]*\$?$")
@@ -31,6 +32,15 @@ _URI = re.compile(
 # host:port or [address]:port, which ssh takes for a host name.
 _HOST_PORT = re.compile(r"^(?P<name>[^:\[\]]+|\[[0-9A-Fa-f:.]+\]):(?P<port>\d+)$")
 _BAD_PERMS = re.compile(r"Bad owner or permissions on (\S+)")
+
+
+def is_address(text: str) -> bool:
+    """Whether a host as typed is an IP address (v4 or v6), not a name to resolve."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ decisive problem wins, not the last line (an ignored key with bad permissions en
 
 from __future__ import annotations
 
-import ipaddress
 import itertools
 import re
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from runbook import catalog
+from runbook.sshconfig import is_address
 
 __all__ = [
     "NOLOGIN_STATUS",
@@ -696,7 +696,7 @@ def _base_facts(t: Transcript) -> dict[str, Any]:
             facts.setdefault(key, value)
     if "hostname" not in facts and "address" in facts:
         facts["hostname"] = facts["address"]  # ssh named no host: the address it reached
-    if "address" not in facts and _is_address(facts.get("hostname", "")):
+    if "address" not in facts and is_address(facts.get("hostname", "")):
         facts["address"] = facts["hostname"]
     if "port" in facts:
         facts["port"] = int(facts["port"])
@@ -712,14 +712,6 @@ def _hop_said(event: Event, hop_login: Event | None, jump_host: str) -> bool:
     if hop_login is not None:
         return event.lineno <= hop_login.lineno
     return bool(jump_host) and event.facts.get("hostname") == jump_host
-
-
-def _is_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 # ssh's options that take an argument (the others are flags, and may be grouped: -vvv).

@@ -97,6 +97,21 @@ def _config(draw_lines: list[str], include: str) -> str:
     return "".join(line.replace("INCLUDE", include) + "\n" for line in draw_lines)
 
 
+def _sshd_and_key(tmp_path_factory, tag: str) -> tuple[str, Path, Path]:
+    """The real sshd to compare with (CI fails without it), a fresh directory and a host
+    key in it."""
+    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not Path(sshd).is_file():
+        message = "the comparison needs OpenSSH's sshd (make test installs it as root)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    root = tmp_path_factory.mktemp(tag)
+    key = root / "hostkey"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    return sshd, root, key
+
+
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -108,16 +123,7 @@ def test_offline_reading_equals_sshd_T(tmp_path_factory, main: list[str], drop_i
     """Generated sshd_configs (Match blocks, drop-ins included inside and outside them,
     keyword case, "=" separators): what --server-root reads offline is what the real
     `sshd -T -C` prints for the same user and address."""
-    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
-    if not Path(sshd).is_file():
-        message = "the comparison needs OpenSSH's sshd (make test installs it as root)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    root = tmp_path_factory.mktemp("sshd")
-    key = root / "hostkey"
-    if not key.exists():
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    sshd, root, key = _sshd_and_key(tmp_path_factory, "sshd")
     (root / "d").mkdir(exist_ok=True)
     (root / "d" / "10.conf").write_text(_config(drop_in, ""))
     config = root / "sshd_config"
@@ -203,15 +209,7 @@ _LINES = [
 def test_offline_syntax_check_agrees_with_sshd_t(tmp_path_factory, lines: list[str]) -> None:
     """Generated sshd_configs with good and bad lines: the offline check finds a problem
     exactly when the real `sshd -t` refuses the file (--server-root's sshd -t)."""
-    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
-    if not Path(sshd).is_file():
-        message = "the comparison needs OpenSSH's sshd (make test installs it as root)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    root = tmp_path_factory.mktemp("syntax")
-    key = root / "hostkey"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    sshd, root, key = _sshd_and_key(tmp_path_factory, "syntax")
     config = root / "etc/ssh/sshd_config"
     config.parent.mkdir(parents=True)
     config.write_text(f"HostKey {key}\n" + "".join(f"{line}\n" for line in lines))
