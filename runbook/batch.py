@@ -10,6 +10,7 @@ leaves a consistent summary of what finished; a rerun skips targets already done
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import html
 import io
@@ -23,13 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from runbook import sshconfig
 from runbook.diagnose import diagnose
 from runbook.errors import BadInput
 from runbook.findings import Diagnosis
 from runbook.inventory import BadLine, InventoryTarget
 from runbook.report import atomic_write
 
-__all__ = ["COLUMNS", "BatchResult", "run_batch", "triage"]
+__all__ = ["COLUMNS", "BatchResult", "StartLine", "run_batch", "triage"]
 
 COLUMNS = (
     "target",
@@ -76,7 +78,12 @@ class BatchResult:
         ).most_common()
 
 
-def triage(target: InventoryTarget, timeout: float, lang: str = "en") -> dict[str, Any]:
+def triage(
+    target: InventoryTarget,
+    timeout: float,
+    lang: str = "en",
+    start_line: StartLine | None = None,
+) -> dict[str, Any]:
     """One target's diagnosis as a plain dict (the findings.json shape), or its crash.
 
     Top-level and picklable: it is what runs on a dask worker too. (diagnose is imported
@@ -84,6 +91,7 @@ def triage(target: InventoryTarget, timeout: float, lang: str = "en") -> dict[st
     one GIL hand-off at a time, seconds for a fleet.)
     """
     started = time.monotonic()
+    crossed = start_line.crossing() if start_line is not None else None
     try:
         result = diagnose(
             target.target,
@@ -97,16 +105,57 @@ def triage(target: InventoryTarget, timeout: float, lang: str = "en") -> dict[st
             timeout=timeout,
             lang=lang,
             quick_ok=True,  # a fleet's healthy hosts cost one ssh login, not the probes
+            started=crossed,
         )
     except Exception as err:  # one target's failure is its own row
         return {
             "error": f"{type(err).__name__}: {err}".splitlines()[0][:300],
             "duration_s": time.monotonic() - started,
         }
+    finally:
+        if crossed is not None:
+            crossed()  # a target that failed before its ssh ran holds nobody back
     data = result.to_dict()
     ssh = [f for f in result.findings if f.step == "ssh" and f.data.get("transcript")]
     data["transcript"] = ssh[-1].data["transcript"] if ssh else None
     return data
+
+
+class StartLine:
+    """Where a fleet's first wave waits until every target of it has its ssh running.
+
+    Each ssh start waits for a core that the logins already under way keep busy; the
+    parsing and ``ssh -G`` of targets that ended at once (refused, logged in) would take
+    the cores too, and the last black hole's connect, whose time-out the whole batch
+    waits out, would start later still. Held here, that work overlaps the black holes'
+    wait instead. Later targets (concurrency below the fleet's size) start one by one as
+    others end, and pass at once; nobody waits longer than ``patience``.
+    """
+
+    def __init__(self, wave: int, patience: float) -> None:
+        self._left = wave
+        self._lock = threading.Lock()
+        self._open = threading.Event()
+        self._patience = patience
+        if wave <= 0:
+            self._open.set()
+
+    def crossing(self) -> Callable[[], None]:
+        """One target's crossing: count it (once, however often called), then wait."""
+        done = False
+
+        def cross() -> None:
+            nonlocal done
+            if done:
+                return
+            done = True
+            with self._lock:
+                self._left -= 1
+                if self._left <= 0:
+                    self._open.set()
+            self._open.wait(self._patience)
+
+        return cross
 
 
 def _row(target: InventoryTarget, data: dict[str, Any], report: str = "") -> dict[str, Any]:
@@ -205,13 +254,17 @@ def run_batch(
     keep = [done[t.key] for t in targets if t.key in done]
     todo = [t for t in targets if t.key not in done]
     result = BatchResult(rows=list(keep), bad_lines=list(bad_lines), out=out)
+    if not dask:
+        _presume(todo, timeout)
     run = _executors(dask, concurrency, reports != "none")
     bar = _bar(len(todo), progress)
     pending_reports: list[tuple[int, Future[str]]] = []
     futures: dict[Future[dict[str, Any]], InventoryTarget] = {}
     written = time.monotonic()
     try:
-        futures = {run.submit(triage, t, timeout, lang): t for t in todo}
+        # In-process, the first wave starts together (see StartLine); dask's workers don't.
+        line = None if dask else StartLine(min(concurrency, len(todo)), timeout)
+        futures = {run.submit(triage, t, timeout, lang, line): t for t in todo}
         run.start()
         _write_summary(result)  # what a previous run finished, while these run
         for future in run.completed(futures):
@@ -245,6 +298,14 @@ def run_batch(
         run.close()
         _write_summary(result)
     return result
+
+
+def _presume(targets: list[InventoryTarget], timeout: float) -> None:
+    """Ask once, before the threads start, what each configuration of the fleet gives its
+    hosts (sshconfig.presume): each target's early ssh then starts without waiting."""
+    for ssh_config, known_hosts in dict.fromkeys((t.ssh_config, t.known_hosts) for t in targets):
+        with contextlib.suppress(BadInput):  # that target's own diagnosis says what is wrong
+            sshconfig.presume(ssh_config, known_hosts, timeout)
 
 
 @dataclass

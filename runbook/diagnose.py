@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -58,6 +58,7 @@ def diagnose(
     lang: str = "en",
     run_real_ssh: bool = True,
     quick_ok: bool = False,
+    started: Callable[[], None] | None = None,
 ) -> Diagnosis:
     """Find why ``ssh target`` fails (or prove it works), changing nothing anywhere.
 
@@ -68,7 +69,11 @@ def diagnose(
     ``quick_ok`` (for fleets): the real ssh runs first, alone, as ``ssh host true`` would;
     when it logs in, or fails before the server speaks SSH (name, route, refused, time-out:
     the probes would only repeat that connect), its transcript is the verdict. The probes
-    run only for the failures they can explain further.
+    run only for the failures they can explain further. Without a password that ssh starts
+    before ``ssh -G`` answers, on the settings the configuration gives hosts it does not
+    single out, and is kept only when the target's own make the very same command.
+    ``started``: called once that ssh runs (before the CPU work of the rest); a fleet
+    holds its first wave there until all of it runs (runbook.batch).
     ``server``: ``local``, ``nsenter:PID`` or ``USER@HOST[:PORT]``, where read-only checks
     run on the server itself (runbook.servercheck); ``server_root``: a server's root
     filesystem mounted here, for the file-based checks when nobody can log in.
@@ -116,23 +121,36 @@ def diagnose(
             )
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.monotonic()
-    settings = sshconfig.resolve(
-        target,
-        port=port,
-        user=user,
-        identities=identities,
-        ssh_config=ssh_config,
-        jump=jump,
-        known_hosts=known_hosts,
-        timeout=timeout,
-    )
+    # The user's own flags; known_hosts goes through sshrun's private copies.
+    flags = sshconfig.ssh_flags(port, user, identities, ssh_config, jump, None)
+    # A fleet's logins offer the cheapest key exchange first (see SshRun); not with a
+    # password, which then keeps the post-quantum exchange the user's ssh would use.
+    cheap = quick_ok and not password_env
+    fleet = cheap and run_real_ssh
+    early = _early_ssh(target, flags, ssh_config, known_hosts, timeout) if fleet else None
+    try:
+        if started is not None:
+            started()
+        settings = sshconfig.resolve(
+            target,
+            port=port,
+            user=user,
+            identities=identities,
+            ssh_config=ssh_config,
+            jump=jump,
+            known_hosts=known_hosts,
+            timeout=timeout,
+        )
+    except BaseException:
+        if early is not None:
+            early.cancel()
+        raise
     real = None
-    if run_real_ssh:
-        # The user's own flags; known_hosts goes through sshrun's private copies.
-        flags = sshconfig.ssh_flags(port, user, identities, ssh_config, jump, None)
-        # A fleet's logins offer the cheapest key exchange first (see SshRun); not with a
-        # password, which then keeps the post-quantum exchange the user's ssh would use.
-        cheap = quick_ok and not password_env
+    if early is not None and early.adopt(settings):
+        real = early
+    elif run_real_ssh:
+        if early is not None:  # this target's own settings differ: its own command
+            early.cancel()
         real = SshRun(settings, flags, target, timeout, password_env, cheap_kex=cheap)
     try:
         quick = real.finish() if real is not None and quick_ok else None
@@ -226,6 +244,21 @@ def _sshd_answers(findings: list[Finding]) -> list[Finding]:
             evidence=[f"{banner.step}: {banner.summary}", *listening.evidence],
         )
     ]
+
+
+def _early_ssh(
+    target: str, flags: list[str], ssh_config: str | None, known_hosts: str | None, timeout: float
+) -> SshRun | None:
+    """A fleet target's real ssh, started on the settings its configuration presumably
+    gives it, before ``ssh -G`` says (two process starts per target on a fleet's shared
+    cores put the last black hole's connect seconds late). diagnose keeps it only when
+    the target's own settings make the same command (SshRun.adopt)."""
+    sshconfig.parse_target(target)  # a malformed one is bad input, never an ssh argument
+    try:
+        presumed = sshconfig.presume(ssh_config, known_hosts, timeout)
+    except BadInput:  # resolve says what is wrong, for this target
+        return None
+    return SshRun(presumed, flags, target, timeout, cheap_kex=True)
 
 
 def _decided(ssh: Finding) -> bool:

@@ -13,6 +13,7 @@ import pwd
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 from runbook import bounded
 from runbook.errors import BadInput
 
-__all__ = ["Settings", "home", "is_address", "parse_target", "resolve", "ssh_flags"]
+__all__ = ["Settings", "home", "is_address", "parse_target", "presume", "resolve", "ssh_flags"]
 
 _HOST_RE = re.compile(r"^[A-Za-z0-9_.%+-]+$|^\[?[0-9A-Fa-f:.]+\]?$")
 _USER_RE = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.@-]*\$?$")
@@ -159,6 +160,34 @@ def _ssh_g(flags: list[str], target: str, timeout: float) -> subprocess.Complete
             hint="a Match exec in the ssh config (or its Include) hangs: try it by hand",
         )
     return done
+
+
+# A host no Host or Match block names, for what a configuration gives every host.
+_ANY_HOST = "runbook-presumed.invalid"
+_presumed: dict[tuple[str | None, str | None], Settings] = {}
+_presuming = threading.Lock()
+
+
+def presume(
+    ssh_config: str | None = None, known_hosts: str | None = None, timeout: float = 10
+) -> Settings:
+    """The settings this configuration gives a host it does not single out, asked of
+    ``ssh -G`` once per configuration and remembered.
+
+    A fleet starts each target's real ssh on these before its own ``ssh -G`` answers
+    (SshRun.adopt then checks them against the target's own). Call it once before
+    starting the fleet's threads: they then only read the answer.
+    """
+    key = (ssh_config, known_hosts)
+    found = _presumed.get(key)
+    if found is None:
+        with _presuming:
+            found = _presumed.get(key)
+            if found is None:
+                found = _presumed[key] = resolve(
+                    _ANY_HOST, ssh_config=ssh_config, known_hosts=known_hosts, timeout=timeout
+                )
+    return found
 
 
 def resolve(

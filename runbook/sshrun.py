@@ -15,9 +15,9 @@ refused instead of asked about (``StrictHostKeyChecking=yes``).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 import time
@@ -50,12 +50,40 @@ esac
 _CHEAP_KEX = "curve25519-sha256"
 
 
+def _scratch(executable: bool) -> str | None:
+    """Where ssh's private files go: a memory file system where one is usable (a fleet
+    makes hundreds of these; on a slow disk each costs milliseconds), else tempfile's
+    default. ``executable``: the askpass script must run there (no noexec mount)."""
+    for candidate in (os.environ.get("XDG_RUNTIME_DIR"), "/dev/shm"):
+        if not candidate or not os.access(candidate, os.W_OK | os.X_OK):
+            continue
+        with contextlib.suppress(OSError):
+            if not executable or not os.statvfs(candidate).f_flag & os.ST_NOEXEC:
+                return candidate
+    return None
+
+
+def _read(path: str) -> bytes | None:
+    # Missing or unreadable (a root-owned one after `sudo ssh`): so for ssh too.
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return None
+
+
+def _digest(data: bytes | None) -> bytes | None:
+    return hashlib.sha256(data).digest() if data else None
+
+
 class SshRun:
     """One real ``ssh -vvv ... true``: start it, do other work, then :meth:`finish`.
 
     ``cheap_kex`` (fleets, without a password): the user's own key exchange algorithms,
     the same set, with curve25519 moved first. A server accepts the same set or refuses
     it as it would for the user, so the verdict cannot change; only the login's CPU does.
+
+    ``settings`` may be presumed (a fleet starts ssh before ``ssh -G`` answers): then
+    :meth:`adopt` says whether the target's own would have made the same command.
     """
 
     def __init__(
@@ -69,7 +97,11 @@ class SshRun:
         cheap_kex: bool = False,
     ) -> None:
         self.timeout = timeout
-        self._tmp = tempfile.TemporaryDirectory(prefix="runbook-ssh-")
+        self._cheap_kex = cheap_kex
+        self._password = password_env is not None
+        self._tmp = tempfile.TemporaryDirectory(
+            prefix="runbook-ssh-", dir=_scratch(executable=self._password)
+        )
         tmp = Path(self._tmp.name)
         argv = ["ssh", "-vvv", "-o", f"ConnectTimeout={max(1, round(timeout))}"]
         env = dict(os.environ)
@@ -84,17 +116,13 @@ class SshRun:
             askpass.chmod(0o700)
             env |= {"SSH_ASKPASS": str(askpass), "SSH_ASKPASS_REQUIRE": "force"}
             argv += ["-o", "BatchMode=no", "-o", "NumberOfPasswordPrompts=1"]
-            if settings.strict_host_key_checking.lower() == "ask":
-                argv += ["-o", "StrictHostKeyChecking=yes"]
         else:
             argv += ["-o", "BatchMode=yes"]
         for option in _SAFE_OPTIONS:
             argv += ["-o", option]
-        kex = settings.kex_algorithms
-        if cheap_kex and _CHEAP_KEX in kex[1:]:
-            first = [_CHEAP_KEX, *(k for k in kex if k != _CHEAP_KEX)]
-            argv += ["-o", f"KexAlgorithms={','.join(first)}"]
-        self._originals = self._copies(settings, tmp)
+        self._derived = self._options(settings)
+        argv += self._derived
+        self._copy_known_hosts(settings, tmp)
         argv += ["-o", f"UserKnownHostsFile={' '.join(self._originals) or 'none'}"]
         argv += [*flags, target, "true"]
         self._started = time.monotonic()
@@ -109,27 +137,59 @@ class SshRun:
                 start_new_session=True,
             )
 
-    @staticmethod
-    def _copies(settings: Settings, tmp: Path) -> dict[str, str]:
-        """Private copies of the known_hosts files, each with the original it stands for."""
-        copies = {}
+    def _options(self, settings: Settings) -> list[str]:
+        """The options the command derives from ``settings`` (besides the known_hosts
+        copies): the key exchange order, strict checking with a password."""
+        options = []
+        if self._password and settings.strict_host_key_checking.lower() == "ask":
+            options += ["-o", "StrictHostKeyChecking=yes"]
+        kex = settings.kex_algorithms
+        if self._cheap_kex and _CHEAP_KEX in kex[1:]:
+            first = [_CHEAP_KEX, *(k for k in kex if k != _CHEAP_KEX)]
+            options += ["-o", f"KexAlgorithms={','.join(first)}"]
+        return options
+
+    def _copy_known_hosts(self, settings: Settings, tmp: Path) -> None:
+        """Private copies of the known_hosts files, each with the original it stands for
+        and a digest of what it held (None: missing, unreadable or empty, so for ssh)."""
+        self._originals: dict[str, str] = {}
+        self._held: list[bytes | None] = []
         for index, path in enumerate(settings.user_known_hosts_files):
             copy = tmp / f"known_hosts_{index}"
-            # Missing or unreadable (a root-owned one after `sudo ssh`): so for ssh too.
-            with contextlib.suppress(OSError):
-                shutil.copyfile(path, copy)
-            copies[str(copy)] = path
-        return copies
+            data = _read(path)
+            if data is not None:
+                copy.write_bytes(data)
+            self._originals[str(copy)] = path
+            self._held.append(_digest(data))
+
+    def adopt(self, settings: Settings) -> bool:
+        """Take ``settings`` (the target's own, from ``ssh -G``) for this run, started on
+        presumed ones, when they would have made the same command: the same derived
+        options, and known_hosts files holding the same keys in the same order (ssh's
+        lookups are the same; a file named otherwise, as a Host block may, holds no other
+        key). Then the transcript names the target's own files. Returns whether it did."""
+        if self._options(settings) != self._derived:
+            return False
+        files = settings.user_known_hosts_files
+        theirs = [(path, _digest(_read(path))) for path in files]
+        if [d for d in self._held if d] != [d for _, d in theirs if d]:
+            return False
+        named = iter(path for path, d in theirs if d)
+        for (copy, _), held in zip(list(self._originals.items()), self._held, strict=True):
+            if held:
+                self._originals[copy] = next(named)
+        first = next(iter(self._originals), None)
+        if first is not None and files and not self._held[0]:
+            self._originals[first] = files[0]  # where ssh adds a key it accepts
+        return True
 
     def finish(self) -> Finding:
         """Wait (bounded) for ssh and read its transcript into a finding."""
         limit = self.timeout * 2 + 5
-        try:
-            status: int | None = self._proc.wait(max(0.1, limit - self.elapsed))
-        except subprocess.TimeoutExpired:
+        status = bounded.wait(self._proc, max(0.1, limit - self.elapsed))
+        if status is None:
             bounded.kill_group(self._proc)  # ssh, and a ProxyCommand it started
             self._proc.wait()
-            status = None
         elapsed = self.elapsed
         output = self._out.read_bytes().decode(errors="replace")
         # ssh names the copies ("Offending key in ...", "ssh-keygen -R ... -f ..."): the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import socket
@@ -271,3 +272,54 @@ def test_dask_cluster_gives_the_local_results(lab, tmp_path) -> None:
     assert all(
         Path(r["report"], "report.html").is_file() for r in remote.rows if r["verdict"] != "ok"
     )
+
+
+_OWN_FILES = """
+import json, sys
+from runbook.diagnose import diagnose
+r = diagnose(sys.argv[1], ssh_config=sys.argv[2], timeout=5, quick_ok=True)
+ssh = next(f for f in r.findings if f.step == "ssh")
+print(json.dumps({"cause": r.root_cause.id if r.root_cause else None, "evidence": ssh.evidence}))
+"""
+
+
+def _own_files_config(lab, name: str, tmp_path: Path, mine: str, everyone: str) -> Path:
+    """An ssh_config whose Host block gives the scenario's host a known_hosts file of its
+    own (holding ``mine``), before a ``Host *`` that gives every other host another one."""
+    target = lab.targets[name]
+    (tmp_path / "mine").write_text(mine)
+    (tmp_path / "everyone").write_text(everyone)
+    config = tmp_path / "config"
+    config.write_text(
+        f"Host own\n  HostName {target.host}\n  Port {target.port}\n  User {target.user}\n"
+        f"  IdentitiesOnly yes\n  IdentityFile {target.identity_files[0]}\n"
+        f"  UserKnownHostsFile {tmp_path / 'mine'}\n"
+        f"Host *\n  UserKnownHostsFile {tmp_path / 'everyone'}\n"
+    )
+    return config
+
+
+def test_fleet_target_with_its_own_known_hosts_gets_its_own_verdict(lab, tmp_path) -> None:
+    """A fleet starts each ssh before `ssh -G` answers, on what the configuration gives
+    every host; a host its Host block gives another known_hosts (the only one with its
+    key) still logs in, and neither file changes."""
+    known = Path(lab.targets["healthy"].known_hosts).read_text()
+    config = _own_files_config(lab, "healthy", tmp_path, mine=known, everyone="")
+    proc = lab.run_client("healthy", [sys.executable, "-c", _OWN_FILES, "own", str(config)])
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert json.loads(proc.stdout)["cause"] is None
+    assert (tmp_path / "mine").read_text() == known and (tmp_path / "everyone").read_text() == ""
+
+
+def test_fleet_transcript_names_the_targets_own_known_hosts(lab, tmp_path) -> None:
+    """When the file the configuration gives every host holds the same keys as the
+    target's own, the early ssh is the target's, and its warning names the target's file
+    (the one to fix), not the other."""
+    stale = Path(lab.targets["hostkey-changed"].known_hosts).read_text()
+    config = _own_files_config(lab, "hostkey-changed", tmp_path, mine=stale, everyone=stale)
+    proc = lab.run_client("hostkey-changed", [sys.executable, "-c", _OWN_FILES, "own", str(config)])
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    got = json.loads(proc.stdout)
+    assert got["cause"] == "hostkey.changed"
+    offending = [e for e in got["evidence"] if "Offending" in e]
+    assert offending and all(f"{tmp_path / 'mine'}:1" in e for e in offending), got["evidence"]
