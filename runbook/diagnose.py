@@ -9,6 +9,7 @@ the whole run stays within a time budget derived from ``timeout``.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -119,6 +120,9 @@ def diagnose(
                 f"identity file {identity} is not readable",
                 hint="run as the user who owns it, or fix its permissions",
             )
+    # Without an OpenSSH client the probes still run (paramiko); the real ssh is skipped.
+    no_client = run_real_ssh and shutil.which("ssh") is None
+    run_real_ssh = run_real_ssh and not no_client
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.monotonic()
     # The user's own flags; known_hosts goes through sshrun's private copies.
@@ -164,6 +168,8 @@ def diagnose(
         raise
     if real is not None:
         findings.append(quick or real.finish())
+    elif no_client:
+        findings.append(_skip("ssh", "no ssh client on this machine (install openssh-client)"))
     if auth_logs:
         findings += serverlog.check_auth_log(
             auth_logs,

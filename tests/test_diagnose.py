@@ -568,3 +568,25 @@ def test_fleet_mode_probes_only_what_ssh_leaves_open(lab, name, probed) -> None:
         assert got["steps"] == ["target", "ssh"], got["steps"]  # no probe connections
     if name == "timeout":
         assert got["took"] < 3 + 0.8  # the time-out, not the time-out and the probes
+
+
+_NO_CLIENT = """
+import json, os, sys, tempfile
+os.environ["PATH"] = tempfile.mkdtemp()  # no ssh, ssh-keygen or ping: only Python
+from runbook.diagnose import diagnose
+r = diagnose(sys.argv[1], timeout=3)
+print(json.dumps({"cause": r.root_cause.id if r.root_cause else None,
+                  "ssh": [f.summary for f in r.findings if f.step == "ssh"]}))
+"""
+
+
+def test_without_an_ssh_client_the_probes_still_find_the_cause(lab) -> None:
+    """A machine without OpenSSH's client (a container, a Windows jump box's Python) still
+    gets the probes' verdict, its alias read from ~/.ssh/config by paramiko; the real ssh
+    is reported as not run, not as a crash."""
+    target = lab.targets["port-refused"]
+    proc = lab.run_client("port-refused", [sys.executable, "-c", _NO_CLIENT, target.alias])
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    got = json.loads(proc.stdout)
+    assert got["cause"] == "port.refused"
+    assert got["ssh"] == ["not checked: no ssh client on this machine (install openssh-client)"]
