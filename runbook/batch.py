@@ -216,8 +216,6 @@ def render(data: dict[str, Any], out: str, lang: str = "en") -> str:
 
 
 def _previous(out: Path) -> dict[str, dict[str, Any]]:
-    import csv
-
     summary = out / "summary.csv"
     if not summary.is_file():
         return {}
