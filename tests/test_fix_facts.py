@@ -383,22 +383,31 @@ def test_the_shell_sshd_logs_it_refused_reaches_the_explanation() -> None:
     assert roots["ja"].explanation.startswith("sshd は鍵やパスワードを確かめる前に u1 を拒否")
 
 
-def test_a_key_sshd_logs_as_revoked_reaches_the_fix(tmp_path) -> None:
+def _attempt_in_log(tmp_path: Path, host: str, messages: list[str]) -> list:
+    """serverlog's findings for u1's attempt from 192.0.2.7, whose sshd (one pid) logged
+    ``messages`` one microsecond apart."""
     from datetime import UTC, datetime
 
     from runbook import serverlog
 
     log = tmp_path / "auth.log"
-    stamp = "2026-11-28T13:05:42.{:06d}+00:00 srv sshd[{}]: {}"
-    lines = [
-        (700, "Connection from 192.0.2.7 port 40104 on 192.0.2.1 port 22"),
-        (700, "error: Authentication key ED25519 SHA256:abc revoked by file /etc/ssh/revoked"),
-        (700, "Connection closed by authenticating user u1 192.0.2.7 port 40104 [preauth]"),
-    ]
-    log.write_text("".join(stamp.format(i, pid, m) + "\n" for i, (pid, m) in enumerate(lines)))
+    stamp = "2026-11-28T13:05:42.{:06d}+00:00 {} sshd[700]: {}"
+    log.write_text("".join(stamp.format(i, host, m) + "\n" for i, m in enumerate(messages)))
     when = datetime(2026, 11, 28, 13, 5, 42, tzinfo=UTC)
-    found = serverlog.check_auth_log(
+    return serverlog.check_auth_log(
         [str(log)], user="u1", client="192.0.2.7", since=when, until=when, settle=0
+    )
+
+
+def test_a_key_sshd_logs_as_revoked_reaches_the_fix(tmp_path) -> None:
+    found = _attempt_in_log(
+        tmp_path,
+        "srv",
+        [
+            "Connection from 192.0.2.7 port 40104 on 192.0.2.1 port 22",
+            "error: Authentication key ED25519 SHA256:abc revoked by file /etc/ssh/revoked",
+            "Connection closed by authenticating user u1 192.0.2.7 port 40104 [preauth]",
+        ],
     )
     roots = _decide(found, client="auth.key_rejected")
     assert roots["en"].fix[0] == (
@@ -419,21 +428,14 @@ def test_the_usual_authorized_keys_file_keeps_ssh_copy_id(tmp_path) -> None:
 
 def test_the_shell_refusal_in_sshds_log_reaches_the_explanation(tmp_path) -> None:
     """Debian 12's sshd 9.2 logs the refusal without the address (the audit's lab)."""
-    from datetime import UTC, datetime
-
-    from runbook import serverlog
-
-    log = tmp_path / "auth.log"
-    stamp = "2026-11-28T13:05:42.{:06d}+00:00 lab sshd[{}]: {}"
-    lines = [
-        (800, "Connection from 192.0.2.7 port 40104 on 192.0.2.1 port 22"),
-        (800, "User u1 not allowed because shell /bin/nonexistent-shell does not exist"),
-        (800, "Connection closed by invalid user u1 192.0.2.7 port 40104 [preauth]"),
-    ]
-    log.write_text("".join(stamp.format(i, pid, m) + "\n" for i, (pid, m) in enumerate(lines)))
-    when = datetime(2026, 11, 28, 13, 5, 42, tzinfo=UTC)
-    found = serverlog.check_auth_log(
-        [str(log)], user="u1", client="192.0.2.7", since=when, until=when, settle=0
+    found = _attempt_in_log(
+        tmp_path,
+        "lab",
+        [
+            "Connection from 192.0.2.7 port 40104 on 192.0.2.1 port 22",
+            "User u1 not allowed because shell /bin/nonexistent-shell does not exist",
+            "Connection closed by invalid user u1 192.0.2.7 port 40104 [preauth]",
+        ],
     )
     roots = _decide(found, client="auth.key_rejected")
     assert roots["en"].id == "account.nologin"
