@@ -385,15 +385,13 @@ def test_the_shell_sshd_logs_it_refused_reaches_the_explanation() -> None:
 
 def _attempt_in_log(tmp_path: Path, host: str, messages: list[str]) -> list:
     """serverlog's findings for u1's attempt from 192.0.2.7, whose sshd (one pid) logged
-    ``messages`` one microsecond apart."""
-    from datetime import UTC, datetime
+    ``messages``."""
+    from test_logs import write_sshd_lines
 
     from runbook import serverlog
 
     log = tmp_path / "auth.log"
-    stamp = "2026-11-28T13:05:42.{:06d}+00:00 {} sshd[700]: {}"
-    log.write_text("".join(stamp.format(i, host, m) + "\n" for i, m in enumerate(messages)))
-    when = datetime(2026, 11, 28, 13, 5, 42, tzinfo=UTC)
+    when = write_sshd_lines(log, host, [(700, m) for m in messages])
     return serverlog.check_auth_log(
         [str(log)], user="u1", client="192.0.2.7", since=when, until=when, settle=0
     )

@@ -1247,6 +1247,15 @@ def test_carry_over_alike_when_the_clock_jumps(tmp_path) -> None:
     assert events[1].ip == "192.0.2.6"
 
 
+def write_sshd_lines(path: Path, host: str, lines: list[tuple[int, str]]) -> datetime:
+    """sshd's (pid, message) lines as ``host`` logs them with RFC 3339 stamps one
+    microsecond apart; returns the stamps' second (one attempt's since= and until=)."""
+    when = datetime(2026, 11, 28, 13, 5, 42, tzinfo=UTC)
+    stamp = "2026-11-28T13:05:42.{:06d}+00:00 {} sshd[{}]: {}"
+    path.write_text("".join(stamp.format(i, host, p, m) + "\n" for i, (p, m) in enumerate(lines)))
+    return when
+
+
 def test_session_child_lines_belong_to_the_attempt(tmp_path) -> None:
     """A ChrootDirectory refused in the session's own process ("User child is on pid N",
     no address on its lines) still proves server.bad_modes for this attempt, naming the
@@ -1254,18 +1263,25 @@ def test_session_child_lines_belong_to_the_attempt(tmp_path) -> None:
     from runbook import serverlog
 
     log = tmp_path / "auth.log"
-    stamp = "2026-11-28T13:05:42.{:06d}+00:00 srv sshd[{}]: {}"
-    lines = [
-        (24439, 'Connection from 192.0.2.7 port 40104 on 192.0.2.1 port 22 rdomain ""'),
-        (24439, "Accepted publickey for alice from 192.0.2.7 port 40104 ssh2: ED25519 SHA256:x"),
-        (24439, "User child is on pid 24443"),
-        (24443, 'fatal: bad ownership or modes for chroot directory "/srv/sftp/alice"'),
-        (25000, "Accepted publickey for alice from 198.51.100.9 port 5 ssh2: ED25519 SHA256:y"),
-        (25000, "User child is on pid 25001"),
-        (25001, 'fatal: bad ownership or modes for chroot directory "/srv/other"'),
-    ]
-    log.write_text("".join(stamp.format(i, pid, m) + "\n" for i, (pid, m) in enumerate(lines)))
-    when = datetime(2026, 11, 28, 13, 5, 42, tzinfo=UTC)
+    when = write_sshd_lines(
+        log,
+        "srv",
+        [
+            (24439, 'Connection from 192.0.2.7 port 40104 on 192.0.2.1 port 22 rdomain ""'),
+            (
+                24439,
+                "Accepted publickey for alice from 192.0.2.7 port 40104 ssh2: ED25519 SHA256:x",
+            ),
+            (24439, "User child is on pid 24443"),
+            (24443, 'fatal: bad ownership or modes for chroot directory "/srv/sftp/alice"'),
+            (
+                25000,
+                "Accepted publickey for alice from 198.51.100.9 port 5 ssh2: ED25519 SHA256:y",
+            ),
+            (25000, "User child is on pid 25001"),
+            (25001, 'fatal: bad ownership or modes for chroot directory "/srv/other"'),
+        ],
+    )
     findings = serverlog.check_auth_log(
         [str(log)], user="alice", client="192.0.2.7", since=when, until=when, settle=0
     )
@@ -1283,19 +1299,20 @@ def test_a_refused_user_is_no_invalid_user(tmp_path) -> None:
     from runbook import serverlog
 
     log = tmp_path / "secure"
-    stamp = "2026-11-28T13:05:42.{:06d}+00:00 c7 sshd[{}]: {}"
-    lines = [
-        (5033, "User root from 192.0.2.33 not allowed because not listed in AllowUsers"),
-        (5033, "input_userauth_request: invalid user root [preauth]"),
-        (5033, "error: Could not get shadow information for NOUSER"),
-        (5033, "Failed password for invalid user root from 192.0.2.33 port 40033 ssh2"),
-        (5033, "Connection closed by 192.0.2.33 port 40033 [preauth]"),
-        (5040, "Invalid user ghost from 192.0.2.33 port 40040"),
-        (5040, "input_userauth_request: invalid user ghost [preauth]"),
-        (5040, "Failed password for invalid user ghost from 192.0.2.33 port 40040 ssh2"),
-    ]
-    log.write_text("".join(stamp.format(i, pid, m) + "\n" for i, (pid, m) in enumerate(lines)))
-    when = datetime(2026, 11, 28, 13, 5, 42, tzinfo=UTC)
+    when = write_sshd_lines(
+        log,
+        "c7",
+        [
+            (5033, "User root from 192.0.2.33 not allowed because not listed in AllowUsers"),
+            (5033, "input_userauth_request: invalid user root [preauth]"),
+            (5033, "error: Could not get shadow information for NOUSER"),
+            (5033, "Failed password for invalid user root from 192.0.2.33 port 40033 ssh2"),
+            (5033, "Connection closed by 192.0.2.33 port 40033 [preauth]"),
+            (5040, "Invalid user ghost from 192.0.2.33 port 40040"),
+            (5040, "input_userauth_request: invalid user ghost [preauth]"),
+            (5040, "Failed password for invalid user ghost from 192.0.2.33 port 40040 ssh2"),
+        ],
+    )
 
     def causes(user: str) -> set[str | None]:
         found = serverlog.check_auth_log(
@@ -1314,14 +1331,15 @@ def test_sshd_that_could_not_start_is_sshd_down(tmp_path) -> None:
     from runbook import serverlog
 
     log = tmp_path / "auth.log"
-    stamp = "2026-11-28T13:05:42.{:06d}+00:00 srv sshd[{}]: {}"
-    lines = [
-        (4000, "error: Bind to port 22 on :: failed: Address already in use."),
-        (4001, "/etc/ssh/sshd_config line 42: Bad configuration option: RSAAuthentication"),
-        (4001, "/etc/ssh/sshd_config: terminating, 1 bad configuration options"),
-    ]
-    log.write_text("".join(stamp.format(i, pid, m) + "\n" for i, (pid, m) in enumerate(lines)))
-    when = datetime(2026, 11, 28, 13, 5, 42, tzinfo=UTC)
+    when = write_sshd_lines(
+        log,
+        "srv",
+        [
+            (4000, "error: Bind to port 22 on :: failed: Address already in use."),
+            (4001, "/etc/ssh/sshd_config line 42: Bad configuration option: RSAAuthentication"),
+            (4001, "/etc/ssh/sshd_config: terminating, 1 bad configuration options"),
+        ],
+    )
     found = serverlog.check_auth_log(
         [str(log)], user="alice", client=None, since=when, until=when, settle=0
     )
