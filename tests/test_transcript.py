@@ -630,15 +630,20 @@ def _corpus() -> list[Path]:
     return sorted(CORPUS.glob("*.txt"))
 
 
-def _header(path: Path) -> tuple[dict[str, str], str]:
+def _split_header(text: str, keys: set[str]) -> tuple[dict[str, str], str]:
+    """A documented transcript's leading ``# key: value`` lines (of ``keys``), and its body."""
     header, body = {}, []
-    for line in path.read_text().splitlines(keepends=True):
+    for line in text.splitlines(keepends=True):
         key, sep, value = line[2:].partition(": ")
-        if not body and line.startswith("# ") and sep and key in HEADER_KEYS:
+        if not body and line.startswith("# ") and sep and key in keys:
             header[key] = value.strip()
         else:
             body.append(line)
     return header, "".join(body)
+
+
+def _header(path: Path) -> tuple[dict[str, str], str]:
+    return _split_header(path.read_text(), HEADER_KEYS)
 
 
 HEADER_KEYS = {"source", "platform", "expected", "confirmed"}
@@ -671,14 +676,7 @@ AUDIT_KEYS = {"audit", "expected", "confidence", "says"}
 
 def _audit_case(path: Path) -> tuple[dict[str, str], str]:
     """An audit transcript's header and its body, line endings kept (CRLF is a case)."""
-    header, body = {}, []
-    for line in path.read_bytes().decode("utf-8").splitlines(keepends=True):
-        key, sep, value = line[2:].partition(": ")
-        if not body and line.startswith("# ") and sep and key in AUDIT_KEYS:
-            header[key] = value.strip()
-        else:
-            body.append(line)
-    return header, "".join(body)
+    return _split_header(path.read_bytes().decode("utf-8"), AUDIT_KEYS)
 
 
 @pytest.mark.parametrize("path", sorted(AUDIT.glob("*.txt")), ids=lambda p: p.stem)
