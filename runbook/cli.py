@@ -535,8 +535,11 @@ def lab_down(lab_dir: Path | None, everything: bool) -> None:
 def lab_exec(scenario: str, argv: tuple[str, ...], lab_dir: Path | None) -> None:
     """Run a command as SCENARIO's client (its home, keys and namespace).
 
-    Example: runbook lab exec hostkey-changed -- ssh -v hostkey-changed
+    Examples: runbook lab exec hostkey-changed -- ssh -v hostkey-changed
+              runbook lab exec locked -- runbook diagnose locked
     """
+    import sysconfig
+
     from runbook import lab as lab_mod
 
     running = lab_mod.load(lab_dir)
@@ -545,7 +548,11 @@ def lab_exec(scenario: str, argv: tuple[str, ...], lab_dir: Path | None) -> None
             f"scenario {scenario!r} is not in this lab", hint="see `runbook lab status`"
         )
     wrapped = running.client_argv(scenario, argv)
-    os.execvpe(wrapped[0], wrapped, running.client_env(scenario))
+    env = running.client_env(scenario)
+    # This very runbook is the client's too, its virtualenv activated or not (last on
+    # PATH: the machine's ssh stays the one the client runs).
+    env["PATH"] = f"{env.get('PATH', os.defpath)}:{sysconfig.get_path('scripts')}"
+    os.execvpe(wrapped[0], wrapped, env)
 
 
 def _print_status(running: Any) -> None:

@@ -91,6 +91,21 @@ def test_lab_status_lists_every_scenario(lab) -> None:
         assert (s.expected or "(ok)") in line and line.rstrip().endswith("up")
 
 
+def test_exec_runs_this_runbook_as_the_client(lab) -> None:
+    """`runbook lab exec X -- runbook diagnose X` works with the virtualenv not on PATH."""
+    bare = {**os.environ, "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+    lab_exec = [sys.executable, "-m", "runbook", "lab", "exec", "key-rejected", "--dir"]
+    client = ["runbook", "diagnose", "key-rejected", "--no-report", "--timeout", "5"]
+    proc = subprocess.run(
+        [*lab_exec, str(lab.dir), "--", *client],
+        capture_output=True,
+        text=True,
+        env=bare,
+        timeout=60,
+    )
+    assert "verdict: failed: auth.key_rejected" in proc.stdout, proc.stdout + proc.stderr
+
+
 def test_machine_accounts_unchanged(lab, machine_digests) -> None:
     """Lab users exist only in sshd's private mount namespace."""
     assert file_digests() == machine_digests
