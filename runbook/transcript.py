@@ -153,6 +153,16 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("closed_early", "exchange_identification",
      r"_exchange_identification: (?:read: )?(?P<error>Connection (?:closed|reset).*)$",
      "protocol"),
+    # Any other system error once TCP connected, before the server's banner: 7.4's
+    # ssh_exchange_identification and 8.0+'s kex_exchange_identification name the call
+    # ("read: Connection timed out"), and 8.9+ end with sshconnect.c's "banner exchange:
+    # Connection to HOST port N: ERROR" (its "invalid format" is the not_ssh rule's).
+    *(("banner_error", f"exchange_identification: {call}: ",
+       rf"_exchange_identification: {call}: (?!Connection reset)(?P<error>.+?)\.?$", "protocol")
+      for call in ("read", "write", "select")),
+    ("banner_error", "banner exchange: Connection to ",
+     r"banner exchange: Connection to (?P<address>\S+) port (?P<port>\d+): "
+     r"(?!invalid format)(?P<error>.+)$", "protocol"),
     # A fatal protocol error: a corrupted stream (MTU, NIC offload, a middlebox) or a broken
     # crypto library; no cause of the catalog, but a failure of that phase.
     ("protocol_fatal", "ssh_dispatch_run_fatal",
@@ -595,6 +605,7 @@ _FAILURES = frozenset(
         "not_ssh",
         "banner_timeout",
         "closed_early",
+        "banner_error",
         "proxy_unknown",
         "channel_failed",
         "stdio_failed",
@@ -640,9 +651,9 @@ class _Signal:
     facts: dict[str, str] = field(default_factory=dict)
 
 
-def _connect_cause(error: str) -> str | None:
+def _connect_cause(error: str, table: dict[str, str] = _CONNECT_ERRORS) -> str | None:
     lowered = error.lower()
-    return next((cause for text, cause in _CONNECT_ERRORS.items() if text in lowered), None)
+    return next((cause for text, cause in table.items() if text in lowered), None)
 
 
 # The events that say where the client connects, and as whom.
@@ -655,6 +666,7 @@ _WHERE = frozenset(
         "kex_failed",
         "not_ssh",
         "timed_out",
+        "banner_error",
         "password_asked",
         "password_prompt",
         "denied",
@@ -907,9 +919,36 @@ def _banner_signal(t: Transcript) -> _Signal | None:
             "for the client to speak first, a stuck proxy, or an sshd that is stopped or hung "
             "(the kernel still completes the handshake); --server tells them apart",
         )
+    errors = t.of("banner_error")
+    if errors and (signal := _banner_error_signal(errors)):
+        return signal
     if closed is not None:
         return _Signal("proto.closed_early", [closed], "high")
     return _bare_close(t)
+
+
+# A system error of the banner exchange, by its words: connect(2)'s, and EPIPE (the
+# client's own banner met a connection the server had closed).
+_BANNER_ERRORS = {**_CONNECT_ERRORS, "broken pipe": "proto.closed_early"}
+# What such an error means once TCP had connected, where it differs from connect(2)'s.
+_BANNER_NOTES = {
+    "net.timeout": "TCP connected, then nothing more came back: ssh's read timed out in the "
+    "banner exchange, so the packets after the handshake were dropped on the way (a firewall, "
+    "IPS or load balancer that cuts connections it accepted, a NAT or VPN that lost the "
+    "connection's state)",
+    "net.no_route": "TCP connected, then the route to the server failed during the banner "
+    "exchange (an ICMP unreachable: a VPN or a link that went down)",
+}
+
+
+def _banner_error_signal(errors: list[Event]) -> _Signal | None:
+    """A system error after TCP connected and before the server's banner (None: one no
+    cause explains, which stays a failure with its line)."""
+    cause = _connect_cause(errors[-1].facts["error"], _BANNER_ERRORS)
+    if cause is None:
+        return None
+    note = _BANNER_NOTES.get(cause)
+    return _Signal(cause, errors[-2:], "medium" if note else "high", note)
 
 
 # Where a connection stands before the server's banner: no phase (a prompt), ssh's

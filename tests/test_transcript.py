@@ -1035,3 +1035,44 @@ def test_a_bare_close_is_a_close_before_the_banner(lines: list[str], cause) -> N
     assert (result.verdict, result.cause_id) == ("failed", cause), result
     if cause:
         assert result.confidence == "medium"
+
+
+@pytest.mark.parametrize(
+    "lines, cause, confidence",
+    [
+        (  # 9.6 kex.c kex_exchange_identification: error_f("read: %.100s", strerror(errno)),
+            # then sshconnect.c sshpkt_fatal(ssh, r, "banner exchange") (packet.c logdie_r)
+            [
+                "debug1: Connection established.",
+                "kex_exchange_identification: read: Connection timed out",
+                "banner exchange: Connection to 192.0.2.9 port 22: Connection timed out",
+            ],
+            "net.timeout",
+            "medium",
+        ),
+        (  # 7.4 sshconnect.c ssh_exchange_identification: fatal("...: read: %.100s", ...)
+            ["ssh_exchange_identification: read: Connection timed out"],
+            "net.timeout",
+            "medium",
+        ),
+        (  # 8.0 kex.c: error("%s: write: %.100s", __func__, strerror(errno)), then exit
+            ["kex_exchange_identification: write: Broken pipe"],
+            "proto.closed_early",
+            "high",
+        ),
+        (  # 9.6 without -v: the write error is debug_f, the "banner exchange" line is all
+            ["banner exchange: Connection to 192.0.2.9 port 22: Broken pipe"],
+            "proto.closed_early",
+            "high",
+        ),
+    ],
+)
+def test_a_system_error_in_the_banner_exchange_is_named(lines, cause, confidence) -> None:
+    """TCP connected, then read or write failed before the server's banner: a timeout is
+    packets dropped after the handshake, a broken pipe a server that hung up (was: unknown)."""
+    result = transcript.classify(transcript.parse("\n".join(lines) + "\n"))
+    assert (result.verdict, result.cause_id, result.confidence) == ("failed", cause, confidence)
+    assert result.decisive_lines[-1] == (len(lines), lines[-1])
+    if cause == "net.timeout":
+        assert "TCP connected" in result.facts["note"]
+        assert result.facts.get("port", 22) == 22
