@@ -275,7 +275,9 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
      r"Offering (?:\S+ )?public key: (?:[A-Z0-9-]+ SHA256:\S+ )?(?P<identity_file>\S+)"
      r"(?: (?P<key_type>[A-Z0-9-]+) SHA256:)?", "auth"),
     ("key_offered", "Trying private key", r"Trying private key: (?P<identity_file>\S+)", "auth"),
-    ("key_accepted", "Server accepts key", r"Server accepts key: (?P<identity_file>\S+)", "auth"),
+    # 8.0+ name the key; 7.x said "Server accepts key: pkalg ALG blen N" (sshconnect2.c).
+    ("key_accepted", "Server accepts key",
+     r"Server accepts key: (?:pkalg \S+ blen \d+|(?P<identity_file>\S+))", "auth"),
     # The client leaves out a key its own PubkeyAcceptedAlgorithms (before 8.5:
     # PubkeyAcceptedKeyTypes; 8.5-8.9: "corresponding algo") or the server's
     # server-sig-algs (8.5+: "not supported by server") does not allow.
@@ -1305,7 +1307,7 @@ def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
     taken = [e for e in t.of("key_accepted") if hop < e.lineno < denied.lineno]
     if taken and denied.event == "denied":
         # The server took the key (PK_OK) and refused the login it signed: no refused key.
-        facts.setdefault("identity_file", taken[-1].facts.get("identity_file", ""))
+        facts.setdefault("identity_file", _accepted_file(offered, taken[-1]))
         cause, confidence, why = after_accept(facts.get("user"), hung_up=False)
         note = f"the server accepted the key, then refused the login: {why}"
         return _Signal(cause, [taken[-1], denied], confidence, note)
@@ -1341,6 +1343,15 @@ def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
     return _Signal(
         "auth.no_method", [denied], "medium", "no key was offered and no password was tried"
     )
+
+
+def _accepted_file(offered: list[Event], accepted: Event) -> str:
+    """The file of the key the server accepted: its own line names it (8.0+), or (7.x, which
+    named only the algorithm) the key offered just before it."""
+    if "identity_file" in accepted.facts:
+        return accepted.facts["identity_file"]
+    before = [e for e in offered if e.lineno < accepted.lineno]
+    return before[-1].facts["identity_file"] if before else ""
 
 
 def after_accept(

@@ -1076,3 +1076,19 @@ def test_a_system_error_in_the_banner_exchange_is_named(lines, cause, confidence
     if cause == "net.timeout":
         assert "TCP connected" in result.facts["note"]
         assert result.facts.get("port", 22) == 22
+
+
+def test_an_openssh_7_accepted_key_is_the_key_offered_before_it() -> None:
+    """7.4 sshconnect2.c logs debug("Server accepts key: pkalg %s blen %u", ...), without the
+    key's file; that is the one of the "Offering %s public key: %s" line before it."""
+    text = (
+        "OpenSSH_7.4p1, OpenSSL 1.0.2k-fips  26 Jan 2017\n"
+        "debug1: Authenticating to h:22 as 'root'\n"
+        "debug1: Offering RSA public key: /root/.ssh/id_rsa\n"
+        "debug1: Server accepts key: pkalg rsa-sha2-512 blen 279\n"
+        "debug1: Authentications that can continue: publickey,password\n"
+        "Permission denied (publickey,password).\n"
+    )
+    result = transcript.classify(transcript.parse(text))
+    assert result.cause_id == "account.root_denied"
+    assert result.facts["identity_file"] == "/root/.ssh/id_rsa"
