@@ -241,7 +241,8 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     # -- client files --
     ("key_perms", "UNPROTECTED PRIVATE KEY FILE", r"UNPROTECTED PRIVATE KEY FILE", "client"),
     ("key_perms", "are too open",
-     r"Permissions (?P<mode>0?[0-7]{3,4}) for '(?P<identity_file>.+)' are too open", "client"),
+     r"Permissions (?:(?P<mode>0?[0-7]{3,4}) )?for '(?P<identity_file>.+)' are too open",
+     "client"),  # Win32-OpenSSH's authfile.c names no mode: an ACL lets others read the key
     ("key_perms", "bad permissions: ignore key", r"ignore key: (?P<identity_file>.+?)\s*$",
      "client"),
     ("key_perms", "bad permissions", r"Load key \"(?P<identity_file>.+)\": bad permissions",

@@ -1092,3 +1092,21 @@ def test_an_openssh_7_accepted_key_is_the_key_offered_before_it() -> None:
     result = transcript.classify(transcript.parse(text))
     assert result.cause_id == "account.root_denied"
     assert result.facts["identity_file"] == "/root/.ssh/id_rsa"
+
+
+def test_a_windows_key_others_may_read_is_named_without_a_mode() -> None:
+    """Win32-OpenSSH (PowerShell/openssh-portable v9.5.0.0 authfile.c sshkey_perm_ok) says
+    error("Permissions for '%s' are too open.", filename): an ACL, no octal mode."""
+    line = "Permissions for 'C:\\\\Users\\\\x/.ssh/id_ed25519' are too open."
+    text = (
+        "OpenSSH_for_Windows_9.5p1, LibreSSL 3.8.2\r\n"
+        "@         WARNING: UNPROTECTED PRIVATE KEY FILE!          @\r\n"
+        f"{line}\r\n"
+        "This private key will be ignored.\r\n"
+        "x@h: Permission denied (publickey).\r\n"
+    )
+    result = transcript.classify(transcript.parse(text))
+    assert result.cause_id == "client.key_perms"
+    assert result.facts["identity_file"] == "C:\\Users\\x/.ssh/id_ed25519"
+    assert "mode" not in result.facts  # the fix says "an ACL", not a mode
+    assert (3, line) in result.decisive_lines
