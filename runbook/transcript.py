@@ -222,6 +222,10 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
      r"^(?P<key_type>[A-Z0-9-]+) key fingerprint is "
      r"(?P<fingerprint>SHA256:[A-Za-z0-9+/=]+|MD5:\S+)", "hostkey"),
     ("hostkey_failed", "Host key verification failed", r"Host key verification failed", "hostkey"),
+    # A host certificate the client refused (sshkey.c's reasons: expired, not yet valid, a
+    # name it was not signed for): ssh then checks the plain key, which is rarely known.
+    ("hostkey_cert_invalid", "Certificate invalid: ", r"Certificate invalid: (?P<error>.+?)\.?$",
+     "hostkey"),
     ("hostkey_refused", "Bad server host key", r"Bad server host key: (?P<error>.+)$", "hostkey"),
     ("hostkey_refused", "not in HostKeyAlgorithms",
      r"Server host key (?P<key_type>\S+) not in HostKeyAlgorithms", "hostkey"),
@@ -1064,8 +1068,26 @@ def _hostkey_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
             wanted = ("host_spec", "key_type", "fingerprint")
             facts.update({k: v for k, v in event.facts.items() if k in wanted})
         _target_from_spec(facts)
-        return _Signal("hostkey.unknown", [*unknown[:2], failed], "high" if unknown else "medium")
+        cert = next((e for e in t.of("hostkey_cert_invalid") if e.lineno > after), None)
+        return _Signal(
+            "hostkey.unknown",
+            [*([cert] if cert else []), *unknown[:2], failed],
+            "high" if unknown else "medium",
+            _refused_certificate(cert),
+        )
     return None
+
+
+def _refused_certificate(cert: Event | None) -> str | None:
+    """What a refused host certificate changes: the plain key is unknown only because the
+    certificate no longer vouches for it."""
+    if cert is None:
+        return None
+    return (
+        f"the server's host certificate was refused ({cert.facts['error']}), so ssh checked "
+        "its plain key, which known_hosts does not hold: the fix is a new certificate for the "
+        "server (ssh-keygen -s CA_KEY -h -n NAME -V ...), not trusting the plain key"
+    )
 
 
 def _stale_address(t: Transcript, facts: dict[str, Any]) -> None:

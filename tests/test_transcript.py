@@ -1110,3 +1110,21 @@ def test_a_windows_key_others_may_read_is_named_without_a_mode() -> None:
     assert result.facts["identity_file"] == "C:\\Users\\x/.ssh/id_ed25519"
     assert "mode" not in result.facts  # the fix says "an ACL", not a mode
     assert (3, line) in result.decisive_lines
+
+
+def test_an_expired_host_certificate_is_why_the_plain_key_is_unknown() -> None:
+    """9.6 sshconnect.c check_host_key: error("%s", fail_reason) with sshkey.c's "Certificate
+    invalid: expired", then debug("No matching CA found. Retry with plain key"), which
+    known_hosts (a @cert-authority line) does not hold."""
+    text = (
+        "debug1: Host 'h' is known and matches the ED25519-CERT host certificate.\n"
+        "debug1: Found CA key in /home/u/.ssh/known_hosts:1\n"
+        "Certificate invalid: expired\n"
+        "debug1: No matching CA found. Retry with plain key\n"
+        "No ED25519 host key is known for h and you have requested strict checking.\n"
+        "Host key verification failed.\n"
+    )
+    result = transcript.classify(transcript.parse(text))
+    assert result.cause_id == "hostkey.unknown"
+    assert (3, "Certificate invalid: expired") in result.decisive_lines
+    assert "host certificate was refused (expired)" in result.facts["note"]
