@@ -94,6 +94,10 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     # set -x's "+ "): what ssh was asked for, where the output does not say it.
     ("command_line", "ssh ", _COMMAND_LINE, "config", False),
     ("command_line", "ssh.exe ", _COMMAND_LINE, "config", False),
+    # 10.0+ log their own command line at -vvv (ssh.c; misc.c's argv_assemble puts a word
+    # with blanks in double quotes): what ssh was asked for, where no prompt was pasted.
+    ("started_with", "Started with: ",
+     r"^Started with: (?:\S*/)?ssh\s+(?P<args>\S.*)$", "config"),
     ("proxy_jump", "ProxyCommand from ProxyJump", r"ProxyJump: (?P<command>.+)$", "proxy"),
     ("proxy_command", "Executing proxy",
      r"Executing proxy (?:dialer )?command: (?:exec )?(?P<command>.+)$", "proxy"),
@@ -748,8 +752,9 @@ _SSH_O_FACTS = {
 
 def _command_facts(t: Transcript) -> dict[str, str]:
     """What the pasted ``ssh ...`` command line asks for: user, host (as typed: the alias),
-    port, identity file, jump host or proxy command."""
-    lines = t.of("command_line")
+    port, identity file, jump host or proxy command. A pasted prompt's command wins; else
+    the first one ssh logged (a jump host's own ssh logs the next)."""
+    lines = t.of("command_line") or t.of("started_with")[:1]
     if not lines:
         return {}
     words = _words(lines[-1].facts["args"])
@@ -779,6 +784,8 @@ def _command_facts(t: Transcript) -> dict[str, str]:
             fact = {"l": "user", "p": "port", "i": "identity_file", "J": "jump"}.get(flag)
             if fact:
                 facts.setdefault(fact, value)
+    # "none" turns ProxyCommand, ProxyJump and IdentityFile off: no hop, no file.
+    facts = {k: v for k, v in facts.items() if v.lower() != "none"}
     if "jump" in facts:
         facts["jump"] = facts["jump"].split(",")[0]  # the first hop is tried first
     if "port" in facts and not facts["port"].isdigit():

@@ -1128,3 +1128,28 @@ def test_an_expired_host_certificate_is_why_the_plain_key_is_unknown() -> None:
     assert result.cause_id == "hostkey.unknown"
     assert (3, "Certificate invalid: expired") in result.decisive_lines
     assert "host certificate was refused (expired)" in result.facts["note"]
+
+
+# OpenSSH 10.0's ssh.c logs its version with debug() (before: unprefixed) and then
+# debug3("Started with: %s", args), misc.c's argv_assemble quoting words with blanks.
+_V10 = "debug1: OpenSSH_10.0p2, OpenSSL 3.5.0 8 Apr 2025\n"
+
+
+def test_openssh_10_names_the_command_it_was_started_with() -> None:
+    """The alias, -i and -p of a 10.0 -vvv transcript come from its own "Started with" (a
+    jump host's ssh logs its own next); ProxyCommand=none is no hop."""
+    text = (
+        _V10 + 'debug3: Started with: ssh -vvv -i /home/u/.ssh/id_work -o "ProxyCommand=none" '
+        "-J admin@bastion prod\n"
+        "debug1: Setting implicit ProxyCommand from ProxyJump: ssh -l admin -vvv -W '[%h]:%p' "
+        "bastion\n" + _V10 + "debug3: Started with: ssh -l admin -vvv -W [prod]:22 bastion\n"
+        "ssh: Could not resolve hostname bastion: Name or service not known\n"
+        "kex_exchange_identification: Connection closed by remote host\n"
+        "Connection closed by UNKNOWN port 65535\n"
+    )
+    result = transcript.explain(text)
+    assert result["client_version"] == "OpenSSH_10.0p2"
+    assert result["root_cause"]["id"] == "proxy.failed"
+    facts = result["facts"]
+    assert (facts["alias"], facts["jump"]) == ("prod", "admin@bastion")
+    assert facts["identity_file"] == "/home/u/.ssh/id_work" and "proxy_command" not in facts
