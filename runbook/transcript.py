@@ -1757,6 +1757,8 @@ def classify(t: Transcript) -> Classification:
     signals = [s for s in candidates if s is not None and s.events]
     if not signals:
         failed = any(e.event in _FAILURES for e in t.events)
+        if not failed:
+            facts["note"] = _cut_short(t)
         return Classification("failed" if failed else "unknown", None, None, [], facts)
     chosen = min(signals, key=lambda s: (catalog.phase_rank(s.cause), s.events[0].lineno))
     for key in ("known_hosts", "identity_file", "ssh_config"):
@@ -1772,6 +1774,17 @@ def classify(t: Transcript) -> Classification:
         facts["note"] = chosen.note
     lines = sorted({(e.lineno, e.text) for e in chosen.events})
     return Classification("failed", chosen.cause, chosen.confidence, lines, facts)
+
+
+def _cut_short(t: Transcript) -> str:
+    """Why there is no verdict: where the transcript stops, with no error and no login."""
+    last = next((e for e in reversed(t.events) if e.phase), None)
+    where = f" after line {last.lineno} ({last.text.strip()[:120]})" if last else ""
+    return (
+        f"the transcript stops{where} with neither an error nor a login: it was cut short, "
+        "or ssh was still waiting (a prompt, a silent network); give all of "
+        "`ssh -vvv ... 2>&1`, up to ssh's exit"
+    )
 
 
 def _on_windows(t: Transcript, facts: dict[str, Any]) -> bool:

@@ -1153,3 +1153,22 @@ def test_openssh_10_names_the_command_it_was_started_with() -> None:
     facts = result["facts"]
     assert (facts["alias"], facts["jump"]) == ("prod", "admin@bastion")
     assert facts["identity_file"] == "/home/u/.ssh/id_work" and "proxy_command" not in facts
+
+
+@pytest.mark.parametrize(
+    "text, stops",
+    [
+        (  # cut after the TCP connection: no error, no login
+            "OpenSSH_9.6p1 Ubuntu-3ubuntu13.5, OpenSSL 3.0.13 30 Jan 2024\n"
+            "debug1: Connecting to h [192.0.2.9] port 22.\n"
+            "debug1: Connection established.\n",
+            "after line 3 (debug1: Connection established.)",
+        ),
+        (_V10, "after line 1"),  # ssh -v of 10.0 stopped at once (or `ssh -V` of older ones)
+    ],
+)
+def test_a_transcript_cut_short_says_where_it_stops(text: str, stops: str) -> None:
+    proc = _explain_cli("-", stdin=text.encode())
+    out = proc.stdout.decode()
+    assert proc.returncode == 1 and "verdict: unknown" in out, out
+    assert f"the transcript stops {stops}" in out and "cut short" in out
