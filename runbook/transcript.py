@@ -94,6 +94,10 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     # set -x's "+ "): what ssh was asked for, where the output does not say it.
     ("command_line", "ssh ", _COMMAND_LINE, "config", False),
     ("command_line", "ssh.exe ", _COMMAND_LINE, "config", False),
+    # 10.0+ log their own command line at -vvv (ssh.c; misc.c's argv_assemble puts a word
+    # with blanks in double quotes): what ssh was asked for, where no prompt was pasted.
+    ("started_with", "Started with: ",
+     r"^Started with: (?:\S*/)?ssh\s+(?P<args>\S.*)$", "config"),
     ("proxy_jump", "ProxyCommand from ProxyJump", r"ProxyJump: (?P<command>.+)$", "proxy"),
     ("proxy_command", "Executing proxy",
      r"Executing proxy (?:dialer )?command: (?:exec )?(?P<command>.+)$", "proxy"),
@@ -153,6 +157,16 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("closed_early", "exchange_identification",
      r"_exchange_identification: (?:read: )?(?P<error>Connection (?:closed|reset).*)$",
      "protocol"),
+    # Any other system error once TCP connected, before the server's banner: 7.4's
+    # ssh_exchange_identification and 8.0+'s kex_exchange_identification name the call
+    # ("read: Connection timed out"), and 8.9+ end with sshconnect.c's "banner exchange:
+    # Connection to HOST port N: ERROR" (its "invalid format" is the not_ssh rule's).
+    *(("banner_error", f"exchange_identification: {call}: ",
+       rf"_exchange_identification: {call}: (?!Connection reset)(?P<error>.+?)\.?$", "protocol")
+      for call in ("read", "write", "select")),
+    ("banner_error", "banner exchange: Connection to ",
+     r"banner exchange: Connection to (?P<address>\S+) port (?P<port>\d+): "
+     r"(?!invalid format)(?P<error>.+)$", "protocol"),
     # A fatal protocol error: a corrupted stream (MTU, NIC offload, a middlebox) or a broken
     # crypto library; no cause of the catalog, but a failure of that phase.
     ("protocol_fatal", "ssh_dispatch_run_fatal",
@@ -212,6 +226,10 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
      r"^(?P<key_type>[A-Z0-9-]+) key fingerprint is "
      r"(?P<fingerprint>SHA256:[A-Za-z0-9+/=]+|MD5:\S+)", "hostkey"),
     ("hostkey_failed", "Host key verification failed", r"Host key verification failed", "hostkey"),
+    # A host certificate the client refused (sshkey.c's reasons: expired, not yet valid, a
+    # name it was not signed for): ssh then checks the plain key, which is rarely known.
+    ("hostkey_cert_invalid", "Certificate invalid: ", r"Certificate invalid: (?P<error>.+?)\.?$",
+     "hostkey"),
     ("hostkey_refused", "Bad server host key", r"Bad server host key: (?P<error>.+)$", "hostkey"),
     ("hostkey_refused", "not in HostKeyAlgorithms",
      r"Server host key (?P<key_type>\S+) not in HostKeyAlgorithms", "hostkey"),
@@ -231,7 +249,8 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     # -- client files --
     ("key_perms", "UNPROTECTED PRIVATE KEY FILE", r"UNPROTECTED PRIVATE KEY FILE", "client"),
     ("key_perms", "are too open",
-     r"Permissions (?P<mode>0?[0-7]{3,4}) for '(?P<identity_file>.+)' are too open", "client"),
+     r"Permissions (?:(?P<mode>0?[0-7]{3,4}) )?for '(?P<identity_file>.+)' are too open",
+     "client"),  # Win32-OpenSSH's authfile.c names no mode: an ACL lets others read the key
     ("key_perms", "bad permissions: ignore key", r"ignore key: (?P<identity_file>.+?)\s*$",
      "client"),
     ("key_perms", "bad permissions", r"Load key \"(?P<identity_file>.+)\": bad permissions",
@@ -265,7 +284,9 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
      r"Offering (?:\S+ )?public key: (?:[A-Z0-9-]+ SHA256:\S+ )?(?P<identity_file>\S+)"
      r"(?: (?P<key_type>[A-Z0-9-]+) SHA256:)?", "auth"),
     ("key_offered", "Trying private key", r"Trying private key: (?P<identity_file>\S+)", "auth"),
-    ("key_accepted", "Server accepts key", r"Server accepts key: (?P<identity_file>\S+)", "auth"),
+    # 8.0+ name the key; 7.x said "Server accepts key: pkalg ALG blen N" (sshconnect2.c).
+    ("key_accepted", "Server accepts key",
+     r"Server accepts key: (?:pkalg \S+ blen \d+|(?P<identity_file>\S+))", "auth"),
     # The client leaves out a key its own PubkeyAcceptedAlgorithms (before 8.5:
     # PubkeyAcceptedKeyTypes; 8.5-8.9: "corresponding algo") or the server's
     # server-sig-algs (8.5+: "not supported by server") does not allow.
@@ -595,6 +616,7 @@ _FAILURES = frozenset(
         "not_ssh",
         "banner_timeout",
         "closed_early",
+        "banner_error",
         "proxy_unknown",
         "channel_failed",
         "stdio_failed",
@@ -640,9 +662,9 @@ class _Signal:
     facts: dict[str, str] = field(default_factory=dict)
 
 
-def _connect_cause(error: str) -> str | None:
+def _connect_cause(error: str, table: dict[str, str] = _CONNECT_ERRORS) -> str | None:
     lowered = error.lower()
-    return next((cause for text, cause in _CONNECT_ERRORS.items() if text in lowered), None)
+    return next((cause for text, cause in table.items() if text in lowered), None)
 
 
 # The events that say where the client connects, and as whom.
@@ -655,6 +677,7 @@ _WHERE = frozenset(
         "kex_failed",
         "not_ssh",
         "timed_out",
+        "banner_error",
         "password_asked",
         "password_prompt",
         "denied",
@@ -729,8 +752,9 @@ _SSH_O_FACTS = {
 
 def _command_facts(t: Transcript) -> dict[str, str]:
     """What the pasted ``ssh ...`` command line asks for: user, host (as typed: the alias),
-    port, identity file, jump host or proxy command."""
-    lines = t.of("command_line")
+    port, identity file, jump host or proxy command. A pasted prompt's command wins; else
+    the first one ssh logged (a jump host's own ssh logs the next)."""
+    lines = t.of("command_line") or t.of("started_with")[:1]
     if not lines:
         return {}
     words = _words(lines[-1].facts["args"])
@@ -760,6 +784,8 @@ def _command_facts(t: Transcript) -> dict[str, str]:
             fact = {"l": "user", "p": "port", "i": "identity_file", "J": "jump"}.get(flag)
             if fact:
                 facts.setdefault(fact, value)
+    # "none" turns ProxyCommand, ProxyJump and IdentityFile off: no hop, no file.
+    facts = {k: v for k, v in facts.items() if v.lower() != "none"}
     if "jump" in facts:
         facts["jump"] = facts["jump"].split(",")[0]  # the first hop is tried first
     if "port" in facts and not facts["port"].isdigit():
@@ -907,9 +933,36 @@ def _banner_signal(t: Transcript) -> _Signal | None:
             "for the client to speak first, a stuck proxy, or an sshd that is stopped or hung "
             "(the kernel still completes the handshake); --server tells them apart",
         )
+    errors = t.of("banner_error")
+    if errors and (signal := _banner_error_signal(errors)):
+        return signal
     if closed is not None:
         return _Signal("proto.closed_early", [closed], "high")
     return _bare_close(t)
+
+
+# A system error of the banner exchange, by its words: connect(2)'s, and EPIPE (the
+# client's own banner met a connection the server had closed).
+_BANNER_ERRORS = {**_CONNECT_ERRORS, "broken pipe": "proto.closed_early"}
+# What such an error means once TCP had connected, where it differs from connect(2)'s.
+_BANNER_NOTES = {
+    "net.timeout": "TCP connected, then nothing more came back: ssh's read timed out in the "
+    "banner exchange, so the packets after the handshake were dropped on the way (a firewall, "
+    "IPS or load balancer that cuts connections it accepted, a NAT or VPN that lost the "
+    "connection's state)",
+    "net.no_route": "TCP connected, then the route to the server failed during the banner "
+    "exchange (an ICMP unreachable: a VPN or a link that went down)",
+}
+
+
+def _banner_error_signal(errors: list[Event]) -> _Signal | None:
+    """A system error after TCP connected and before the server's banner (None: one no
+    cause explains, which stays a failure with its line)."""
+    cause = _connect_cause(errors[-1].facts["error"], _BANNER_ERRORS)
+    if cause is None:
+        return None
+    note = _BANNER_NOTES.get(cause)
+    return _Signal(cause, errors[-2:], "medium" if note else "high", note)
 
 
 # Where a connection stands before the server's banner: no phase (a prompt), ssh's
@@ -1022,8 +1075,26 @@ def _hostkey_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
             wanted = ("host_spec", "key_type", "fingerprint")
             facts.update({k: v for k, v in event.facts.items() if k in wanted})
         _target_from_spec(facts)
-        return _Signal("hostkey.unknown", [*unknown[:2], failed], "high" if unknown else "medium")
+        cert = next((e for e in t.of("hostkey_cert_invalid") if e.lineno > after), None)
+        return _Signal(
+            "hostkey.unknown",
+            [*([cert] if cert else []), *unknown[:2], failed],
+            "high" if unknown else "medium",
+            _refused_certificate(cert),
+        )
     return None
+
+
+def _refused_certificate(cert: Event | None) -> str | None:
+    """What a refused host certificate changes: the plain key is unknown only because the
+    certificate no longer vouches for it."""
+    if cert is None:
+        return None
+    return (
+        f"the server's host certificate was refused ({cert.facts['error']}), so ssh checked "
+        "its plain key, which known_hosts does not hold: the fix is a new certificate for the "
+        "server (ssh-keygen -s CA_KEY -h -n NAME -V ...), not trusting the plain key"
+    )
 
 
 def _stale_address(t: Transcript, facts: dict[str, Any]) -> None:
@@ -1266,7 +1337,7 @@ def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
     taken = [e for e in t.of("key_accepted") if hop < e.lineno < denied.lineno]
     if taken and denied.event == "denied":
         # The server took the key (PK_OK) and refused the login it signed: no refused key.
-        facts.setdefault("identity_file", taken[-1].facts.get("identity_file", ""))
+        facts.setdefault("identity_file", _accepted_file(offered, taken[-1]))
         cause, confidence, why = after_accept(facts.get("user"), hung_up=False)
         note = f"the server accepted the key, then refused the login: {why}"
         return _Signal(cause, [taken[-1], denied], confidence, note)
@@ -1302,6 +1373,15 @@ def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
     return _Signal(
         "auth.no_method", [denied], "medium", "no key was offered and no password was tried"
     )
+
+
+def _accepted_file(offered: list[Event], accepted: Event) -> str:
+    """The file of the key the server accepted: its own line names it (8.0+), or (7.x, which
+    named only the algorithm) the key offered just before it."""
+    if "identity_file" in accepted.facts:
+        return accepted.facts["identity_file"]
+    before = [e for e in offered if e.lineno < accepted.lineno]
+    return before[-1].facts["identity_file"] if before else ""
 
 
 def after_accept(
@@ -1677,6 +1757,8 @@ def classify(t: Transcript) -> Classification:
     signals = [s for s in candidates if s is not None and s.events]
     if not signals:
         failed = any(e.event in _FAILURES for e in t.events)
+        if not failed:
+            facts["note"] = _cut_short(t)
         return Classification("failed" if failed else "unknown", None, None, [], facts)
     chosen = min(signals, key=lambda s: (catalog.phase_rank(s.cause), s.events[0].lineno))
     for key in ("known_hosts", "identity_file", "ssh_config"):
@@ -1692,6 +1774,17 @@ def classify(t: Transcript) -> Classification:
         facts["note"] = chosen.note
     lines = sorted({(e.lineno, e.text) for e in chosen.events})
     return Classification("failed", chosen.cause, chosen.confidence, lines, facts)
+
+
+def _cut_short(t: Transcript) -> str:
+    """Why there is no verdict: where the transcript stops, with no error and no login."""
+    last = next((e for e in reversed(t.events) if e.phase), None)
+    where = f" after line {last.lineno} ({last.text.strip()[:120]})" if last else ""
+    return (
+        f"the transcript stops{where} with neither an error nor a login: it was cut short, "
+        "or ssh was still waiting (a prompt, a silent network); give all of "
+        "`ssh -vvv ... 2>&1`, up to ssh's exit"
+    )
 
 
 def _on_windows(t: Transcript, facts: dict[str, Any]) -> bool:

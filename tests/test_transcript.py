@@ -1035,3 +1035,140 @@ def test_a_bare_close_is_a_close_before_the_banner(lines: list[str], cause) -> N
     assert (result.verdict, result.cause_id) == ("failed", cause), result
     if cause:
         assert result.confidence == "medium"
+
+
+@pytest.mark.parametrize(
+    "lines, cause, confidence",
+    [
+        (  # 9.6 kex.c kex_exchange_identification: error_f("read: %.100s", strerror(errno)),
+            # then sshconnect.c sshpkt_fatal(ssh, r, "banner exchange") (packet.c logdie_r)
+            [
+                "debug1: Connection established.",
+                "kex_exchange_identification: read: Connection timed out",
+                "banner exchange: Connection to 192.0.2.9 port 22: Connection timed out",
+            ],
+            "net.timeout",
+            "medium",
+        ),
+        (  # 7.4 sshconnect.c ssh_exchange_identification: fatal("...: read: %.100s", ...)
+            ["ssh_exchange_identification: read: Connection timed out"],
+            "net.timeout",
+            "medium",
+        ),
+        (  # 8.0 kex.c: error("%s: write: %.100s", __func__, strerror(errno)), then exit
+            ["kex_exchange_identification: write: Broken pipe"],
+            "proto.closed_early",
+            "high",
+        ),
+        (  # 9.6 without -v: the write error is debug_f, the "banner exchange" line is all
+            ["banner exchange: Connection to 192.0.2.9 port 22: Broken pipe"],
+            "proto.closed_early",
+            "high",
+        ),
+    ],
+)
+def test_a_system_error_in_the_banner_exchange_is_named(lines, cause, confidence) -> None:
+    """TCP connected, then read or write failed before the server's banner: a timeout is
+    packets dropped after the handshake, a broken pipe a server that hung up (was: unknown)."""
+    result = transcript.classify(transcript.parse("\n".join(lines) + "\n"))
+    assert (result.verdict, result.cause_id, result.confidence) == ("failed", cause, confidence)
+    assert result.decisive_lines[-1] == (len(lines), lines[-1])
+    if cause == "net.timeout":
+        assert "TCP connected" in result.facts["note"]
+        assert result.facts.get("port", 22) == 22
+
+
+def test_an_openssh_7_accepted_key_is_the_key_offered_before_it() -> None:
+    """7.4 sshconnect2.c logs debug("Server accepts key: pkalg %s blen %u", ...), without the
+    key's file; that is the one of the "Offering %s public key: %s" line before it."""
+    text = (
+        "OpenSSH_7.4p1, OpenSSL 1.0.2k-fips  26 Jan 2017\n"
+        "debug1: Authenticating to h:22 as 'root'\n"
+        "debug1: Offering RSA public key: /root/.ssh/id_rsa\n"
+        "debug1: Server accepts key: pkalg rsa-sha2-512 blen 279\n"
+        "debug1: Authentications that can continue: publickey,password\n"
+        "Permission denied (publickey,password).\n"
+    )
+    result = transcript.classify(transcript.parse(text))
+    assert result.cause_id == "account.root_denied"
+    assert result.facts["identity_file"] == "/root/.ssh/id_rsa"
+
+
+def test_a_windows_key_others_may_read_is_named_without_a_mode() -> None:
+    """Win32-OpenSSH (PowerShell/openssh-portable v9.5.0.0 authfile.c sshkey_perm_ok) says
+    error("Permissions for '%s' are too open.", filename): an ACL, no octal mode."""
+    line = "Permissions for 'C:\\\\Users\\\\x/.ssh/id_ed25519' are too open."
+    text = (
+        "OpenSSH_for_Windows_9.5p1, LibreSSL 3.8.2\r\n"
+        "@         WARNING: UNPROTECTED PRIVATE KEY FILE!          @\r\n"
+        f"{line}\r\n"
+        "This private key will be ignored.\r\n"
+        "x@h: Permission denied (publickey).\r\n"
+    )
+    result = transcript.classify(transcript.parse(text))
+    assert result.cause_id == "client.key_perms"
+    assert result.facts["identity_file"] == "C:\\Users\\x/.ssh/id_ed25519"
+    assert "mode" not in result.facts  # the fix says "an ACL", not a mode
+    assert (3, line) in result.decisive_lines
+
+
+def test_an_expired_host_certificate_is_why_the_plain_key_is_unknown() -> None:
+    """9.6 sshconnect.c check_host_key: error("%s", fail_reason) with sshkey.c's "Certificate
+    invalid: expired", then debug("No matching CA found. Retry with plain key"), which
+    known_hosts (a @cert-authority line) does not hold."""
+    text = (
+        "debug1: Host 'h' is known and matches the ED25519-CERT host certificate.\n"
+        "debug1: Found CA key in /home/u/.ssh/known_hosts:1\n"
+        "Certificate invalid: expired\n"
+        "debug1: No matching CA found. Retry with plain key\n"
+        "No ED25519 host key is known for h and you have requested strict checking.\n"
+        "Host key verification failed.\n"
+    )
+    result = transcript.classify(transcript.parse(text))
+    assert result.cause_id == "hostkey.unknown"
+    assert (3, "Certificate invalid: expired") in result.decisive_lines
+    assert "host certificate was refused (expired)" in result.facts["note"]
+
+
+# OpenSSH 10.0's ssh.c logs its version with debug() (before: unprefixed) and then
+# debug3("Started with: %s", args), misc.c's argv_assemble quoting words with blanks.
+_V10 = "debug1: OpenSSH_10.0p2, OpenSSL 3.5.0 8 Apr 2025\n"
+
+
+def test_openssh_10_names_the_command_it_was_started_with() -> None:
+    """The alias, -i and -p of a 10.0 -vvv transcript come from its own "Started with" (a
+    jump host's ssh logs its own next); ProxyCommand=none is no hop."""
+    text = (
+        _V10 + 'debug3: Started with: ssh -vvv -i /home/u/.ssh/id_work -o "ProxyCommand=none" '
+        "-J admin@bastion prod\n"
+        "debug1: Setting implicit ProxyCommand from ProxyJump: ssh -l admin -vvv -W '[%h]:%p' "
+        "bastion\n" + _V10 + "debug3: Started with: ssh -l admin -vvv -W [prod]:22 bastion\n"
+        "ssh: Could not resolve hostname bastion: Name or service not known\n"
+        "kex_exchange_identification: Connection closed by remote host\n"
+        "Connection closed by UNKNOWN port 65535\n"
+    )
+    result = transcript.explain(text)
+    assert result["client_version"] == "OpenSSH_10.0p2"
+    assert result["root_cause"]["id"] == "proxy.failed"
+    facts = result["facts"]
+    assert (facts["alias"], facts["jump"]) == ("prod", "admin@bastion")
+    assert facts["identity_file"] == "/home/u/.ssh/id_work" and "proxy_command" not in facts
+
+
+@pytest.mark.parametrize(
+    "text, stops",
+    [
+        (  # cut after the TCP connection: no error, no login
+            "OpenSSH_9.6p1 Ubuntu-3ubuntu13.5, OpenSSL 3.0.13 30 Jan 2024\n"
+            "debug1: Connecting to h [192.0.2.9] port 22.\n"
+            "debug1: Connection established.\n",
+            "after line 3 (debug1: Connection established.)",
+        ),
+        (_V10, "after line 1"),  # ssh -v of 10.0 stopped at once (or `ssh -V` of older ones)
+    ],
+)
+def test_a_transcript_cut_short_says_where_it_stops(text: str, stops: str) -> None:
+    proc = _explain_cli("-", stdin=text.encode())
+    out = proc.stdout.decode()
+    assert proc.returncode == 1 and "verdict: unknown" in out, out
+    assert f"the transcript stops {stops}" in out and "cut short" in out
