@@ -195,8 +195,8 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"^pam_unix\(sshd:auth\): authentication failure;.*? rhost=(?P<ip>\S*)"
      r"(?:\s+user=(?P<user>.*?))?(?: \[preauth\])?\s*$"),
     ("account_locked", "failure", "pam_faillock",
-     r"^pam_faillock\(sshd:\w+\): (?P<reason>Consecutive login failures for user (?P<user>\S+)"
-     r".*)$"),
+     r"^pam_faillock\(sshd:\w+\): (?P<reason>Consecutive login failures for user (?P<user>.+?) "
+     r"account temporarily locked.*)$"),
     # pam_faillock knows no such user (sshd's "Invalid user" line is the refusal).
     ("pam_detail", "info", "pam_faillock",
      r"^pam_faillock\(sshd:\w+\): (?P<reason>User unknown)(?:: (?P<user>.*))?$"),
@@ -206,8 +206,10 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"(?:tally|has time limit) .*)$"),
     ("pam_account", "failure", "by PAM account configuration",
      r"Access denied for user (?P<user>\S+) by PAM account configuration"),
+    # Linux-PAM 1.5+ writes "for user U(uid=N) by L(uid=N)", older releases "for user U by
+    # L(uid=N)"; a name (SSSD's, AD's) may hold a space.
     ("session_opened", "success", "session opened for user",
-     r"^pam_unix\(sshd:session\): session opened for user (?P<user>[^\s(]+)"),
+     r"^pam_unix\(sshd:session\): session opened for user (?P<user>.+?)(?:\(uid=\d+\))? by "),
     ("sig_alg_refused", "failure", " not in Pubkey",
      r"userauth_pubkey: (?:signature algorithm|key type) (?P<method>\S+) not in "
      r"(?P<reason>PubkeyAccepted\w+)"),
@@ -372,7 +374,7 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"^pam_\w+\(sshd:auth\): authentication success;.*? rhost=(?P<ip>\S*)"
      r"(?:\s+user=(?P<user>.*?))?(?: \[preauth\])?\s*$"),
     ("pam_detail", "info", "(sshd:auth): received for user",
-     r"^pam_\w+\(sshd:auth\): received for user (?P<user>\S+): (?P<reason>.+)$"),
+     r"^pam_\w+\(sshd:auth\): received for user (?P<user>.+?): (?P<reason>\d+ \(.*\))$"),
     ("pam_detail", "info", "check pass; user unknown",
      r"^pam_unix\(sshd:auth\): check pass; (?P<reason>user unknown)$"),
     # pam_unix's audit option names what was typed as the user (a password, at times).
@@ -389,7 +391,8 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"\d+ days?)$"),
     # SSSD's access provider (simple_allow_groups, AD GPOs) refused the account.
     ("pam_account", "failure", "(sshd:account): Access denied for user",
-     r"^pam_\w+\(sshd:account\): (?P<reason>Access denied) for user (?P<user>[^\s:]+)"),
+     r"^pam_\w+\(sshd:account\): (?P<reason>Access denied) for user (?P<user>.+?)"
+     r"(?:: \d+ \(.*\))?$"),
     # AuthorizedKeysCommand: it failed (no keys from it), or sshd would not run it.
     ("keys_command_failed", "failure", "AuthorizedKeysCommand ",
      r"^(?:error: )?(?P<reason>AuthorizedKeys(?:Principals)?Command \S+ .*(?:status|signal) \d+)"),
@@ -430,7 +433,7 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     ("session_close", "info", "Close session: ",
      rf"^Close session: user (?P<user>\S+) from {_IP} port (?P<port>\d+)"),
     ("session_closed", "info", "session closed for user",
-     r"^pam_unix\(sshd:session\): session closed for user (?P<user>[^\s(]+)"),
+     r"^pam_unix\(sshd:session\): session closed for user (?P<user>.+?)\s*$"),
     ("transferred", "info", "Transferred: ", r"^Transferred: (?P<reason>.+)$"),
     ("closing", "info", "Closing connection to ",
      rf"^Closing connection to {_IP} port (?P<port>\d+)"),

@@ -977,6 +977,22 @@ _MESSAGE_LINES = {
         ("pam_failure", "failure", "bob", "192.0.2.107", None, None),
     "PAM service(sshd) ignoring max retries; 5 > 3":
         ("pam_repeat", "info", None, None, None, "ignoring max retries; 5 > 3"),
+    # A name with a space (SSSD's, AD's), whole: Linux-PAM's pam_unix_sess.c (1.5+ writes
+    # "U(uid=N) by L(uid=N)", 1.3 "U by L(uid=N)"), pam_faillock.c, SSSD's pam_sss.c.
+    "pam_unix(sshd:session): session opened for user bob smith(uid=1001) by (uid=0)":
+        ("session_opened", "success", "bob smith", None, None, None),
+    "pam_unix(sshd:session): session opened for user bob smith by (uid=0)":
+        ("session_opened", "success", "bob smith", None, None, None),
+    "pam_unix(sshd:session): session closed for user bob smith":
+        ("session_closed", "info", "bob smith", None, None, None),
+    "pam_faillock(sshd:auth): Consecutive login failures for user bob smith account temporarily "
+    "locked":
+        ("account_locked", "failure", "bob smith", None, None,
+         "Consecutive login failures for user bob smith account temporarily locked"),
+    "pam_sss(sshd:auth): received for user bob smith: 7 (Authentication failure)":
+        ("pam_detail", "info", "bob smith", None, None, "7 (Authentication failure)"),
+    "pam_sss(sshd:account): Access denied for user bob smith: 6 (Permission denied)":
+        ("pam_account", "failure", "bob smith", None, None, "Access denied"),
     # sshd cannot start: upstream's words (logit's "sshd: " prefix, the capital P, the host
     # key path without quotes, the count of bad options).
     "sshd: no hostkeys available -- exiting.":
