@@ -177,9 +177,14 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     ("max_auth_tries", "failure", "maximum authentication attempts exceeded",
      rf"maximum authentication attempts exceeded for (?:invalid user )?(?P<user>.*) "
      rf"from {_IP}{_PORT}{_TAIL}"),
+    # sshd's hang-ups (packet.c) read by their first word, before the other reasons'
+    # (below): 8.0+ names the user and the client, 7.4 neither.
     ("too_many_failures", "failure", "Too many authentication failures",
-     rf"^Disconnecting(?: {_WHO}{_IP} port (?P<port>\d+))?: Too many authentication failures"
-     r"(?: for (?:invalid user )?(?P<user2>.+?))?(?: \[preauth\])?$"),
+     rf"^Disconnecting {_WHO}{_IP} port (?P<port>\d+): Too many authentication failures"
+     r"(?: \[preauth\])?$"),
+    ("too_many_failures", "failure", "Too many authentication failures",
+     r"^Disconnecting: Too many authentication failures(?: for (?:invalid user )?(?P<user2>.+?))?"
+     r"(?: \[preauth\])?$"),
     ("pam_failure", "failure", "PAM: ",
      rf"^(?:error: )?PAM: (?P<reason>[Aa]uthentication (?:failure|error)|User not known to the "
      rf"underlying authentication module) for (?:illegal user )?(?P<user>.*) from {_RHOST}"
@@ -242,6 +247,10 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     ("session_refused", "failure", "refusing non-sftp session",
      rf"^(?:error: )?Connection from (?:user (?P<user>.*) )?{_IP}{_PORT}: "
      r"(?P<reason>refusing non-sftp session)$"),
+    # A logged-in session's client went silent past ClientAliveInterval (packet.c: 8.0+
+    # names the user), before the connection row, which would take it for a new connection.
+    ("client_timeout", "info", " timed out",
+     rf"^Connection from (?:user (?P<user>.*) )?{_IP} port (?P<port>\d+) timed out"),
     ("connection", "info", "Connection from ",
      rf"^Connection from {_IP}(?: port (?P<port>\d+)(?: on (?P<reason>\S+ port \d+))?)?"),
     # Some distributions' sshd log each phase this way (Ltype: Version, Kex, Authname).
@@ -261,7 +270,9 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     ("disconnected", "info", "Disconnected from ", rf"^Disconnected from {_IP}{_TAIL}"),
     # The end of a session (after login): a logout, not a connection that failed.
     ("logout", "info", "Disconnected from user ",
-     rf"^Disconnected from user (?P<user>\S+) {_IP} port (?P<port>\d+)"),
+     rf"^Disconnected from user (?P<user>.*) {_IP} port (?P<port>\d+)"),
+    ("logout", "info", " by user ",
+     rf"^Connection (?:closed|reset) by user (?P<user>.*) {_IP} port (?P<port>\d+)"),
     ("banner_error", "failure", "exchange_identification: ",
      r"^(?:error: )?(?:kex|ssh)_exchange_identification: (?P<reason>.*)$"),
     ("banner_error", "failure", "Did not receive identification string",
@@ -280,6 +291,14 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     ("protocol_error", "failure", "ssh_dispatch_run_fatal",
      rf"ssh_dispatch_run_fatal: Connection from {_WHO}{_IP}{_PORT}: (?P<reason>.*?)"
      r"(?: \[preauth\])?$"),
+    # Any other function's fatal error on the connection (packet.c's sshpkt_fatal: "FUNC:
+    # WHAT: Connection from ...: ERROR"): before login a failure, after it ("user U") not.
+    ("protocol_error", "failure", ": Connection from ",
+     rf"^[a-z]\w*(?:: [\w ]+)?: Connection from {_WHO}{_IP} port (?P<port>\d+): "
+     r"(?P<reason>.*?)(?: \[preauth\])?$"),
+    ("protocol_error", "info", ": Connection from user ",
+     rf"^[a-z]\w*(?:: [\w ]+)?: Connection from user (?P<user>.*) {_IP} port (?P<port>\d+): "
+     r"(?P<reason>.*)$"),
     # Older releases' words for a packet that cannot be framed or authenticated (a scanner,
     # a corrupting middlebox): "ssh_dispatch_run_fatal: ... Connection corrupted" today.
     ("protocol_error", "failure", "Bad packet length ",
@@ -296,6 +315,9 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     # no one; later releases the user and the address).
     ("client_timeout", "info", "Timeout, client not responding",
      rf"^Timeout, client not responding(?: from (?:user (?P<user>.*) )?{_IP}{_PORT})?\.?$"),
+    # UnusedConnectionTimeout (9.2+, serverloop.c): a session with no channel open.
+    ("client_timeout", "info", "terminating inactive connection",
+     rf"^terminating inactive connection from (?:user (?P<user>.*) )?{_IP}{_PORT}$"),
     ("maxstartups", "failure", "drop connection",
      r"drop connection #\d+ from \[(?P<ip>[^\]]+)\]:(?P<port>\d+) on \S+ (?P<reason>.+)$"),
     ("penalty", "info", "srclimit_penalise",
@@ -316,8 +338,16 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     ("tcp_wrappers", "failure", "refused connect from ",
      r"^refused connect from (?P<reason>.*) \((?:::ffff:)?(?P<ip>[^)]+)\)$"),
     ("user_change", "failure", "Change of username or service not allowed",
-     rf"^Disconnecting(?: {_WHO}{_IP} port (?P<port>\d+))?: (?P<reason>Change of username or "
+     rf"^Disconnecting {_WHO}{_IP} port (?P<port>\d+): (?P<reason>Change of username or "
      r"service not allowed.*?)(?: \[preauth\])?$"),
+    ("user_change", "failure", "Change of username or service not allowed",
+     r"^Disconnecting: (?P<reason>Change of username or service not allowed.*?)(?: \[preauth\])?$"),
+    # Any other reason sshd hangs up with (packet.c, 8.0+): before login a refusal ("no
+    # authentication methods enabled", "bad service request"), after it ("user U") not.
+    ("disconnecting", "failure", "Disconnecting ",
+     rf"^Disconnecting {_WHO}{_IP} port (?P<port>\d+): (?P<reason>.+?)(?: \[preauth\])?$"),
+    ("disconnecting", "info", "Disconnecting user ",
+     rf"^Disconnecting user (?P<user>.*) {_IP} port (?P<port>\d+): (?P<reason>.+)$"),
     ("reverse_dns", "info", "POSSIBLE BREAK-IN ATTEMPT",
      rf"^Address {_IP} maps to (?P<reason>.*)$"),
     ("reverse_dns", "info", "POSSIBLE BREAK-IN ATTEMPT",
@@ -1098,6 +1128,7 @@ _ENDS = frozenset(
         "closing",
         "timeout",
         "client_timeout",
+        "disconnecting",
         "too_many_failures",
         "max_auth_tries",
     }

@@ -1035,6 +1035,42 @@ _MESSAGE_LINES = {
     "message authentication code incorrect [preauth]":
         ("protocol_error", "failure", "a b", "45.33.1.15", 50012,
          "message authentication code incorrect"),
+    # sshd hangs up (packet.c 8.0+, ssh_packet_disconnect: "Disconnecting %s: %.100s", the
+    # client named with auth2.c's preamble): before login a refusal, after it ("user U") not;
+    # the reasons with their own event keep it.
+    "Disconnecting authenticating user root 192.0.2.4 port 5022: no authentication methods "
+    "enabled [preauth]":
+        ("disconnecting", "failure", "root", "192.0.2.4", 5022,
+         "no authentication methods enabled"),
+    "Disconnecting 2001:db8::5 port 50022: bad service request ssh-foo [preauth]":
+        ("disconnecting", "failure", None, "2001:db8::5", 50022, "bad service request ssh-foo"),
+    "Disconnecting user bob smith 2001:db8::5 port 50022: Possible attack: attempt to open a "
+    "session after additional sessions disabled":
+        ("disconnecting", "info", "bob smith", "2001:db8::5", 50022,
+         "Possible attack: attempt to open a session after additional sessions disabled"),
+    "Disconnecting invalid user bob smith 2001:db8::5 port 50022: Too many authentication "
+    "failures [preauth]":
+        ("too_many_failures", "failure", "bob smith", "2001:db8::5", 50022, None),
+    # packet.c 8.0+, sshpkt_vfatal: "%s%sConnection %s %s" and its ssh_err (auth2.c's
+    # userauth_finish, serverloop.c's server_input_channel_req), a time-out, and a close or a
+    # reset after login ("user U"): no failed attempt.
+    "userauth_finish: send PAM banner: Connection from authenticating user bob 192.0.2.4 port "
+    "5022: Broken pipe [preauth]":
+        ("protocol_error", "failure", "bob", "192.0.2.4", 5022, "Broken pipe"),
+    "server_input_channel_req: send reply: Connection from user bob smith 2001:db8::5 port "
+    "50022: Broken pipe":
+        ("protocol_error", "info", "bob smith", "2001:db8::5", 50022, "Broken pipe"),
+    "Connection from user bob smith 2001:db8::5 port 50022 timed out":
+        ("client_timeout", "info", "bob smith", "2001:db8::5", 50022, None),
+    "Connection closed by user bob 192.0.2.4 port 5022":
+        ("logout", "info", "bob", "192.0.2.4", 5022, None),
+    "Connection reset by user bob 192.0.2.4 port 5022":
+        ("logout", "info", "bob", "192.0.2.4", 5022, None),
+    "Disconnected from user bob smith 2001:db8::5 port 50022":
+        ("logout", "info", "bob smith", "2001:db8::5", 50022, None),
+    # UnusedConnectionTimeout (serverloop.c 9.2+).
+    "terminating inactive connection from user bob 192.0.2.4 port 5022":
+        ("client_timeout", "info", "bob", "192.0.2.4", 5022, None),
     "refusing previously-used ED25519 key [preauth]":
         ("key_reused", "failure", None, None, None, None),
     "error: Could not get shadow information for NOUSER":
