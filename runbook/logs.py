@@ -218,19 +218,42 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     ("sig_alg_refused", "failure", " not in Pubkey",
      r"userauth_pubkey: (?:signature algorithm|key type) (?P<method>\S+) not in "
      r"(?P<reason>PubkeyAccepted\w+)"),
+    ("sig_alg_refused", "failure", " not in Hostbased",
+     r"userauth_hostbased: (?:signature algorithm|key type) (?P<method>\S+) not in "
+     r"(?P<reason>HostbasedAccepted\w+)"),
     ("sig_alg_refused", "failure", "unsupported public key algorithm",
-     r"userauth_pubkey: (?P<reason>unsupported public key algorithm): (?P<method>\S+)"),
+     r"userauth_(?:pubkey|hostbased): (?P<reason>unsupported public key algorithm): "
+     r"(?P<method>\S+)"),
+    # A key sshd will not use (9.2+: "Invalid key length", an RSA key under RequiredRSASize),
+    # a certificate signed with an algorithm it refuses, an old client's RSA signatures.
+    ("sig_alg_refused", "failure", ": refusing ",
+     r"^userauth_(?:pubkey|hostbased): refusing (?P<method>\S+) key: (?P<reason>.+?)"
+     r"(?: \[preauth\])?$"),
+    ("sig_alg_refused", "failure", "certificate signature algorithm ",
+     r"^userauth_(?:pubkey|hostbased): certificate signature algorithm (?P<method>\S+): "
+     r"(?P<reason>.+?)(?: \[preauth\])?$"),
+    ("sig_alg_refused", "failure", "uses unsafe signature",
+     r"^Refusing (?P<method>RSA) key because (?P<reason>client uses unsafe signature scheme)"),
     # AuthenticationMethods "publickey,publickey" wants another key than the one that passed.
     ("key_reused", "failure", "refusing previously-used",
      r"^refusing previously-used (?P<method>\S+) key(?: \[preauth\])?$"),
     # The key matched, but its from="..." option in authorized_keys excludes this client.
     ("key_from_refused", "failure", "not from a permitted host",
-     r"Authentication tried for (?P<user>\S+) with correct key but (?P<reason>not from a "
-     r"permitted host \(host=[^,]*, ip=(?P<ip>[^,]*), required=[^)]*\))"),
+     r"Authentication tried for (?P<user>.+?) with correct key but (?P<reason>not from a "
+     r"permitted host \(host=[^,]*, ip=(?P<ip>[^,)]*)(?:, required=[^)]*)?\))"),
+    # A certificate's source-address (7.4: "host (ip=A)", 8.0+: "source address (A)").
+    ("key_from_refused", "failure", "with valid certificate but not from a permitted",
+     r"Authentication tried for (?P<user>.+?) with valid certificate but (?P<reason>not from a "
+     r"permitted (?:host|source address) \((?:ip=)?(?P<ip>[^)]*)\))"),
+    # A FIDO key (8.2+) whose signature lacks the touch or PIN its options ask for.
+    ("key_refused", "failure", " requirement not met",
+     rf"^(?:error: )?public key (?P<method>\S+)(?: \S+)? signature for (?:invalid user )?"
+     rf"(?P<user>.*) from {_IP} port (?P<port>\d+) rejected: (?P<reason>.+? requirement not met)"),
     ("key_revoked", "failure", "revoked by file",
      r"^(?:error: )?Authentication key (?P<method>\S+) \S+ (?P<reason>revoked by file \S+)"),
     ("key_revoked", "failure", "revoked key for",
-     r"^(?:WARNING: )?(?P<reason>revoked key) for (?P<user>\S+) attempted authentication"),
+     r"^(?:error: )?(?:WARNING: )?(?P<reason>revoked key) for (?P<user>.+?) attempted "
+     r"authentication"),
     ("cert_refused", "failure", "Certificate invalid: ",
      r"^(?:error: )?(?P<reason>Certificate invalid: .+?)(?: \[preauth\])?$"),
     ("cert_refused", "failure", "Refusing certificate ID",
@@ -240,8 +263,13 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     ("not_allowed", "failure", "administratively prohibited connection",
      rf"^(?P<reason>administratively prohibited) connection for (?:invalid user )?(?P<user>\S+) "
      rf"from {_IP}{_PORT}"),
-    ("keys_unreadable", "failure", "authorized keys",
-     r"^Could not open (?:user '(?P<user>[^']*)' )?authorized keys '(?P<reason>[^']*)'"),
+    ("keys_unreadable", "failure", "Could not open ",
+     r"^Could not open (?:user '(?P<user>[^']*)' )?authorized (?:keys|principals) "
+     r"'(?P<reason>[^']*)'"),
+    # 7.4-8.9 "User U authorized keys PATH is ...", 9.2+ the user and path in quotes.
+    ("keys_unreadable", "failure", " is not a regular file",
+     r"^User '?(?P<user>.+?)'? authorized (?:keys|principals) '?(?P<reason>.+?)'? is not a "
+     r"regular file$"),
     # ForceCommand internal-sftp (an sftp-only account) refuses a shell or a command
     # (before the connection row, which would take its start for a new connection).
     ("session_refused", "failure", "refusing non-sftp session",
@@ -424,14 +452,22 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"^pam_\w+\(sshd:account\): (?P<reason>Access denied) for user (?P<user>.+?)"
      r"(?:: \d+ \(.*\))?$"),
     # AuthorizedKeysCommand: it failed (no keys from it), or sshd would not run it.
-    ("keys_command_failed", "failure", "AuthorizedKeysCommand ",
-     r"^(?:error: )?(?P<reason>AuthorizedKeys(?:Principals)?Command \S+ .*(?:status|signal) \d+)"),
-    ("bad_modes", "failure", "Unsafe AuthorizedKeys",
-     r'^(?:error: )?Unsafe AuthorizedKeys(?:Principals)?Command "[^"]*": bad ownership or modes '
+    ("keys_command_failed", "failure", "Authorized",
+     r"^(?:error: )?(?P<reason>Authorized(?:Keys|Principals)Command \S+ .*(?:status|signal) \d+)"),
+    ("keys_command_failed", "failure", "Authorized",
+     r'^(?:error: )?(?P<reason>Authorized(?:Keys|Principals)Command(?:User)? "[^"]*" '
+     r"(?:not found|contains invalid quotes|yielded no arguments).*)$"),
+    ("keys_command_failed", "failure", "No user for Authorized",
+     r"^(?:error: )?(?P<reason>No user for Authorized(?:Keys|Principals)Command specified)"),
+    ("bad_modes", "failure", "Unsafe Authorized",
+     r'^(?:error: )?Unsafe Authorized(?:Keys|Principals)Command "[^"]*": bad ownership or modes '
      r"for (?:directory|file) (?P<reason>.+)$"),
     ("cert_refused", "failure", "key_cert_check_authority",
      r"^(?:error: )?key_cert_check_authority: (?P<reason>.+?)(?: \[preauth\])?$"),
     ("key_found", "info", "Accepted certificate ID", r"^Accepted certificate ID (?P<reason>.+)$"),
+    # HostbasedAuthentication's key of the client host (its user@host, not the login's).
+    ("key_found", "info", " public key ",
+     r"^Accepted (?P<method>\S+) public key \S+ from (?P<reason>\S+@\S+)$"),
     ("session_refused", "failure", 'chroot("',
      r"^(?:error: |fatal: )?(?P<reason>chroot\(.+)$"),
     ("hostbased_refused", "failure", "userauth_hostbased mismatch",

@@ -1071,6 +1071,53 @@ _MESSAGE_LINES = {
     # UnusedConnectionTimeout (serverloop.c 9.2+).
     "terminating inactive connection from user bob 192.0.2.4 port 5022":
         ("client_timeout", "info", "bob", "192.0.2.4", 5022, None),
+    # Keys and certificates sshd refuses: auth.c's auth_openfile (7.4-8.9) and
+    # auth2-pubkeyfile.c's (9.2+), auth-options.c (7.4) and auth2-pubkeyfile.c (9.2+) from=
+    # and source-address, monitor.c's FIDO checks (8.2+), auth2-pubkey.c and
+    # auth2-hostbased.c's algorithm checks (RequiredRSASize: 9.2+), AuthorizedKeysCommand
+    # and AuthorizedPrincipalsCommand (auth2-pubkey.c, misc.c), auth.c's revoked key.
+    "User 'bob smith' authorized keys '/home/bob smith/.ssh/authorized_keys' is not a regular "
+    "file":
+        ("keys_unreadable", "failure", "bob smith", None, None,
+         "/home/bob smith/.ssh/authorized_keys"),
+    "User bob authorized keys /home/bob/.ssh/authorized_keys is not a regular file":
+        ("keys_unreadable", "failure", "bob", None, None, "/home/bob/.ssh/authorized_keys"),
+    "Could not open user 'bob' authorized principals '/etc/ssh/principals/bob': Permission "
+    "denied":
+        ("keys_unreadable", "failure", "bob", None, None, "/etc/ssh/principals/bob"),
+    "Authentication tried for bob with correct key but not from a permitted host "
+    "(host=c.example, ip=192.0.2.4).":
+        ("key_from_refused", "failure", "bob", "192.0.2.4", None,
+         "not from a permitted host (host=c.example, ip=192.0.2.4)"),
+    "/home/bob/.ssh/authorized_keys:2: Authentication tried for bob with valid certificate "
+    "but not from a permitted source address (2001:db8::5).":
+        ("key_from_refused", "failure", "bob", "2001:db8::5", None,
+         "not from a permitted source address (2001:db8::5)"),
+    "error: public key ECDSA-SK SHA256:abc signature for invalid user bob smith from "
+    "2001:db8::5 port 50022 rejected: user verification requirement not met ":
+        ("key_refused", "failure", "bob smith", "2001:db8::5", 50022,
+         "user verification requirement not met"),
+    "userauth_pubkey: refusing RSA key: Invalid key length [preauth]":
+        ("sig_alg_refused", "failure", None, None, None, "Invalid key length"),
+    "userauth_pubkey: certificate signature algorithm ssh-rsa: signature algorithm not "
+    "supported [preauth]":
+        ("sig_alg_refused", "failure", None, None, None, "signature algorithm not supported"),
+    "userauth_hostbased: signature algorithm ssh-rsa not in HostbasedAcceptedAlgorithms "
+    "[preauth]":
+        ("sig_alg_refused", "failure", None, None, None, "HostbasedAcceptedAlgorithms"),
+    "Accepted ED25519 public key SHA256:x from bob@client.example":
+        ("key_found", "info", None, None, None, "bob@client.example"),
+    'error: AuthorizedKeysCommandUser "keys" not found: No such file or directory':
+        ("keys_command_failed", "failure", None, None, None,
+         'AuthorizedKeysCommandUser "keys" not found: No such file or directory'),
+    "error: AuthorizedPrincipalsCommand /usr/local/bin/p bob failed, status 1":
+        ("keys_command_failed", "failure", None, None, None,
+         "AuthorizedPrincipalsCommand /usr/local/bin/p bob failed, status 1"),
+    'error: Unsafe AuthorizedPrincipalsCommand "/opt/p": bad ownership or modes for '
+    "directory /opt":
+        ("bad_modes", "failure", None, None, None, "/opt"),
+    "error: WARNING: revoked key for bob attempted authentication":
+        ("key_revoked", "failure", "bob", None, None, "revoked key"),
     "refusing previously-used ED25519 key [preauth]":
         ("key_reused", "failure", None, None, None, None),
     "error: Could not get shadow information for NOUSER":
