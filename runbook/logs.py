@@ -309,6 +309,16 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      rf"^Bad protocol version identification '(?P<reason>.*)' from {_IP}{_PORT}"),
     ("banner_error", "failure", "banner exchange: ",
      rf"^banner exchange: Connection from {_IP}{_PORT}: (?P<reason>.*?)(?: \[preauth\])?$"),
+    # kex.c (8.0+): a banner that is no SSH one, a scanner's or prober's (which sshd drops);
+    # 7.4's sshd.c could not even send its own.
+    ("banner_error", "failure", "Bad remote protocol version identification",
+     r"^(?:error: )?Bad remote protocol version identification: '(?P<reason>.*)'"),
+    ("banner_error", "failure", "Don't panic",
+     rf"^(?:probed|scanned) from {_IP} port (?P<port>\d+) with (?P<reason>.*)\.  Don't panic\.$"),
+    ("banner_error", "failure", "Could not write ident string",
+     rf"^Could not write ident string to {_IP}{_PORT}"),
+    ("kex_failed", "failure", "uses unsafe key agreement",
+     r'^(?:fatal: )?(?P<reason>Client version ".*" uses unsafe key agreement)'),
     ("kex_failed", "failure", "Unable to negotiate",
      rf"Unable to negotiate with {_IP}{_PORT}: (?P<reason>.*?)(?: \[preauth\])?$"),
     ("kex_failed", "failure", "Unable to negotiate",
@@ -482,6 +492,16 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     # maxlogins; sshd then exits 254), MaxSessions 0, a ChrootDirectory it cannot enter.
     ("session_refused", "failure", "pam_open_session",
      r"^(?:error: )?PAM: pam_open_session\(\): (?P<reason>.+)$"),
+    ("session_refused", "failure", "PAM: pam_setcred",
+     r"^(?:fatal: )?PAM: pam_setcred\(\): (?P<reason>.+)$"),
+    # An expired password that could not be changed (auth-pam.c, session.c): sshd exits.
+    ("password_expired", "failure", "PAM: pam_chauthtok",
+     r"^(?:fatal: )?PAM: pam_chauthtok\(\): (?P<reason>.+)$"),
+    ("password_expired", "failure", "Password expired",
+     r"^(?:fatal: )?(?P<reason>Password expired(?: \(unable to change with privsep\))?)$"),
+    # A name longer than PAM takes (auth-pam.c 8.9+): no account sshd will look up.
+    ("invalid_user", "failure", "Username too long",
+     rf"^(?:fatal: )?(?P<reason>Username too long) from {_IP}{_PORT}"),
     ("session_refused", "failure", "no more sessions",
      r"^(?:error: )?(?P<reason>no more sessions)$"),
     # pam_limits' maxlogins: the module's own line before sshd's pam_open_session one.

@@ -1118,6 +1118,31 @@ _MESSAGE_LINES = {
         ("bad_modes", "failure", None, None, None, "/opt"),
     "error: WARNING: revoked key for bob attempted authentication":
         ("key_revoked", "failure", "bob", None, None, "revoked key"),
+    # Refused before the key exchange: kex.c (8.0+) on a banner that is no SSH one and on
+    # scanners and probers it drops, 7.4's sshd.c on its own banner and on SSH-1 era clients.
+    "error: Bad remote protocol version identification: 'SSH-2.0'":
+        ("banner_error", "failure", None, None, None, "SSH-2.0"),
+    "scanned from 2001:db8::5 port 50022 with SSH-2.0-Nmap-SSH2-Hostkey.  Don't panic.":
+        ("banner_error", "failure", None, "2001:db8::5", 50022, "SSH-2.0-Nmap-SSH2-Hostkey"),
+    "Could not write ident string to 192.0.2.4 port 5022":
+        ("banner_error", "failure", None, "192.0.2.4", 5022, None),
+    'fatal: Client version "OpenSSH_2.5.1" uses unsafe key agreement; refusing connection':
+        ("kex_failed", "failure", None, None, None,
+         'Client version "OpenSSH_2.5.1" uses unsafe key agreement'),
+    # auth-pam.c's fatal ends of a login: credentials, an expired password it could not
+    # change (7.4-9.7 "(unable to change with privsep)", 9.8-10.2 bare), a name too long.
+    "fatal: PAM: pam_setcred(): Failure setting user credentials":
+        ("session_refused", "failure", None, None, None, "Failure setting user credentials"),
+    "fatal: PAM: pam_chauthtok(): Authentication token manipulation error":
+        ("password_expired", "failure", None, None, None,
+         "Authentication token manipulation error"),
+    "fatal: Password expired (unable to change with privsep)":
+        ("password_expired", "failure", None, None, None,
+         "Password expired (unable to change with privsep)"),
+    "fatal: Password expired":
+        ("password_expired", "failure", None, None, None, "Password expired"),
+    "fatal: Username too long from 2001:db8::5 port 50022":
+        ("invalid_user", "failure", None, "2001:db8::5", 50022, "Username too long"),
     "refusing previously-used ED25519 key [preauth]":
         ("key_reused", "failure", None, None, None, None),
     "error: Could not get shadow information for NOUSER":
