@@ -423,6 +423,8 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"^(?P<reason>exited MaxStartups throttling.*)$"),
     ("protocol_error", "info", "kex_protocol_error",
      r"^(?:error: )?kex_protocol_error: (?P<reason>.+?)(?P<preauth> \[preauth\])?$"),
+    ("protocol_error", "info", "dispatch_protocol_",
+     r"^dispatch_protocol_(?:error|ignore): (?P<reason>.+?)(?: \[preauth\])?$"),
     # The privilege-separated child died (a seccomp sandbox that refuses a system call of a
     # newer kernel or library): the client sees the connection closed during key exchange.
     ("protocol_error", "failure", "preauth child ",
@@ -432,6 +434,9 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"(?P<preauth> \[preauth\])?$"),
     ("forward_failed", "info", "connect_to ",
      r"^(?:error: )?connect_to (?P<reason>.+?)(?:: failed\.?)?$"),
+    # AllowTcpForwarding, AllowStreamLocalForwarding or PermitOpen said no (serverloop.c).
+    ("forward_failed", "info", " port forward: originator ",
+     r"^(?P<reason>refused (?:local|streamlocal) port forward: originator .+)$"),
     # Other PAM modules than pam_unix: SSSD (AD, LDAP), LDAP, Kerberos, winbind.
     ("pam_failure", "failure", "(sshd:auth): authentication failure",
      r"^pam_\w+\(sshd:auth\): authentication failure;.*? rhost=(?P<ip>\S*)"
@@ -443,6 +448,13 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"(?:\s+user=(?P<user>.*?))?(?: \[preauth\])?\s*$"),
     ("pam_detail", "info", "(sshd:auth): received for user",
      r"^pam_\w+\(sshd:auth\): received for user (?P<user>.+?): (?P<reason>\d+ \(.*\))$"),
+    # pam_tally2's unknown user; SSSD's notes (the server's word, the user's message).
+    ("pam_detail", "info", "pam_get_uid; no such user",
+     r"^pam_tally2?\(sshd:\w+\): pam_get_uid; (?P<reason>no such user)(?: (?P<user>.+))?$"),
+    ("pam_detail", "info", "): system info: [",
+     r"^pam_\w+\(sshd:\w+\): system info: \[(?P<reason>.*)\]$"),
+    ("pam_detail", "info", " message: ",
+     r"^pam_\w+\(sshd:\w+\): (?P<reason>User (?:info|error) message: .+)$"),
     ("pam_detail", "info", "check pass; user unknown",
      r"^pam_unix\(sshd:auth\): check pass; (?P<reason>user unknown)$"),
     # pam_unix's audit option names what was typed as the user (a password, at times).
@@ -524,7 +536,7 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     ("closing", "info", "Closing connection to ",
      rf"^Closing connection to {_IP} port (?P<port>\d+)"),
     ("throttling", "info", "MaxStartups throttling",
-     r"^(?:error: )?(?P<reason>beginning MaxStartups throttling)"),
+     r"^(?:error: )?(?P<reason>beginning MaxStartups throttling|in MaxStartups throttling for .+)"),
     # sshd cannot start, or cannot serve: clients see "Connection refused" or a closed banner.
     ("sshd_failed", "info", "no hostkeys available",
      r"^(?:fatal: )?(?:sshd: )?(?P<reason>no hostkeys available)"),
@@ -540,6 +552,21 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"^(?:error: )?(?P<reason>Bind to port (?P<port>\d+) on (?P<ip>\S+) failed: .+)$"),
     ("sshd_failed", "info", "Cannot bind any address",
      r"^(?:fatal: )?(?P<reason>Cannot bind any address)"),
+    # sshd.c's other checks at its start: the privilege separation directory's modes, the
+    # sshd-session binary (9.8+), its own path, settings that cannot work together.
+    ("sshd_failed", "info", "must be owned by root and not group or world-writable",
+     r"^(?:fatal: )?(?P<reason>\S+ must be owned by root and not group or world-writable)"),
+    ("sshd_failed", "info", " does not exist or is not executable",
+     r"^(?:fatal: )?(?P<reason>\S+ does not exist or is not executable)$"),
+    ("sshd_failed", "info", "requires execution with an absolute path",
+     r"^(?:fatal: )?(?P<reason>sshd (?:re-exec )?requires execution with an absolute path)$"),
+    ("sshd_failed", "info", "cannot be satisfied by enabled authentication methods",
+     r"^(?:fatal: )?(?P<reason>AuthenticationMethods cannot be satisfied by enabled "
+     r"authentication methods)$"),
+    ("sshd_failed", "info", "Command set without ",
+     r"^(?:fatal: )?(?P<reason>Authorized(?:Keys|Principals)Command set without \w+)$"),
+    ("hostkey_missing", "info", "does not match private key",
+     r"^(?:error: )?Public key for (?P<reason>\S+) does not match private key"),
     ("sshd_failed", "info", "Bad configuration option",
      r"(?P<reason>\S+ line \d+: Bad configuration option: \S+)"),
     ("sshd_failed", "info", "bad configuration option",

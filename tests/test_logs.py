@@ -1143,6 +1143,45 @@ _MESSAGE_LINES = {
         ("password_expired", "failure", None, None, None, "Password expired"),
     "fatal: Username too long from 2001:db8::5 port 50022":
         ("invalid_user", "failure", None, "2001:db8::5", 50022, "Username too long"),
+    # sshd.c's checks at its start (it exits: nothing listens), and a host key pair that
+    # does not match (9.2+ too).
+    "fatal: /var/empty must be owned by root and not group or world-writable.":
+        ("sshd_failed", "info", None, None, None,
+         "/var/empty must be owned by root and not group or world-writable"),
+    "fatal: /usr/libexec/openssh/sshd-session does not exist or is not executable":
+        ("sshd_failed", "info", None, None, None,
+         "/usr/libexec/openssh/sshd-session does not exist or is not executable"),
+    "fatal: sshd re-exec requires execution with an absolute path":
+        ("sshd_failed", "info", None, None, None,
+         "sshd re-exec requires execution with an absolute path"),
+    "fatal: AuthenticationMethods cannot be satisfied by enabled authentication methods":
+        ("sshd_failed", "info", None, None, None,
+         "AuthenticationMethods cannot be satisfied by enabled authentication methods"),
+    "fatal: AuthorizedKeysCommand set without AuthorizedKeysCommandUser":
+        ("sshd_failed", "info", None, None, None,
+         "AuthorizedKeysCommand set without AuthorizedKeysCommandUser"),
+    "error: Public key for /etc/ssh/ssh_host_rsa_key does not match private key":
+        ("hostkey_missing", "info", None, None, None, "/etc/ssh/ssh_host_rsa_key"),
+    # The listener's throttling (sshd.c 8.9-9.9), dispatch.c's unexpected messages, and
+    # serverloop.c's refused forwardings.
+    "error: in MaxStartups throttling for 00:00:30, 10 connections dropped":
+        ("throttling", "info", None, None, None,
+         "in MaxStartups throttling for 00:00:30, 10 connections dropped"),
+    "dispatch_protocol_error: type 20 seq 3 [preauth]":
+        ("protocol_error", "info", None, None, None, "type 20 seq 3"),
+    "refused local port forward: originator 127.0.0.1 port 40000, target db.example port 5432":
+        ("forward_failed", "info", None, None, None,
+         "refused local port forward: originator 127.0.0.1 port 40000, target db.example port "
+         "5432"),
+    # pam_tally2.c's unknown user (Linux-PAM 1.1-1.4), pam_sss.c's system info and the
+    # messages it shows the user.
+    "pam_tally2(sshd:auth): pam_get_uid; no such user admin":
+        ("pam_detail", "info", "admin", None, None, "no such user"),
+    "pam_sss(sshd:auth): system info: [Cannot read password]":
+        ("pam_detail", "info", None, None, None, "Cannot read password"),
+    "pam_sss(sshd:auth): User info message: Your password will expire in 3 days":
+        ("pam_detail", "info", None, None, None,
+         "User info message: Your password will expire in 3 days"),
     "refusing previously-used ED25519 key [preauth]":
         ("key_reused", "failure", None, None, None, None),
     "error: Could not get shadow information for NOUSER":
