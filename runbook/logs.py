@@ -386,9 +386,11 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      rf"^Disconnecting {_WHO}{_IP} port (?P<port>\d+): (?P<reason>.+?)(?: \[preauth\])?$"),
     ("disconnecting", "info", "Disconnecting user ",
      rf"^Disconnecting user (?P<user>.*) {_IP} port (?P<port>\d+): (?P<reason>.+)$"),
-    ("reverse_dns", "info", "POSSIBLE BREAK-IN ATTEMPT",
+    # UseDNS yes (canohost.c, auth.c): upstream 7.4+ no longer adds "- POSSIBLE BREAK-IN
+    # ATTEMPT!", some vendor builds do.
+    ("reverse_dns", "info", " maps to ",
      rf"^Address {_IP} maps to (?P<reason>.*)$"),
-    ("reverse_dns", "info", "POSSIBLE BREAK-IN ATTEMPT",
+    ("reverse_dns", "info", "reverse mapping checking getaddrinfo",
      r"^reverse mapping checking getaddrinfo for (?P<reason>\S+) \[(?P<ip>[^\]]+)\] failed"),
     # A PTR record that names an address, not a host: sshd keeps the address.
     ("reverse_dns", "info", "Nasty PTR record",

@@ -1201,6 +1201,12 @@ _MESSAGE_LINES = {
         ("session_refused", "failure", None, "192.0.2.7", None, "refusing non-sftp session"),
     "error: Connection from user bob 192.0.2.7 port 40006: refusing non-sftp session":
         ("session_refused", "failure", "bob", "192.0.2.7", 40006, "refusing non-sftp session"),
+    # UseDNS yes, upstream's words since 7.4 (auth.c, 9.8+ packet.c): no "POSSIBLE BREAK-IN".
+    "reverse mapping checking getaddrinfo for c.example [2001:db8::5] failed.":
+        ("reverse_dns", "info", None, "2001:db8::5", None, "c.example"),
+    "Address 192.0.2.4 maps to c.example, but this does not map back to the address.":
+        ("reverse_dns", "info", None, "192.0.2.4", None,
+         "c.example, but this does not map back to the address."),
     'Nasty PTR record "1.2.3.4" is set up for 192.0.2.12, ignoring':
         ("reverse_dns", "info", None, "192.0.2.12", None, "1.2.3.4"),
 }
