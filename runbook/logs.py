@@ -177,9 +177,14 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     ("max_auth_tries", "failure", "maximum authentication attempts exceeded",
      rf"maximum authentication attempts exceeded for (?:invalid user )?(?P<user>.*) "
      rf"from {_IP}{_PORT}{_TAIL}"),
+    # sshd's hang-ups (packet.c) read by their first word, before the other reasons'
+    # (below): 8.0+ names the user and the client, 7.4 neither.
     ("too_many_failures", "failure", "Too many authentication failures",
-     rf"^Disconnecting(?: {_WHO}{_IP} port (?P<port>\d+))?: Too many authentication failures"
-     r"(?: for (?:invalid user )?(?P<user2>.+?))?(?: \[preauth\])?$"),
+     rf"^Disconnecting {_WHO}{_IP} port (?P<port>\d+): Too many authentication failures"
+     r"(?: \[preauth\])?$"),
+    ("too_many_failures", "failure", "Too many authentication failures",
+     r"^Disconnecting: Too many authentication failures(?: for (?:invalid user )?(?P<user2>.+?))?"
+     r"(?: \[preauth\])?$"),
     ("pam_failure", "failure", "PAM: ",
      rf"^(?:error: )?PAM: (?P<reason>[Aa]uthentication (?:failure|error)|User not known to the "
      rf"underlying authentication module) for (?:illegal user )?(?P<user>.*) from {_RHOST}"
@@ -195,8 +200,8 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"^pam_unix\(sshd:auth\): authentication failure;.*? rhost=(?P<ip>\S*)"
      r"(?:\s+user=(?P<user>.*?))?(?: \[preauth\])?\s*$"),
     ("account_locked", "failure", "pam_faillock",
-     r"^pam_faillock\(sshd:\w+\): (?P<reason>Consecutive login failures for user (?P<user>\S+)"
-     r".*)$"),
+     r"^pam_faillock\(sshd:\w+\): (?P<reason>Consecutive login failures for user (?P<user>.+?) "
+     r"account temporarily locked.*)$"),
     # pam_faillock knows no such user (sshd's "Invalid user" line is the refusal).
     ("pam_detail", "info", "pam_faillock",
      r"^pam_faillock\(sshd:\w+\): (?P<reason>User unknown)(?:: (?P<user>.*))?$"),
@@ -206,24 +211,49 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"(?:tally|has time limit) .*)$"),
     ("pam_account", "failure", "by PAM account configuration",
      r"Access denied for user (?P<user>\S+) by PAM account configuration"),
+    # Linux-PAM 1.5+ writes "for user U(uid=N) by L(uid=N)", older releases "for user U by
+    # L(uid=N)"; a name (SSSD's, AD's) may hold a space.
     ("session_opened", "success", "session opened for user",
-     r"^pam_unix\(sshd:session\): session opened for user (?P<user>[^\s(]+)"),
+     r"^pam_unix\(sshd:session\): session opened for user (?P<user>.+?)(?:\(uid=\d+\))? by "),
     ("sig_alg_refused", "failure", " not in Pubkey",
      r"userauth_pubkey: (?:signature algorithm|key type) (?P<method>\S+) not in "
      r"(?P<reason>PubkeyAccepted\w+)"),
+    ("sig_alg_refused", "failure", " not in Hostbased",
+     r"userauth_hostbased: (?:signature algorithm|key type) (?P<method>\S+) not in "
+     r"(?P<reason>HostbasedAccepted\w+)"),
     ("sig_alg_refused", "failure", "unsupported public key algorithm",
-     r"userauth_pubkey: (?P<reason>unsupported public key algorithm): (?P<method>\S+)"),
+     r"userauth_(?:pubkey|hostbased): (?P<reason>unsupported public key algorithm): "
+     r"(?P<method>\S+)"),
+    # A key sshd will not use (9.2+: "Invalid key length", an RSA key under RequiredRSASize),
+    # a certificate signed with an algorithm it refuses, an old client's RSA signatures.
+    ("sig_alg_refused", "failure", ": refusing ",
+     r"^userauth_(?:pubkey|hostbased): refusing (?P<method>\S+) key: (?P<reason>.+?)"
+     r"(?: \[preauth\])?$"),
+    ("sig_alg_refused", "failure", "certificate signature algorithm ",
+     r"^userauth_(?:pubkey|hostbased): certificate signature algorithm (?P<method>\S+): "
+     r"(?P<reason>.+?)(?: \[preauth\])?$"),
+    ("sig_alg_refused", "failure", "uses unsafe signature",
+     r"^Refusing (?P<method>RSA) key because (?P<reason>client uses unsafe signature scheme)"),
     # AuthenticationMethods "publickey,publickey" wants another key than the one that passed.
     ("key_reused", "failure", "refusing previously-used",
      r"^refusing previously-used (?P<method>\S+) key(?: \[preauth\])?$"),
     # The key matched, but its from="..." option in authorized_keys excludes this client.
     ("key_from_refused", "failure", "not from a permitted host",
-     r"Authentication tried for (?P<user>\S+) with correct key but (?P<reason>not from a "
-     r"permitted host \(host=[^,]*, ip=(?P<ip>[^,]*), required=[^)]*\))"),
+     r"Authentication tried for (?P<user>.+?) with correct key but (?P<reason>not from a "
+     r"permitted host \(host=[^,]*, ip=(?P<ip>[^,)]*)(?:, required=[^)]*)?\))"),
+    # A certificate's source-address (7.4: "host (ip=A)", 8.0+: "source address (A)").
+    ("key_from_refused", "failure", "with valid certificate but not from a permitted",
+     r"Authentication tried for (?P<user>.+?) with valid certificate but (?P<reason>not from a "
+     r"permitted (?:host|source address) \((?:ip=)?(?P<ip>[^)]*)\))"),
+    # A FIDO key (8.2+) whose signature lacks the touch or PIN its options ask for.
+    ("key_refused", "failure", " requirement not met",
+     rf"^(?:error: )?public key (?P<method>\S+)(?: \S+)? signature for (?:invalid user )?"
+     rf"(?P<user>.*) from {_IP} port (?P<port>\d+) rejected: (?P<reason>.+? requirement not met)"),
     ("key_revoked", "failure", "revoked by file",
      r"^(?:error: )?Authentication key (?P<method>\S+) \S+ (?P<reason>revoked by file \S+)"),
     ("key_revoked", "failure", "revoked key for",
-     r"^(?:WARNING: )?(?P<reason>revoked key) for (?P<user>\S+) attempted authentication"),
+     r"^(?:error: )?(?:WARNING: )?(?P<reason>revoked key) for (?P<user>.+?) attempted "
+     r"authentication"),
     ("cert_refused", "failure", "Certificate invalid: ",
      r"^(?:error: )?(?P<reason>Certificate invalid: .+?)(?: \[preauth\])?$"),
     ("cert_refused", "failure", "Refusing certificate ID",
@@ -233,13 +263,22 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     ("not_allowed", "failure", "administratively prohibited connection",
      rf"^(?P<reason>administratively prohibited) connection for (?:invalid user )?(?P<user>\S+) "
      rf"from {_IP}{_PORT}"),
-    ("keys_unreadable", "failure", "authorized keys",
-     r"^Could not open (?:user '(?P<user>[^']*)' )?authorized keys '(?P<reason>[^']*)'"),
+    ("keys_unreadable", "failure", "Could not open ",
+     r"^Could not open (?:user '(?P<user>[^']*)' )?authorized (?:keys|principals) "
+     r"'(?P<reason>[^']*)'"),
+    # 7.4-8.9 "User U authorized keys PATH is ...", 9.2+ the user and path in quotes.
+    ("keys_unreadable", "failure", " is not a regular file",
+     r"^User '?(?P<user>.+?)'? authorized (?:keys|principals) '?(?P<reason>.+?)'? is not a "
+     r"regular file$"),
     # ForceCommand internal-sftp (an sftp-only account) refuses a shell or a command
     # (before the connection row, which would take its start for a new connection).
     ("session_refused", "failure", "refusing non-sftp session",
      rf"^(?:error: )?Connection from (?:user (?P<user>.*) )?{_IP}{_PORT}: "
      r"(?P<reason>refusing non-sftp session)$"),
+    # A logged-in session's client went silent past ClientAliveInterval (packet.c: 8.0+
+    # names the user), before the connection row, which would take it for a new connection.
+    ("client_timeout", "info", " timed out",
+     rf"^Connection from (?:user (?P<user>.*) )?{_IP} port (?P<port>\d+) timed out"),
     ("connection", "info", "Connection from ",
      rf"^Connection from {_IP}(?: port (?P<port>\d+)(?: on (?P<reason>\S+ port \d+))?)?"),
     # Some distributions' sshd log each phase this way (Ltype: Version, Kex, Authname).
@@ -259,7 +298,9 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     ("disconnected", "info", "Disconnected from ", rf"^Disconnected from {_IP}{_TAIL}"),
     # The end of a session (after login): a logout, not a connection that failed.
     ("logout", "info", "Disconnected from user ",
-     rf"^Disconnected from user (?P<user>\S+) {_IP} port (?P<port>\d+)"),
+     rf"^Disconnected from user (?P<user>.*) {_IP} port (?P<port>\d+)"),
+    ("logout", "info", " by user ",
+     rf"^Connection (?:closed|reset) by user (?P<user>.*) {_IP} port (?P<port>\d+)"),
     ("banner_error", "failure", "exchange_identification: ",
      r"^(?:error: )?(?:kex|ssh)_exchange_identification: (?P<reason>.*)$"),
     ("banner_error", "failure", "Did not receive identification string",
@@ -268,6 +309,16 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      rf"^Bad protocol version identification '(?P<reason>.*)' from {_IP}{_PORT}"),
     ("banner_error", "failure", "banner exchange: ",
      rf"^banner exchange: Connection from {_IP}{_PORT}: (?P<reason>.*?)(?: \[preauth\])?$"),
+    # kex.c (8.0+): a banner that is no SSH one, a scanner's or prober's (which sshd drops);
+    # 7.4's sshd.c could not even send its own.
+    ("banner_error", "failure", "Bad remote protocol version identification",
+     r"^(?:error: )?Bad remote protocol version identification: '(?P<reason>.*)'"),
+    ("banner_error", "failure", "Don't panic",
+     rf"^(?:probed|scanned) from {_IP} port (?P<port>\d+) with (?P<reason>.*)\.  Don't panic\.$"),
+    ("banner_error", "failure", "Could not write ident string",
+     rf"^Could not write ident string to {_IP}{_PORT}"),
+    ("kex_failed", "failure", "uses unsafe key agreement",
+     r'^(?:fatal: )?(?P<reason>Client version ".*" uses unsafe key agreement)'),
     ("kex_failed", "failure", "Unable to negotiate",
      rf"Unable to negotiate with {_IP}{_PORT}: (?P<reason>.*?)(?: \[preauth\])?$"),
     ("kex_failed", "failure", "Unable to negotiate",
@@ -278,6 +329,14 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     ("protocol_error", "failure", "ssh_dispatch_run_fatal",
      rf"ssh_dispatch_run_fatal: Connection from {_WHO}{_IP}{_PORT}: (?P<reason>.*?)"
      r"(?: \[preauth\])?$"),
+    # Any other function's fatal error on the connection (packet.c's sshpkt_fatal: "FUNC:
+    # WHAT: Connection from ...: ERROR"): before login a failure, after it ("user U") not.
+    ("protocol_error", "failure", ": Connection from ",
+     rf"^[a-z]\w*(?:: [\w ]+)?: Connection from {_WHO}{_IP} port (?P<port>\d+): "
+     r"(?P<reason>.*?)(?: \[preauth\])?$"),
+    ("protocol_error", "info", ": Connection from user ",
+     rf"^[a-z]\w*(?:: [\w ]+)?: Connection from user (?P<user>.*) {_IP} port (?P<port>\d+): "
+     r"(?P<reason>.*)$"),
     # Older releases' words for a packet that cannot be framed or authenticated (a scanner,
     # a corrupting middlebox): "ssh_dispatch_run_fatal: ... Connection corrupted" today.
     ("protocol_error", "failure", "Bad packet length ",
@@ -294,6 +353,9 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     # no one; later releases the user and the address).
     ("client_timeout", "info", "Timeout, client not responding",
      rf"^Timeout, client not responding(?: from (?:user (?P<user>.*) )?{_IP}{_PORT})?\.?$"),
+    # UnusedConnectionTimeout (9.2+, serverloop.c): a session with no channel open.
+    ("client_timeout", "info", "terminating inactive connection",
+     rf"^terminating inactive connection from (?:user (?P<user>.*) )?{_IP}{_PORT}$"),
     ("maxstartups", "failure", "drop connection",
      r"drop connection #\d+ from \[(?P<ip>[^\]]+)\]:(?P<port>\d+) on \S+ (?P<reason>.+)$"),
     ("penalty", "info", "srclimit_penalise",
@@ -314,11 +376,21 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     ("tcp_wrappers", "failure", "refused connect from ",
      r"^refused connect from (?P<reason>.*) \((?:::ffff:)?(?P<ip>[^)]+)\)$"),
     ("user_change", "failure", "Change of username or service not allowed",
-     rf"^Disconnecting(?: {_WHO}{_IP} port (?P<port>\d+))?: (?P<reason>Change of username or "
+     rf"^Disconnecting {_WHO}{_IP} port (?P<port>\d+): (?P<reason>Change of username or "
      r"service not allowed.*?)(?: \[preauth\])?$"),
-    ("reverse_dns", "info", "POSSIBLE BREAK-IN ATTEMPT",
+    ("user_change", "failure", "Change of username or service not allowed",
+     r"^Disconnecting: (?P<reason>Change of username or service not allowed.*?)(?: \[preauth\])?$"),
+    # Any other reason sshd hangs up with (packet.c, 8.0+): before login a refusal ("no
+    # authentication methods enabled", "bad service request"), after it ("user U") not.
+    ("disconnecting", "failure", "Disconnecting ",
+     rf"^Disconnecting {_WHO}{_IP} port (?P<port>\d+): (?P<reason>.+?)(?: \[preauth\])?$"),
+    ("disconnecting", "info", "Disconnecting user ",
+     rf"^Disconnecting user (?P<user>.*) {_IP} port (?P<port>\d+): (?P<reason>.+)$"),
+    # UseDNS yes (canohost.c, auth.c): upstream 7.4+ no longer adds "- POSSIBLE BREAK-IN
+    # ATTEMPT!", some vendor builds do.
+    ("reverse_dns", "info", " maps to ",
      rf"^Address {_IP} maps to (?P<reason>.*)$"),
-    ("reverse_dns", "info", "POSSIBLE BREAK-IN ATTEMPT",
+    ("reverse_dns", "info", "reverse mapping checking getaddrinfo",
      r"^reverse mapping checking getaddrinfo for (?P<reason>\S+) \[(?P<ip>[^\]]+)\] failed"),
     # A PTR record that names an address, not a host: sshd keeps the address.
     ("reverse_dns", "info", "Nasty PTR record",
@@ -353,6 +425,8 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"^(?P<reason>exited MaxStartups throttling.*)$"),
     ("protocol_error", "info", "kex_protocol_error",
      r"^(?:error: )?kex_protocol_error: (?P<reason>.+?)(?P<preauth> \[preauth\])?$"),
+    ("protocol_error", "info", "dispatch_protocol_",
+     r"^dispatch_protocol_(?:error|ignore): (?P<reason>.+?)(?: \[preauth\])?$"),
     # The privilege-separated child died (a seccomp sandbox that refuses a system call of a
     # newer kernel or library): the client sees the connection closed during key exchange.
     ("protocol_error", "failure", "preauth child ",
@@ -362,6 +436,9 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"(?P<preauth> \[preauth\])?$"),
     ("forward_failed", "info", "connect_to ",
      r"^(?:error: )?connect_to (?P<reason>.+?)(?:: failed\.?)?$"),
+    # AllowTcpForwarding, AllowStreamLocalForwarding or PermitOpen said no (serverloop.c).
+    ("forward_failed", "info", " port forward: originator ",
+     r"^(?P<reason>refused (?:local|streamlocal) port forward: originator .+)$"),
     # Other PAM modules than pam_unix: SSSD (AD, LDAP), LDAP, Kerberos, winbind.
     ("pam_failure", "failure", "(sshd:auth): authentication failure",
      r"^pam_\w+\(sshd:auth\): authentication failure;.*? rhost=(?P<ip>\S*)"
@@ -372,7 +449,14 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"^pam_\w+\(sshd:auth\): authentication success;.*? rhost=(?P<ip>\S*)"
      r"(?:\s+user=(?P<user>.*?))?(?: \[preauth\])?\s*$"),
     ("pam_detail", "info", "(sshd:auth): received for user",
-     r"^pam_\w+\(sshd:auth\): received for user (?P<user>\S+): (?P<reason>.+)$"),
+     r"^pam_\w+\(sshd:auth\): received for user (?P<user>.+?): (?P<reason>\d+ \(.*\))$"),
+    # pam_tally2's unknown user; SSSD's notes (the server's word, the user's message).
+    ("pam_detail", "info", "pam_get_uid; no such user",
+     r"^pam_tally2?\(sshd:\w+\): pam_get_uid; (?P<reason>no such user)(?: (?P<user>.+))?$"),
+    ("pam_detail", "info", "): system info: [",
+     r"^pam_\w+\(sshd:\w+\): system info: \[(?P<reason>.*)\]$"),
+    ("pam_detail", "info", " message: ",
+     r"^pam_\w+\(sshd:\w+\): (?P<reason>User (?:info|error) message: .+)$"),
     ("pam_detail", "info", "check pass; user unknown",
      r"^pam_unix\(sshd:auth\): check pass; (?P<reason>user unknown)$"),
     # pam_unix's audit option names what was typed as the user (a password, at times).
@@ -389,16 +473,25 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"\d+ days?)$"),
     # SSSD's access provider (simple_allow_groups, AD GPOs) refused the account.
     ("pam_account", "failure", "(sshd:account): Access denied for user",
-     r"^pam_\w+\(sshd:account\): (?P<reason>Access denied) for user (?P<user>[^\s:]+)"),
+     r"^pam_\w+\(sshd:account\): (?P<reason>Access denied) for user (?P<user>.+?)"
+     r"(?:: \d+ \(.*\))?$"),
     # AuthorizedKeysCommand: it failed (no keys from it), or sshd would not run it.
-    ("keys_command_failed", "failure", "AuthorizedKeysCommand ",
-     r"^(?:error: )?(?P<reason>AuthorizedKeys(?:Principals)?Command \S+ .*(?:status|signal) \d+)"),
-    ("bad_modes", "failure", "Unsafe AuthorizedKeys",
-     r'^(?:error: )?Unsafe AuthorizedKeys(?:Principals)?Command "[^"]*": bad ownership or modes '
+    ("keys_command_failed", "failure", "Authorized",
+     r"^(?:error: )?(?P<reason>Authorized(?:Keys|Principals)Command \S+ .*(?:status|signal) \d+)"),
+    ("keys_command_failed", "failure", "Authorized",
+     r'^(?:error: )?(?P<reason>Authorized(?:Keys|Principals)Command(?:User)? "[^"]*" '
+     r"(?:not found|contains invalid quotes|yielded no arguments).*)$"),
+    ("keys_command_failed", "failure", "No user for Authorized",
+     r"^(?:error: )?(?P<reason>No user for Authorized(?:Keys|Principals)Command specified)"),
+    ("bad_modes", "failure", "Unsafe Authorized",
+     r'^(?:error: )?Unsafe Authorized(?:Keys|Principals)Command "[^"]*": bad ownership or modes '
      r"for (?:directory|file) (?P<reason>.+)$"),
     ("cert_refused", "failure", "key_cert_check_authority",
      r"^(?:error: )?key_cert_check_authority: (?P<reason>.+?)(?: \[preauth\])?$"),
     ("key_found", "info", "Accepted certificate ID", r"^Accepted certificate ID (?P<reason>.+)$"),
+    # HostbasedAuthentication's key of the client host (its user@host, not the login's).
+    ("key_found", "info", " public key ",
+     r"^Accepted (?P<method>\S+) public key \S+ from (?P<reason>\S+@\S+)$"),
     ("session_refused", "failure", 'chroot("',
      r"^(?:error: |fatal: )?(?P<reason>chroot\(.+)$"),
     ("hostbased_refused", "failure", "userauth_hostbased mismatch",
@@ -413,6 +506,16 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     # maxlogins; sshd then exits 254), MaxSessions 0, a ChrootDirectory it cannot enter.
     ("session_refused", "failure", "pam_open_session",
      r"^(?:error: )?PAM: pam_open_session\(\): (?P<reason>.+)$"),
+    ("session_refused", "failure", "PAM: pam_setcred",
+     r"^(?:fatal: )?PAM: pam_setcred\(\): (?P<reason>.+)$"),
+    # An expired password that could not be changed (auth-pam.c, session.c): sshd exits.
+    ("password_expired", "failure", "PAM: pam_chauthtok",
+     r"^(?:fatal: )?PAM: pam_chauthtok\(\): (?P<reason>.+)$"),
+    ("password_expired", "failure", "Password expired",
+     r"^(?:fatal: )?(?P<reason>Password expired(?: \(unable to change with privsep\))?)$"),
+    # A name longer than PAM takes (auth-pam.c 8.9+): no account sshd will look up.
+    ("invalid_user", "failure", "Username too long",
+     rf"^(?:fatal: )?(?P<reason>Username too long) from {_IP}{_PORT}"),
     ("session_refused", "failure", "no more sessions",
      r"^(?:error: )?(?P<reason>no more sessions)$"),
     # pam_limits' maxlogins: the module's own line before sshd's pam_open_session one.
@@ -430,12 +533,12 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     ("session_close", "info", "Close session: ",
      rf"^Close session: user (?P<user>\S+) from {_IP} port (?P<port>\d+)"),
     ("session_closed", "info", "session closed for user",
-     r"^pam_unix\(sshd:session\): session closed for user (?P<user>[^\s(]+)"),
+     r"^pam_unix\(sshd:session\): session closed for user (?P<user>.+?)\s*$"),
     ("transferred", "info", "Transferred: ", r"^Transferred: (?P<reason>.+)$"),
     ("closing", "info", "Closing connection to ",
      rf"^Closing connection to {_IP} port (?P<port>\d+)"),
     ("throttling", "info", "MaxStartups throttling",
-     r"^(?:error: )?(?P<reason>beginning MaxStartups throttling)"),
+     r"^(?:error: )?(?P<reason>beginning MaxStartups throttling|in MaxStartups throttling for .+)"),
     # sshd cannot start, or cannot serve: clients see "Connection refused" or a closed banner.
     ("sshd_failed", "info", "no hostkeys available",
      r"^(?:fatal: )?(?:sshd: )?(?P<reason>no hostkeys available)"),
@@ -451,6 +554,21 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
      r"^(?:error: )?(?P<reason>Bind to port (?P<port>\d+) on (?P<ip>\S+) failed: .+)$"),
     ("sshd_failed", "info", "Cannot bind any address",
      r"^(?:fatal: )?(?P<reason>Cannot bind any address)"),
+    # sshd.c's other checks at its start: the privilege separation directory's modes, the
+    # sshd-session binary (9.8+), its own path, settings that cannot work together.
+    ("sshd_failed", "info", "must be owned by root and not group or world-writable",
+     r"^(?:fatal: )?(?P<reason>\S+ must be owned by root and not group or world-writable)"),
+    ("sshd_failed", "info", " does not exist or is not executable",
+     r"^(?:fatal: )?(?P<reason>\S+ does not exist or is not executable)$"),
+    ("sshd_failed", "info", "requires execution with an absolute path",
+     r"^(?:fatal: )?(?P<reason>sshd (?:re-exec )?requires execution with an absolute path)$"),
+    ("sshd_failed", "info", "cannot be satisfied by enabled authentication methods",
+     r"^(?:fatal: )?(?P<reason>AuthenticationMethods cannot be satisfied by enabled "
+     r"authentication methods)$"),
+    ("sshd_failed", "info", "Command set without ",
+     r"^(?:fatal: )?(?P<reason>Authorized(?:Keys|Principals)Command set without \w+)$"),
+    ("hostkey_missing", "info", "does not match private key",
+     r"^(?:error: )?Public key for (?P<reason>\S+) does not match private key"),
     ("sshd_failed", "info", "Bad configuration option",
      r"(?P<reason>\S+ line \d+: Bad configuration option: \S+)"),
     ("sshd_failed", "info", "bad configuration option",
@@ -1095,6 +1213,7 @@ _ENDS = frozenset(
         "closing",
         "timeout",
         "client_timeout",
+        "disconnecting",
         "too_many_failures",
         "max_auth_tries",
     }

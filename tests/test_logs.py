@@ -977,6 +977,22 @@ _MESSAGE_LINES = {
         ("pam_failure", "failure", "bob", "192.0.2.107", None, None),
     "PAM service(sshd) ignoring max retries; 5 > 3":
         ("pam_repeat", "info", None, None, None, "ignoring max retries; 5 > 3"),
+    # A name with a space (SSSD's, AD's), whole: Linux-PAM's pam_unix_sess.c (1.5+ writes
+    # "U(uid=N) by L(uid=N)", 1.3 "U by L(uid=N)"), pam_faillock.c, SSSD's pam_sss.c.
+    "pam_unix(sshd:session): session opened for user bob smith(uid=1001) by (uid=0)":
+        ("session_opened", "success", "bob smith", None, None, None),
+    "pam_unix(sshd:session): session opened for user bob smith by (uid=0)":
+        ("session_opened", "success", "bob smith", None, None, None),
+    "pam_unix(sshd:session): session closed for user bob smith":
+        ("session_closed", "info", "bob smith", None, None, None),
+    "pam_faillock(sshd:auth): Consecutive login failures for user bob smith account temporarily "
+    "locked":
+        ("account_locked", "failure", "bob smith", None, None,
+         "Consecutive login failures for user bob smith account temporarily locked"),
+    "pam_sss(sshd:auth): received for user bob smith: 7 (Authentication failure)":
+        ("pam_detail", "info", "bob smith", None, None, "7 (Authentication failure)"),
+    "pam_sss(sshd:account): Access denied for user bob smith: 6 (Permission denied)":
+        ("pam_account", "failure", "bob smith", None, None, "Access denied"),
     # sshd cannot start: upstream's words (logit's "sshd: " prefix, the capital P, the host
     # key path without quotes, the count of bad options).
     "sshd: no hostkeys available -- exiting.":
@@ -1019,6 +1035,153 @@ _MESSAGE_LINES = {
     "message authentication code incorrect [preauth]":
         ("protocol_error", "failure", "a b", "45.33.1.15", 50012,
          "message authentication code incorrect"),
+    # sshd hangs up (packet.c 8.0+, ssh_packet_disconnect: "Disconnecting %s: %.100s", the
+    # client named with auth2.c's preamble): before login a refusal, after it ("user U") not;
+    # the reasons with their own event keep it.
+    "Disconnecting authenticating user root 192.0.2.4 port 5022: no authentication methods "
+    "enabled [preauth]":
+        ("disconnecting", "failure", "root", "192.0.2.4", 5022,
+         "no authentication methods enabled"),
+    "Disconnecting 2001:db8::5 port 50022: bad service request ssh-foo [preauth]":
+        ("disconnecting", "failure", None, "2001:db8::5", 50022, "bad service request ssh-foo"),
+    "Disconnecting user bob smith 2001:db8::5 port 50022: Possible attack: attempt to open a "
+    "session after additional sessions disabled":
+        ("disconnecting", "info", "bob smith", "2001:db8::5", 50022,
+         "Possible attack: attempt to open a session after additional sessions disabled"),
+    "Disconnecting invalid user bob smith 2001:db8::5 port 50022: Too many authentication "
+    "failures [preauth]":
+        ("too_many_failures", "failure", "bob smith", "2001:db8::5", 50022, None),
+    # packet.c 8.0+, sshpkt_vfatal: "%s%sConnection %s %s" and its ssh_err (auth2.c's
+    # userauth_finish, serverloop.c's server_input_channel_req), a time-out, and a close or a
+    # reset after login ("user U"): no failed attempt.
+    "userauth_finish: send PAM banner: Connection from authenticating user bob 192.0.2.4 port "
+    "5022: Broken pipe [preauth]":
+        ("protocol_error", "failure", "bob", "192.0.2.4", 5022, "Broken pipe"),
+    "server_input_channel_req: send reply: Connection from user bob smith 2001:db8::5 port "
+    "50022: Broken pipe":
+        ("protocol_error", "info", "bob smith", "2001:db8::5", 50022, "Broken pipe"),
+    "Connection from user bob smith 2001:db8::5 port 50022 timed out":
+        ("client_timeout", "info", "bob smith", "2001:db8::5", 50022, None),
+    "Connection closed by user bob 192.0.2.4 port 5022":
+        ("logout", "info", "bob", "192.0.2.4", 5022, None),
+    "Connection reset by user bob 192.0.2.4 port 5022":
+        ("logout", "info", "bob", "192.0.2.4", 5022, None),
+    "Disconnected from user bob smith 2001:db8::5 port 50022":
+        ("logout", "info", "bob smith", "2001:db8::5", 50022, None),
+    # UnusedConnectionTimeout (serverloop.c 9.2+).
+    "terminating inactive connection from user bob 192.0.2.4 port 5022":
+        ("client_timeout", "info", "bob", "192.0.2.4", 5022, None),
+    # Keys and certificates sshd refuses: auth.c's auth_openfile (7.4-8.9) and
+    # auth2-pubkeyfile.c's (9.2+), auth-options.c (7.4) and auth2-pubkeyfile.c (9.2+) from=
+    # and source-address, monitor.c's FIDO checks (8.2+), auth2-pubkey.c and
+    # auth2-hostbased.c's algorithm checks (RequiredRSASize: 9.2+), AuthorizedKeysCommand
+    # and AuthorizedPrincipalsCommand (auth2-pubkey.c, misc.c), auth.c's revoked key.
+    "User 'bob smith' authorized keys '/home/bob smith/.ssh/authorized_keys' is not a regular "
+    "file":
+        ("keys_unreadable", "failure", "bob smith", None, None,
+         "/home/bob smith/.ssh/authorized_keys"),
+    "User bob authorized keys /home/bob/.ssh/authorized_keys is not a regular file":
+        ("keys_unreadable", "failure", "bob", None, None, "/home/bob/.ssh/authorized_keys"),
+    "Could not open user 'bob' authorized principals '/etc/ssh/principals/bob': Permission "
+    "denied":
+        ("keys_unreadable", "failure", "bob", None, None, "/etc/ssh/principals/bob"),
+    "Authentication tried for bob with correct key but not from a permitted host "
+    "(host=c.example, ip=192.0.2.4).":
+        ("key_from_refused", "failure", "bob", "192.0.2.4", None,
+         "not from a permitted host (host=c.example, ip=192.0.2.4)"),
+    "/home/bob/.ssh/authorized_keys:2: Authentication tried for bob with valid certificate "
+    "but not from a permitted source address (2001:db8::5).":
+        ("key_from_refused", "failure", "bob", "2001:db8::5", None,
+         "not from a permitted source address (2001:db8::5)"),
+    "error: public key ECDSA-SK SHA256:abc signature for invalid user bob smith from "
+    "2001:db8::5 port 50022 rejected: user verification requirement not met ":
+        ("key_refused", "failure", "bob smith", "2001:db8::5", 50022,
+         "user verification requirement not met"),
+    "userauth_pubkey: refusing RSA key: Invalid key length [preauth]":
+        ("sig_alg_refused", "failure", None, None, None, "Invalid key length"),
+    "userauth_pubkey: certificate signature algorithm ssh-rsa: signature algorithm not "
+    "supported [preauth]":
+        ("sig_alg_refused", "failure", None, None, None, "signature algorithm not supported"),
+    "userauth_hostbased: signature algorithm ssh-rsa not in HostbasedAcceptedAlgorithms "
+    "[preauth]":
+        ("sig_alg_refused", "failure", None, None, None, "HostbasedAcceptedAlgorithms"),
+    "Accepted ED25519 public key SHA256:x from bob@client.example":
+        ("key_found", "info", None, None, None, "bob@client.example"),
+    'error: AuthorizedKeysCommandUser "keys" not found: No such file or directory':
+        ("keys_command_failed", "failure", None, None, None,
+         'AuthorizedKeysCommandUser "keys" not found: No such file or directory'),
+    "error: AuthorizedPrincipalsCommand /usr/local/bin/p bob failed, status 1":
+        ("keys_command_failed", "failure", None, None, None,
+         "AuthorizedPrincipalsCommand /usr/local/bin/p bob failed, status 1"),
+    'error: Unsafe AuthorizedPrincipalsCommand "/opt/p": bad ownership or modes for '
+    "directory /opt":
+        ("bad_modes", "failure", None, None, None, "/opt"),
+    "error: WARNING: revoked key for bob attempted authentication":
+        ("key_revoked", "failure", "bob", None, None, "revoked key"),
+    # Refused before the key exchange: kex.c (8.0+) on a banner that is no SSH one and on
+    # scanners and probers it drops, 7.4's sshd.c on its own banner and on SSH-1 era clients.
+    "error: Bad remote protocol version identification: 'SSH-2.0'":
+        ("banner_error", "failure", None, None, None, "SSH-2.0"),
+    "scanned from 2001:db8::5 port 50022 with SSH-2.0-Nmap-SSH2-Hostkey.  Don't panic.":
+        ("banner_error", "failure", None, "2001:db8::5", 50022, "SSH-2.0-Nmap-SSH2-Hostkey"),
+    "Could not write ident string to 192.0.2.4 port 5022":
+        ("banner_error", "failure", None, "192.0.2.4", 5022, None),
+    'fatal: Client version "OpenSSH_2.5.1" uses unsafe key agreement; refusing connection':
+        ("kex_failed", "failure", None, None, None,
+         'Client version "OpenSSH_2.5.1" uses unsafe key agreement'),
+    # auth-pam.c's fatal ends of a login: credentials, an expired password it could not
+    # change (7.4-9.7 "(unable to change with privsep)", 9.8-10.2 bare), a name too long.
+    "fatal: PAM: pam_setcred(): Failure setting user credentials":
+        ("session_refused", "failure", None, None, None, "Failure setting user credentials"),
+    "fatal: PAM: pam_chauthtok(): Authentication token manipulation error":
+        ("password_expired", "failure", None, None, None,
+         "Authentication token manipulation error"),
+    "fatal: Password expired (unable to change with privsep)":
+        ("password_expired", "failure", None, None, None,
+         "Password expired (unable to change with privsep)"),
+    "fatal: Password expired":
+        ("password_expired", "failure", None, None, None, "Password expired"),
+    "fatal: Username too long from 2001:db8::5 port 50022":
+        ("invalid_user", "failure", None, "2001:db8::5", 50022, "Username too long"),
+    # sshd.c's checks at its start (it exits: nothing listens), and a host key pair that
+    # does not match (9.2+ too).
+    "fatal: /var/empty must be owned by root and not group or world-writable.":
+        ("sshd_failed", "info", None, None, None,
+         "/var/empty must be owned by root and not group or world-writable"),
+    "fatal: /usr/libexec/openssh/sshd-session does not exist or is not executable":
+        ("sshd_failed", "info", None, None, None,
+         "/usr/libexec/openssh/sshd-session does not exist or is not executable"),
+    "fatal: sshd re-exec requires execution with an absolute path":
+        ("sshd_failed", "info", None, None, None,
+         "sshd re-exec requires execution with an absolute path"),
+    "fatal: AuthenticationMethods cannot be satisfied by enabled authentication methods":
+        ("sshd_failed", "info", None, None, None,
+         "AuthenticationMethods cannot be satisfied by enabled authentication methods"),
+    "fatal: AuthorizedKeysCommand set without AuthorizedKeysCommandUser":
+        ("sshd_failed", "info", None, None, None,
+         "AuthorizedKeysCommand set without AuthorizedKeysCommandUser"),
+    "error: Public key for /etc/ssh/ssh_host_rsa_key does not match private key":
+        ("hostkey_missing", "info", None, None, None, "/etc/ssh/ssh_host_rsa_key"),
+    # The listener's throttling (sshd.c 8.9-9.9), dispatch.c's unexpected messages, and
+    # serverloop.c's refused forwardings.
+    "error: in MaxStartups throttling for 00:00:30, 10 connections dropped":
+        ("throttling", "info", None, None, None,
+         "in MaxStartups throttling for 00:00:30, 10 connections dropped"),
+    "dispatch_protocol_error: type 20 seq 3 [preauth]":
+        ("protocol_error", "info", None, None, None, "type 20 seq 3"),
+    "refused local port forward: originator 127.0.0.1 port 40000, target db.example port 5432":
+        ("forward_failed", "info", None, None, None,
+         "refused local port forward: originator 127.0.0.1 port 40000, target db.example port "
+         "5432"),
+    # pam_tally2.c's unknown user (Linux-PAM 1.1-1.4), pam_sss.c's system info and the
+    # messages it shows the user.
+    "pam_tally2(sshd:auth): pam_get_uid; no such user admin":
+        ("pam_detail", "info", "admin", None, None, "no such user"),
+    "pam_sss(sshd:auth): system info: [Cannot read password]":
+        ("pam_detail", "info", None, None, None, "Cannot read password"),
+    "pam_sss(sshd:auth): User info message: Your password will expire in 3 days":
+        ("pam_detail", "info", None, None, None,
+         "User info message: Your password will expire in 3 days"),
     "refusing previously-used ED25519 key [preauth]":
         ("key_reused", "failure", None, None, None, None),
     "error: Could not get shadow information for NOUSER":
@@ -1038,6 +1201,12 @@ _MESSAGE_LINES = {
         ("session_refused", "failure", None, "192.0.2.7", None, "refusing non-sftp session"),
     "error: Connection from user bob 192.0.2.7 port 40006: refusing non-sftp session":
         ("session_refused", "failure", "bob", "192.0.2.7", 40006, "refusing non-sftp session"),
+    # UseDNS yes, upstream's words since 7.4 (auth.c, 9.8+ packet.c): no "POSSIBLE BREAK-IN".
+    "reverse mapping checking getaddrinfo for c.example [2001:db8::5] failed.":
+        ("reverse_dns", "info", None, "2001:db8::5", None, "c.example"),
+    "Address 192.0.2.4 maps to c.example, but this does not map back to the address.":
+        ("reverse_dns", "info", None, "192.0.2.4", None,
+         "c.example, but this does not map back to the address."),
     'Nasty PTR record "1.2.3.4" is set up for 192.0.2.12, ignoring':
         ("reverse_dns", "info", None, "192.0.2.12", None, "1.2.3.4"),
 }
