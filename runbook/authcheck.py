@@ -618,6 +618,7 @@ def check_session(conn: Connection, timeout: float) -> Finding:
         conn.close()
         return _refused(dropped.format(err))
     status = channel.recv_exit_status() if channel.exit_status_ready() else None
+    ended = channel.closed  # before conn.close(), which closes every channel
     conn.close()
     said_err = _lines(err_out)
     lines = _lines(out) + said_err
@@ -635,7 +636,7 @@ def check_session(conn: Connection, timeout: float) -> Finding:
         )
     if status == 0:
         return Finding("session", "exec", "pass", "a session starts and `true` exits 0")
-    if status is None and channel.closed:
+    if status is None and ended:
         return _refused(dropped.format("the session closed without an exit status"))
     if status is None:
         return Finding(

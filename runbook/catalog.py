@@ -85,6 +85,7 @@ _VARIANTS: tuple[tuple[str, str, str | None], ...] = (
     ("faillock", "faillock_reset", None),  # pam_faillock locked the user
     ("shell_refused", "shell_refused", None),  # sshd refused the shell before auth
     ("method_off", "config_line", None),  # the sshd_config line that turns a method off
+    ("login_as", "login_as", None),  # the server said whom to log in as (cloud-init)
     ("windows", "client_os", "windows"),  # Win32-OpenSSH: ACLs and cmd.exe, not chmod
 )
 # Where ssh keeps its files, per client platform.

@@ -326,6 +326,11 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("authenticated", "Authentication succeeded", r"Authentication succeeded", "auth"),
     # -- account and session --
     ("nologin", "currently not available", r"This account is currently not available", "session"),
+    # cloud-init's disable_root (cloudinit/ssh_util.py, DISABLE_USER_OPTS): root's key runs
+    # command="echo 'Please login as the user \"$USER\" rather than the user \"root\".';
+    # echo;sleep 10;exit 142" (older releases end with the sleep: status 0, as if it ran).
+    ("login_as", "rather than the user",
+     r'Please login as the user "(?P<login_as>[^"]+)" rather than the user "[^"]+"', "session"),
     # systemd's /run/nologin, shown by pam_nologin while the system boots or shuts down.
     ("nologin_file", "Unprivileged users are not permitted",
      r"System is (?P<state>booting up|going down)\. Unprivileged users are not permitted",
@@ -1480,6 +1485,8 @@ def server_says(text: str) -> tuple[str | None, dict[str, str]]:
 
 
 def _session_signal(t: Transcript) -> _Signal | None:
+    if told := t.first("login_as"):
+        return _Signal("account.root_denied", [told], "high", facts=dict(told.facts))
     if t.first("nologin"):
         return _Signal("account.nologin", t.of("nologin")[:2], "high")
     if file := t.first("nologin_file"):

@@ -52,6 +52,17 @@ def test_diagnose_names_the_cause(lab, name: str) -> None:
     assert _digests(target.home) == before, "diagnose must not change any client file"
 
 
+def test_cloud_images_root_is_told_whom_to_log_in_as(lab) -> None:
+    """cloud-init's command= on root's key prints whom to log in as and exits 142: the fix
+    logs in as that user (not a shell change for root), in both languages."""
+    for lang, then in (("en", "# then: sudo -i"), ("ja", "# その後: sudo -i")):
+        _, result, _ = _diagnose(lab, "root-cloud-image", "--lang", lang)
+        root = result["root_cause"]
+        assert root["id"] == "account.root_denied", root
+        assert re.match(rf"ssh -p \d+ debian@127\.0\.0\.1 +{then}$", root["fix"][0]), root["fix"]
+        assert not any("usermod" in line for line in root["fix"])
+
+
 def test_diagnose_japanese(lab) -> None:
     _, result, _ = _diagnose(lab, "hostkey-changed", "--lang", "ja")
     title = result["root_cause"]["title"]

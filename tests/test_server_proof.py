@@ -69,6 +69,14 @@ ADHOC = (
         etc_files={"hosts.deny": "sshd: ALL\n"},
         server_log=r"refused connect from 127\.0\.0\.1",
     ),
+    Scenario(
+        "slow-command",
+        None,
+        'command="sleep 6" on the key: the login works, slower than the probe waits',
+        r"Exit status 0",
+        key_options='command="sleep 6"',
+        exit_status=0,
+    ),
 )
 _BY_NAME = {s.name: s for s in ADHOC}
 
@@ -167,3 +175,16 @@ def test_tcp_wrappers_refusing_is_sshd_closing_early(proof_lab) -> None:
     server = _diagnose(proof_lab, "hosts-deny", "--server", f"nsenter:{pid}", timeout=3)
     assert server["root_cause"]["id"] == "proto.closed_early", json.dumps(server, indent=1)[:4000]
     assert any(f["check"] == "sshd answers" for f in server["findings"])
+
+
+def test_a_session_still_running_when_the_probe_gives_up_is_no_dropped_login(proof_lab) -> None:
+    """A forced command slower than --timeout: the probe stops waiting and closes its own
+    connection, which is no server hanging up (that would be account.nologin); the real
+    ssh waits, sees status 0, and the login is ok."""
+    argv = proof_lab.diagnose_argv("slow-command", "--json", "--no-report", "--timeout", "2")
+    proc = proof_lab.run_client("slow-command", argv, timeout=120)
+    result = json.loads(proc.stdout)
+    assert (proc.returncode, result["verdict"]) == (0, "ok"), result
+    session = next(f for f in result["findings"] if f["step"] == "session")
+    assert (session["status"], session["cause_id"]) == ("warn", None), session
+    assert "did not finish within 2s" in session["summary"]

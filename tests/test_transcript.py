@@ -25,9 +25,12 @@ CLIENT_SIDE = {s.name: s.cause_seen_by_client for s in SCENARIOS}
 
 
 def live(lab, name: str, level: str) -> str:
+    """ssh's output as a terminal shows it: the session's output (a forced command's words
+    on stdout) where it came, among ssh's own lines."""
     argv, extra = lab.ssh_symptom_argv(name)
     argv = [level if a == "-vvv" else a for a in argv]
-    proc = lab.run_client(name, argv, env={**os.environ, **extra}, timeout=60)
+    merged = ["sh", "-c", 'exec "$@" 2>&1', "sh", *argv]
+    proc = lab.run_client(name, merged, env={**os.environ, **extra}, timeout=60)
     return proc.stdout + proc.stderr
 
 
@@ -379,6 +382,29 @@ def test_a_key_accepted_then_refused_is_no_refused_key(user: str, confidence: st
     )
     root = transcript.explain(text)["root_cause"]
     assert (root["id"], root["confidence"]) == ("account.root_denied", confidence), root
+
+
+@pytest.mark.parametrize("status", ["142", "0"])
+def test_a_cloud_images_root_key_names_the_user_to_log_in_as(status: str) -> None:
+    """cloud-init's disable_root (cloudinit/ssh_util.py, DISABLE_USER_OPTS) puts
+    command="echo 'Please login as the user \\"$USER\\" rather than the user \\"root\\".';
+    echo;sleep 10;exit 142" on root's key; older releases end with the sleep (status 0, as
+    if `true` ran). Either way the command never ran: log in as that user."""
+    text = (
+        "debug1: Authenticating to h:22 as 'root'\n"
+        'Authenticated to h ([192.0.2.9]:22) using "publickey".\n'
+        "debug1: Sending command: true\n"
+        'Please login as the user "ubuntu" rather than the user "root".\n'
+        "\n"
+        f"debug1: Exit status {status}\n"
+    )
+    from runbook.explain import explain_text
+
+    result = explain_text(text)
+    root = result["root_cause"]
+    assert (result["verdict"], root["id"]) == ("failed", "account.root_denied"), result
+    assert root["fix"][0].startswith("ssh -p 22 ubuntu@h "), root["fix"]
+    assert "disable_root" in root["explanation"]
 
 
 def test_roots_session_dropped_at_once_names_permitrootlogin_too() -> None:

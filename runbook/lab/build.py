@@ -150,6 +150,20 @@ def dev_overlay(sdir: Path) -> Path:
     return dev
 
 
+def keys_file(srv: Path, scenario: Scenario) -> Path:
+    """The keys AuthorizedKeysCommand serves: the scenario's own copy when its key carries
+    options, else root's (sshd reads no file as root here: the lab's homes are the users')."""
+    return srv / f"keys-{scenario.name}" if scenario.key_options else srv / "root_keys"
+
+
+def scenario_keys(srv: Path, keydir: Path, scenario: Scenario) -> Path:
+    """The scenario's copy of the client keys, each line with its options."""
+    path = keys_file(srv, scenario)
+    path.write_text(f"{scenario.key_options} {_pubkey(keydir / 'authorized')}\n")
+    os.chmod(path, 0o644)
+    return path
+
+
 def user_keys(srv: Path, keydir: Path) -> Path:
     """authorized_keys for an unprivileged lab, whose sshd logs in only its own user."""
     srv.mkdir(parents=True, mode=0o755, exist_ok=True)
@@ -185,9 +199,11 @@ def sshd_config(
         # point dozens of targets at it at once): each real host would see one connection.
         "MaxStartups": "500:30:1000",
     }
-    if scenario.user == "root":
-        options["AuthorizedKeysCommand"] = f"/bin/cat {srv / 'root_keys'}"
+    if scenario.user == "root" or scenario.key_options:
+        options["AuthorizedKeysCommand"] = f"/bin/cat {keys_file(srv, scenario)}"
         options["AuthorizedKeysCommandUser"] = "nobody"
+    if scenario.key_options:  # only the copy with the options: no plain key beside it
+        options["AuthorizedKeysFile"] = "none"
     if as_user:
         options["AuthorizedKeysFile"] = str(srv / "authorized_keys")
         options["StrictModes"] = "no"

@@ -393,6 +393,8 @@ def _start(lab: Lab, scenarios: list[Scenario]) -> None:
             log.touch()
             dev = layer = None
             if root:
+                if s.key_options:
+                    build.scenario_keys(srv, keydir, s)
                 dev = build.dev_overlay(sdir)
                 layer = build.etc_layer(sdir, etc)
                 for name, text in s.etc_files.items():

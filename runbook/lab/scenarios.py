@@ -87,6 +87,9 @@ class Scenario:
     etc_files: dict[str, str] = field(default_factory=dict)
     # sshd is stopped (SIGSTOP) once it listens: the kernel still completes handshakes.
     stopped: bool = False
+    # Options before the client's key in the authorized keys this sshd reads (its own copy,
+    # served by AuthorizedKeysCommand): what cloud images and admins put on a key.
+    key_options: str = ""
 
     @property
     def needs_netns(self) -> bool:
@@ -130,6 +133,12 @@ class Scenario:
 
 
 _MAINTENANCE = "Maintenance until 18:00: the server is being upgraded."
+# cloud-init's disable_root options on root's key (cloudinit/ssh_util.py DISABLE_USER_OPTS,
+# $USER "debian" as on Debian's cloud images), with `sleep 1` for its `sleep 10`: quicker.
+_CLOUD_INIT_ROOT = (
+    "no-port-forwarding,no-agent-forwarding,no-X11-forwarding,command=\"echo 'Please login as "
+    'the user \\"debian\\" rather than the user \\"root\\".\';echo;sleep 1;exit 142"'
+)
 _DENIED = r"Permission denied \((publickey|password|publickey,password)[^)]*\)"
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -405,6 +414,16 @@ SCENARIOS: tuple[Scenario, ...] = (
         password="right",
         sshd_options={"PermitRootLogin": "prohibit-password", "PasswordAuthentication": "yes"},
         client_sees="auth.password_rejected",
+    ),
+    Scenario(
+        "root-cloud-image",
+        "account.root_denied",
+        "a cloud image's root: cloud-init's command= on root's key says to log in as debian",
+        r'Please login as the user "debian" rather than the user "root"',
+        user="root",
+        key_options=_CLOUD_INIT_ROOT,
+        exit_status=142,
+        server_log=r"Starting session: forced-command \(key-option\) 'echo 'Please login",
     ),
     Scenario(
         "nologin",
