@@ -86,6 +86,9 @@ _VARIANTS: tuple[tuple[str, str, str | None], ...] = (
     ("shell_refused", "shell_refused", None),  # sshd refused the shell before auth
     ("method_off", "config_line", None),  # the sshd_config line that turns a method off
     ("login_as", "login_as", None),  # the server said whom to log in as (cloud-init)
+    ("password_change", "password_change", None),  # the password, not the account, expired
+    ("hostkeys", "hostkeys_missing", None),  # a connection's sshd found no host key
+    ("sshd_error", "sshd_error", None),  # a connection's sshd could not start: its error
     ("windows", "client_os", "windows"),  # Win32-OpenSSH: ACLs and cmd.exe, not chmod
 )
 # Where ssh keeps its files, per client platform.

@@ -422,6 +422,8 @@ def _server_steps(
     if cause == "server.firewall":
         return _firewall_steps(host, diagnosis)
     if cause == "account.expired":
+        if not _account_expired(host, user):
+            return []  # the password's age: its owner sets a new one at a terminal login
         return [
             remote(
                 cause,
@@ -514,6 +516,14 @@ def _checked(host: Host, command: str) -> None:
     result = host.run(command)
     if not result.ok:
         raise RuntimeError(f"{command}: {result.stderr.strip()[:200]}")
+
+
+def _account_expired(host: Host, user: str) -> bool:
+    """Whether the account's own expiry day (shadow's 8th field) has come: else it is the
+    password that expired, and removing an expiry date would change nothing but policy."""
+    fields = host.shadow(user)
+    expire = fields[7] if fields and len(fields) > 7 else ""
+    return expire.isdigit() and int(expire) <= host.now() // 86400
 
 
 def _root_keys_only(diagnosis: Diagnosis) -> bool:

@@ -64,6 +64,8 @@ _REFUSALS = frozenset(
 SLACK = timedelta(seconds=2)
 # "Authentication key ED25519 SHA256:... revoked by file /etc/ssh/revoked": the key, the file.
 _REVOKED = re.compile(r"Authentication key \S+ (\S+) revoked by file (\S+)")
+# Facts an event proves by itself, whatever its words: they pick the catalog's variants.
+_EVENT_FACTS: dict[str, dict[str, str]] = {"password_expired": {"password_change": "required"}}
 
 
 def source_address(address: str, port: int) -> str | None:
@@ -100,6 +102,42 @@ def _ours(events: list[logs.LogEvent], user: str, client: str | None) -> list[lo
     return mine + without_pid
 
 
+def _stillborn(events: list[logs.LogEvent]) -> list[list[logs.LogEvent]]:
+    """The lines of each sshd process that exited before it named any client: a listener's
+    re-executed child for one connection (OpenSSH before 9.8 loads the host keys, checks
+    the privilege separation directory and its config in each), so during an attempt that
+    saw no client line, such a process most likely was the attempt's own."""
+    by_process: dict[tuple[str | None, int], list[logs.LogEvent]] = {}
+    for event in events:
+        if event.pid is not None:
+            by_process.setdefault((event.host, event.pid), []).append(event)
+    return [
+        lines
+        for lines in by_process.values()
+        if any(e.event == "sshd_failed" for e in lines)
+        and not any(e.ip or e.event == "listening" for e in lines)
+    ]
+
+
+def _stillborn_finding(lines: list[logs.LogEvent], user: str) -> Finding:
+    """What a connection's sshd that could not start tells: its fatal error, and the host
+    keys it could not load (the catalog's variants)."""
+    fatal = next(e for e in lines if e.event == "sshd_failed")
+    data: dict[str, str | int] = {"user": user, "sshd_error": fatal.reason or _message(fatal)}
+    missing = [e.reason for e in lines if e.event == "hostkey_missing" and e.reason]
+    if missing:
+        data["hostkeys_missing"] = " ".join(missing)
+    return Finding(
+        "server-log",
+        "auth.log",
+        "fail",
+        f"sshd: {_message(fatal)} (an sshd process that named no client, during this attempt)",
+        cause_id="proto.closed_early",
+        evidence=[e.raw for e in lines],
+        data=data,
+    )
+
+
 def check_auth_log(
     paths: Sequence[str],
     *,
@@ -124,6 +162,8 @@ def check_auth_log(
         if ours or attempt:
             break
         time.sleep(settle)
+    if not ours and (stillborn := _stillborn(events)):
+        return [_stillborn_finding(lines, user) for lines in stillborn[:1]]
     if not ours:
         return [
             Finding(
@@ -150,6 +190,7 @@ def check_auth_log(
                 data["bad_path"] = event.reason
         if fact == "refused_algorithm" and event.method:
             data["refused_algorithm"] = event.method
+        data.update(_EVENT_FACTS.get(event.event, {}))
         if event.event == "key_revoked" and (revoked := _REVOKED.search(event.raw)):
             data["revoked_key"], data["revoked_by"] = revoked.groups()
         findings.append(

@@ -180,6 +180,8 @@ def check_config(host: Host, ctx: Context) -> list[Finding]:
         return [finding("sshd -t", "pass", f"{ctx.config} is valid", evidence=[result.command])]
     message = (result.stderr or result.stdout).strip().splitlines()
     said = message[0] if message else result.rc
+    if ctx.sshd_serves and any(_NO_HOST_KEYS in line for line in message):
+        return [_no_host_keys(result.command, message)]
     if ctx.sshd_serves:
         # sshd runs with what it loaded at its start: only its next restart or reload fails.
         return [
@@ -200,6 +202,25 @@ def check_config(host: Host, ctx: Context) -> list[Finding]:
             [result.command, *message[:5]],
         )
     ]
+
+
+_NO_HOST_KEYS = "no hostkeys available"
+
+
+def _no_host_keys(command: str, message: list[str]) -> Finding:
+    """sshd -t loads no host key while sshd runs: before OpenSSH 9.8 each connection's
+    re-executed sshd loads them too, fails alike and hangs up before the banner (9.8+'s
+    sshd-session gets them from the listener: there, only a restart fails)."""
+    missing = [line.split(": ", 1)[1] for line in message if line.startswith("Unable to load host")]
+    return finding(
+        "sshd -t",
+        "fail",
+        f"sshd finds no host key ({', '.join(missing) or message[0]}): before OpenSSH 9.8 "
+        "each connection's sshd exits before its banner, and a restart fails alike",
+        "proto.closed_early",
+        [command, *message[:5]],
+        **({"hostkeys_missing": " ".join(missing)} if missing else {}),
+    )
 
 
 def effective_settings(host: Host, ctx: Context) -> list[Finding]:

@@ -338,10 +338,15 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     # pam_faillock's and pam_tally2's words, which keyboard-interactive shows before the prompt.
     ("locked", "locked due to", r"[Aa]ccount (?:is )?locked due to \d+ failed logins?", "account"),
     ("locked", "Account temporary locked", r"Account temporary locked", "account"),
-    ("expired", "has expired", r"(?:account|password) has expired", "account"),
-    ("expired", "change your password", r"required to change your password", "account"),
+    # The account's expiry date, or its password's age (pam_unix: max days, chage -d 0),
+    # which a login can mend where a terminal asks for a new password.
+    ("expired", "has expired", r"(?:account|(?P<password_change>password)) has expired",
+     "account"),
+    ("expired", "change your password", r"(?P<password_change>required) to change your password",
+     "account"),
     # An expired password with no terminal to change it on (BatchMode, a script).
-    ("expired", "no TTY available", r"Password change required but no TTY available", "account"),
+    ("expired", "no TTY available",
+     r"(?P<password_change>Password change required) but no TTY available", "account"),
     ("exit_status", "Exit status", r"Exit status (?P<status>-?\d+)", "session"),
     # -v's last words: how long the connection lasted.
     ("transferred", "Transferred: sent",
@@ -1497,8 +1502,9 @@ def _session_signal(t: Transcript) -> _Signal | None:
             f"/run/nologin exists: {_SYSTEMD_NOLOGIN_WHY[file.facts['state']]}",
             {"nologin_file": "/run/nologin"},
         )
-    if t.first("expired"):
-        return _Signal("account.expired", t.of("expired")[:2], "high")
+    if expired := t.of("expired"):
+        facts = {k: v for e in expired for k, v in e.facts.items() if k == "password_change"}
+        return _Signal("account.expired", expired[:2], "high", facts=facts)
     if refused := _refused_session(t):
         return refused
     sent, status = t.first("command_sent"), t.of("exit_status")

@@ -143,4 +143,4 @@ def _chain(
             chain.append(f"the real ssh shows {finding.cause_id}: {finding.summary}")
     if cause not in client_view and not any(f.step == "ssh" for f in findings):
         chain.append("the real ssh did not run")
-    return chain
+    return list(dict.fromkeys(chain))  # each connection of the diagnosis logs the same line

@@ -63,6 +63,21 @@ def test_cloud_images_root_is_told_whom_to_log_in_as(lab) -> None:
         assert not any("usermod" in line for line in root["fix"])
 
 
+def test_a_password_to_change_is_changed_at_a_terminal(lab) -> None:
+    """chage -d 0 under PAM: the key login works, then no terminal answers "Password change
+    required": the fix is a login with one (ssh -t), not removing the account's expiry."""
+    target = lab.targets["password-change"]
+    for lang in ("en", "ja"):
+        _, result, _ = _diagnose(lab, "password-change", "--lang", lang)
+        root = result["root_cause"]
+        assert root["id"] == "account.expired", root
+        assert root["fix"][0].startswith(f"ssh -t -p {target.port} ivan@127.0.0.1 "), root
+        assert not any("chage -E" in line for line in root["fix"]), root["fix"]
+    _, result, _ = _diagnose(lab, "password-change", "--auth-log", target.auth_log)
+    evidence = result["root_cause"]["evidence"]
+    assert len(evidence) == len(set(evidence)), evidence  # one line per thing seen
+
+
 def test_diagnose_japanese(lab) -> None:
     _, result, _ = _diagnose(lab, "hostkey-changed", "--lang", "ja")
     title = result["root_cause"]["title"]

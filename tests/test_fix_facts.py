@@ -11,6 +11,7 @@ import pytest
 
 from runbook import catalog
 from runbook.explain import explain_text
+from tests.conftest import require_lab
 
 CASES = Path(__file__).parent / "data" / "fixes"
 HEADER_KEYS = {"case", "expected", "fix", "no-fix", "says"}
@@ -440,3 +441,82 @@ def test_the_shell_refusal_in_sshds_log_reaches_the_explanation(tmp_path) -> Non
     assert "shell /bin/nonexistent-shell does not exist" in roots["en"].explanation
     assert "Authentication succeeded" not in roots["en"].explanation
     assert "認証には成功" not in roots["ja"].explanation
+
+
+@pytest.mark.parametrize(
+    "message, password",
+    [
+        # Linux-PAM's pam_unix (modules/pam_unix/pam_unix_acct.c): a change an admin forced
+        # (chage -d 0), a password past its maximum age.
+        ("pam_unix(sshd:account): expired password for user u1 (root enforced)", True),
+        ("pam_unix(sshd:account): expired password for user u1 (password aged)", True),
+        # sshd without PAM (auth.c, auth-shadow.c): the account's own expiry day.
+        ("Account u1 has expired", False),
+    ],
+)
+def test_an_expired_password_is_changed_at_a_login_not_undated(tmp_path, message, password):
+    """sshd's log says whether the password or the account expired: only the account's
+    expiry date is for chage -E; a password is changed at a terminal login."""
+    found = _attempt_in_log(
+        tmp_path,
+        "srv",
+        [
+            "Connection from 192.0.2.7 port 40104 on 192.0.2.1 port 22",
+            message,
+            "Connection closed by authenticating user u1 192.0.2.7 port 40104 [preauth]",
+        ],
+    )
+    roots = _decide(found, client="auth.key_rejected")
+    for lang, root in roots.items():
+        assert root.id == "account.expired"
+        commands = " ".join(_commands(root.fix))
+        assert ("ssh -t -p 22 u1@h" in commands) is password, (lang, root.fix)
+        assert ("chage -E -1 u1" in commands) is not password, (lang, root.fix)
+
+
+def test_a_connections_sshd_without_host_keys_is_why_it_closed_early(tmp_path) -> None:
+    """Host keys deleted under a running sshd 9.2: the listener still accepts, each
+    connection's re-executed sshd logs (with its own pid, no client address: sshd.c) that it
+    cannot load them and exits, and the client sees the connection reset before the banner.
+    Lines of sshd 9.2p1 (Debian 12), its listener's and one connection's."""
+    from test_logs import write_sshd_lines
+
+    from runbook import serverlog
+
+    log = tmp_path / "auth.log"
+    when = write_sshd_lines(
+        log,
+        "srv",
+        [
+            (600, "Server listening on 0.0.0.0 port 22."),
+            (701, "Unable to load host key: /etc/ssh/ssh_host_ed25519_key"),
+            (701, "sshd: no hostkeys available -- exiting."),
+        ],
+    )
+    found = serverlog.check_auth_log(
+        [str(log)], user="u1", client="192.0.2.7", since=when, until=when, settle=0
+    )
+    roots = _decide(found, client="proto.closed_early")
+    for lang, root in roots.items():
+        assert root.id == "proto.closed_early"
+        assert root.fix[0].startswith("sudo ssh-keygen -A"), (lang, root.fix)
+        assert "/etc/ssh/ssh_host_ed25519_key" in root.explanation, (lang, root.explanation)
+
+
+def test_no_host_key_under_a_running_sshd_is_why_connections_close(tmp_path) -> None:
+    """The real sshd -t of a config whose only host key is gone: while an sshd serves
+    (before 9.8 each connection's sshd loads the keys again), that is why connections close
+    before the banner, and the fix creates the keys."""
+    from runbook.hosts import LocalHost
+    from runbook.servercheck import Context, check_config
+
+    require_lab()
+
+    config = tmp_path / "sshd_config"
+    config.write_text(f"HostKey {tmp_path / 'ssh_host_ed25519_key'}\nUsePAM no\n")
+    ctx = Context(user="u1", port=22, client_ip="127.0.0.1", sshd_serves=True, config=str(config))
+    found = check_config(LocalHost("local", 10), ctx)
+    assert (found[0].status, found[0].cause_id) == ("fail", "proto.closed_early"), found
+    roots = _decide(found, client="proto.closed_early")
+    assert roots["en"].fix[0].startswith("sudo ssh-keygen -A"), roots["en"].fix
+    assert str(tmp_path / "ssh_host_ed25519_key") in roots["ja"].explanation

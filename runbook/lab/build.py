@@ -86,7 +86,7 @@ def accounts(srv: Path, keydir: Path) -> Path:
     for acct in ACCOUNTS.values():
         home = homes / acct.name
         passwd.append(f"{acct.name}:x:{acct.uid}:{acct.uid}:lab user:{home}:{acct.shell}")
-        shadow.append(f"{acct.name}:{acct.lock}{hashed}:19000:0:99999:7::{acct.expire}:")
+        shadow.append(f"{acct.name}:{acct.lock}{hashed}:{acct.changed}:0:99999:7::{acct.expire}:")
         group.append(f"{acct.name}:x:{acct.uid}:")
         ssh_dir = home / ".ssh"
         ssh_dir.mkdir(parents=True)

@@ -32,6 +32,8 @@ class Account:
     lock: str = ""
     # Shadow "account expires" field, days since the epoch ("" = never; 1 = long ago).
     expire: str = ""
+    # Shadow "last password change" day ("0": the password must be changed at next login).
+    changed: str = "19000"
     home_mode: int = 0o755
     ssh_dir_mode: int = 0o700
     authorized_keys_mode: int = 0o600
@@ -51,6 +53,7 @@ ACCOUNTS: dict[str, Account] = {
         Account("grace", 61007),
         Account("mallory", 61008),
         Account("heidi", 61009, authorized_keys_owner=0),
+        Account("ivan", 61010, changed="0"),  # chage -d 0: a new password at next login
     )
 }
 
@@ -382,6 +385,16 @@ SCENARIOS: tuple[Scenario, ...] = (
         user="eve",
         client_sees="auth.key_rejected",
         server_log=r"Account eve has expired",
+    ),
+    Scenario(
+        "password-change",
+        "account.expired",
+        "the password must be changed at the next login (chage -d 0), which needs a terminal",
+        r"Password change required but no TTY available",
+        user="ivan",
+        sshd_options={"UsePAM": "yes"},  # sshd alone asks for a new password only at its prompt
+        exit_status=1,
+        server_log=r"expired password for user ivan",
     ),
     Scenario(
         "not-allowed",
