@@ -19,6 +19,7 @@ from runbook.servercontext import (
     chroot_dir,
     finding,
     keys_command,
+    passwords_asked,
     setting,
     skip,
     sshd_program,
@@ -106,12 +107,15 @@ def check_modes(host: Host, ctx: Context) -> list[Finding]:
                 break
         stats = host.stat(chain)
         if keys.startswith(home + "/") and not any(name == home for _, _, name in stats):
+            # A password still logs in (sshd: "Could not chdir to home directory", then /).
+            asked = passwords_asked(ctx)
             return [
                 finding(
                     "StrictModes",
-                    "fail",
+                    "warn" if asked else "fail",
                     f"the home directory {home} of {ctx.user} does not exist: sshd finds no "
-                    f"authorized_keys in it",
+                    "authorized_keys in it"
+                    + ("; a password login still works, in /" if asked else ""),
                     "auth.key_rejected",
                     [f"{home}: no such directory"],
                     missing_home=home,

@@ -208,6 +208,9 @@ def test_a_missing_home_on_the_server_reaches_the_fix(tmp_path) -> None:
     passwd.write_text(passwd.read_text().replace(":/home/u1:", ":/nonexistent/u1:"))
     roots = _decide(server.check(), client="auth.key_rejected")
     assert roots["en"].title == "The home directory of u1 does not exist"
+    # With a password, which still logs in (in /), the missing home is only a warning.
+    home = [f for f in server.check(password=True) if f.check == "StrictModes"]
+    assert [f.status for f in home] == ["warn"] and "password login still works" in home[0].summary
     assert roots["en"].fix[1].startswith("sudo mkhomedir_helper u1")
     assert roots["ja"].fix[1].startswith("sudo mkhomedir_helper u1")
 
