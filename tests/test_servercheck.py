@@ -20,7 +20,6 @@ from tests.conftest import COMMON_AUTH_FAILLOCK
 ROOT = os.geteuid() == 0
 UID = 61990 if ROOT else os.getuid()  # the account's uid: never 0 (root is special)
 needs_root = pytest.mark.skipif(not ROOT, reason="chown to another owner needs root")
-TODAY = int(time.time() // 86400)
 
 PAM_SSHD = """@include common-auth
 account    required     pam_nologin.so
@@ -385,28 +384,33 @@ def test_debian_allows_a_private_group_writable_home(tmp_path, os_release, other
 
 
 @pytest.mark.parametrize(
-    "expire, pam, expired",
+    "offset, pam, expired",
     [
-        (TODAY, "no", False),  # sshd: still valid on the day itself
-        (TODAY, "yes", True),  # pam_unix: expired from that day on
-        (TODAY - 1, "no", True),
-        (TODAY + 1, "yes", False),
-        (0, "no", True),
+        (0, "no", False),  # sshd: still valid on the day itself
+        (0, "yes", True),  # pam_unix: expired from that day on
+        (-1, "no", True),
+        (1, "yes", False),
+        (None, "no", True),  # day 0: long ago
     ],
 )
-def test_expiry_day_as_sshd_and_pam_unix_count_it(tmp_path, expire, pam, expired) -> None:
+def test_expiry_day_as_sshd_and_pam_unix_count_it(tmp_path, offset, pam, expired) -> None:
     server = Server(tmp_path, UsePAM=pam)
-    server.expire["u1"] = str(expire)
-    server.write_tables()
     if pam == "yes":
         server.file("/etc/pam.d/sshd", PAM_SSHD)
         server.file("/etc/pam.d/common-account", COMMON_ACCOUNT)
-    shadow = [f for f in _by(server.check(), "shadow") if f.status != "info"]
+    while True:  # the day the check sees is the day the expiry was set from
+        today = int(time.time() // 86400)
+        expire = 0 if offset is None else today + offset
+        server.expire["u1"] = str(expire)
+        server.write_tables()
+        shadow = [f for f in _by(server.check(), "shadow") if f.status != "info"]
+        if int(time.time() // 86400) == today:  # else midnight (UTC) passed: again
+            break
     assert bool(shadow) is expired, shadow
     if expired:
         assert shadow[0].cause_id == "account.expired"
         assert "0 day" not in shadow[0].summary
-        assert ("expired today" in shadow[0].summary) is (expire == TODAY)
+        assert ("expired today" in shadow[0].summary) is (expire == today)
 
 
 # -- A9: uid 0 under another name ------------------------------------------------------------
