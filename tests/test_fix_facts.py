@@ -387,15 +387,15 @@ def test_the_shell_sshd_logs_it_refused_reaches_the_explanation() -> None:
     assert roots["ja"].explanation.startswith("sshd は鍵やパスワードを確かめる前に u1 を拒否")
 
 
-def _attempt_in_log(tmp_path: Path, host: str, messages: list[str]) -> list:
-    """serverlog's findings for u1's attempt from 192.0.2.7, whose sshd (one pid) logged
-    ``messages``."""
+def _attempt_in_log(tmp_path: Path, host: str, messages: list[str | tuple[int, str]]) -> list:
+    """serverlog's findings for u1's attempt from 192.0.2.7, whose sshd logged ``messages``
+    (under pid 700, or the pid given with one)."""
     from test_logs import write_sshd_lines
 
     from runbook import serverlog
 
     log = tmp_path / "auth.log"
-    when = write_sshd_lines(log, host, [(700, m) for m in messages])
+    when = write_sshd_lines(log, host, [m if isinstance(m, tuple) else (700, m) for m in messages])
     return serverlog.check_auth_log(
         [str(log)], user="u1", client="192.0.2.7", since=when, until=when, settle=0
     )
@@ -482,22 +482,14 @@ def test_a_connections_sshd_without_host_keys_is_why_it_closed_early(tmp_path) -
     connection's re-executed sshd logs (with its own pid, no client address: sshd.c) that it
     cannot load them and exits, and the client sees the connection reset before the banner.
     Lines of sshd 9.2p1 (Debian 12), its listener's and one connection's."""
-    from test_logs import write_sshd_lines
-
-    from runbook import serverlog
-
-    log = tmp_path / "auth.log"
-    when = write_sshd_lines(
-        log,
+    found = _attempt_in_log(
+        tmp_path,
         "srv",
         [
             (600, "Server listening on 0.0.0.0 port 22."),
             (701, "Unable to load host key: /etc/ssh/ssh_host_ed25519_key"),
             (701, "sshd: no hostkeys available -- exiting."),
         ],
-    )
-    found = serverlog.check_auth_log(
-        [str(log)], user="u1", client="192.0.2.7", since=when, until=when, settle=0
     )
     roots = _decide(found, client="proto.closed_early")
     for lang, root in roots.items():
