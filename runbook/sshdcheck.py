@@ -205,13 +205,16 @@ def check_config(host: Host, ctx: Context) -> list[Finding]:
 
 
 _NO_HOST_KEYS = "no hostkeys available"
+# sshd.c's words for each key it could not load: 'Unable to load host key: PATH' (9.2),
+# 'Unable to load host key "PATH": REASON' (later releases).
+_UNLOADED = re.compile(r'^(?:error: )?Unable to load host key:? "?(?P<path>[^":]+)"?')
 
 
 def _no_host_keys(command: str, message: list[str]) -> Finding:
     """sshd -t loads no host key while sshd runs: before OpenSSH 9.8 each connection's
     re-executed sshd loads them too, fails alike and hangs up before the banner (9.8+'s
     sshd-session gets them from the listener: there, only a restart fails)."""
-    missing = [line.split(": ", 1)[1] for line in message if line.startswith("Unable to load host")]
+    missing = [m["path"] for line in message if (m := _UNLOADED.match(line))]
     return finding(
         "sshd -t",
         "fail",
