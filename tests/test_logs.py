@@ -1556,6 +1556,26 @@ _JOURNAL_EDGES = [
     "[1, 2, 3]",
     "",
     '{"MESSAGE": "Failed password for root from 192.0.2.5 port 7 ssh2", "_PID": 12}',
+    # What the column-wise reading of plain records must leave to json.loads, or read alike:
+    # journalctl's own spacing, an escape, a value json.loads refuses (a leading zero, a raw
+    # tab), a nested object, empty names, times that are no int64 or other digits.
+    '{ "__CURSOR" : "s=1", "__REALTIME_TIMESTAMP" : "1795860000000000", "_HOSTNAME" : "h", '
+    '"SYSLOG_IDENTIFIER" : "sshd", "SYSLOG_PID" : "8", "_PID" : "9", "MESSAGE" : "Failed '
+    'password for root from 192.0.2.6 port 8 ssh2" }',
+    '{"MESSAGE": "Failed password for r\\u00f6t from 192.0.2.7 port 9 ssh2", "_PID": "10"}',
+    '{"MESSAGE": "Failed password for root from 192.0.2.8 port 10 ssh2", "n": 012}',
+    '{"MESSAGE": "Failed password for\troot from 192.0.2.9 port 11 ssh2"}',
+    '{"MESSAGE": "Failed password for root from 192.0.2.10 port 12 ssh2", "o": {"a": "b"}}',
+    '{"MESSAGE": "Failed password for root from 192.0.2.11 port 13 ssh2", '
+    '"SYSLOG_IDENTIFIER": "", "_COMM": "", "SYSLOG_PID": "", "_PID": ""}',
+    '{"MESSAGE": "Failed password for root from 192.0.2.12 port 14 ssh2", '
+    '"__REALTIME_TIMESTAMP": "", "_SOURCE_REALTIME_TIMESTAMP": "1795860000000001"}',
+    '{"MESSAGE": "Failed password for root from 192.0.2.13 port 15 ssh2", '
+    '"__REALTIME_TIMESTAMP": "17958600000000000000"}',
+    '{"MESSAGE": "Failed password for root from 192.0.2.14 port 16 ssh2", '
+    '"__REALTIME_TIMESTAMP": "\u0661\u0662"}',
+    '{"MESSAGE": "Failed password for root from 192.0.2.15 port 17 ssh2", '
+    '"__REALTIME_TIMESTAMP": "1795860000000000", "x": [1, "a", null], "y": -0.5e3}',
 ]
 
 
