@@ -88,6 +88,7 @@ _VARIANTS: tuple[tuple[str, str, str | None], ...] = (
     ("login_as", "login_as", None),  # the server said whom to log in as (cloud-init)
     ("password_change", "password_change", None),  # the password, not the account, expired
     ("hostkeys", "hostkeys_missing", None),  # a connection's sshd found no host key
+    ("kex_stall", "kex_stall", None),  # the key exchange reply never came (an MTU black hole)
     ("sshd_error", "sshd_error", None),  # a connection's sshd could not start: its error
     ("windows", "client_os", "windows"),  # Win32-OpenSSH: ACLs and cmd.exe, not chmod
 )

@@ -181,6 +181,10 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
      r"Unable to negotiate with (?P<address>\S+) port (?P<port>\d+): "
      r"no matching (?P<what>.+?) found\.?(?: Their offer: (?P<offer>\S*))?", "kex"),
     ("kex_done", "SSH2_MSG_NEWKEYS received", r"SSH2_MSG_NEWKEYS received", "kex"),
+    # The client sent its key exchange and waits for the server's reply (kex.c, kexgen.c,
+    # kexgexc.c): its first large packet (the host key, a signature, a post-quantum share).
+    ("kex_waiting", "expecting SSH2_MSG_KEX",
+     r"expecting (?P<message>SSH2_MSG_KEX\w*)", "kex"),
     ("kex_chosen", "kex: ",
      r"kex: (?P<what>algorithm|host key algorithm|server->client cipher|client->server cipher):? "
      r"(?P<value>.+)$", "kex"),
@@ -1006,7 +1010,7 @@ def _bare_close(t: Transcript) -> _Signal | None:
 def _kex_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
     event = t.first("kex_failed")
     if event is None:
-        return None
+        return _kex_stall(t)
     what = event.facts.get("what", "").lower()
     category, option = _KEX_CATEGORY.get(what, (what or "algorithm", "KexAlgorithms"))
     # kex-strict-* and ext-info-* are markers, not algorithms one could enable.
@@ -1022,6 +1026,41 @@ def _kex_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
     elif offer:  # the client's release dropped every one of them
         facts["gone"] = ",".join(offer)
     return _Signal("kex.no_common_alg", [event], "high")
+
+
+# What ends a connection whose key exchange reply never came: the server's LoginGraceTime
+# (a close), a middlebox (a reset), ServerAliveInterval, TCP's own give-up (a fatal error of
+# a read); or nothing at all, where ssh was stopped while it still waited.
+_STALL_ENDS = frozenset({"closed", "session_lost", "protocol_fatal"})
+_STALL_ERRORS = ("timed out", "reset by peer", "broken pipe")
+# Key exchanges whose server share alone is over 1 KB (sntrup761: 1039 bytes, ML-KEM-768: 1088).
+_LARGE_SHARES = ("sntrup", "mlkem")
+
+
+def _kex_stall(t: Transcript) -> _Signal | None:
+    """The client sent its key exchange and the server's reply never came, though TCP and
+    the banners went through: the reply is the first packet large enough to be lost where
+    a path drops big packets and the ICMP that would say so (an MTU black hole: a VPN, a
+    tunnel, PPPoE). Nothing after the wait shows the reply (its host key, new keys)."""
+    waiting = t.of("kex_waiting")
+    if not waiting:
+        return None
+    last = waiting[-1]
+    later = [e for e in t.events if e.lineno > last.lineno]
+    if any(e.phase not in ("kex", "network", "") and e.event not in _STALL_ENDS for e in later):
+        return None
+    if any(e.event == "kex_done" for e in later):
+        return None
+    fatal = [e for e in later if e.event == "protocol_fatal"]
+    if fatal and not any(x in fatal[0].facts["error"].lower() for x in _STALL_ERRORS):
+        return None  # a corrupted stream or a crypto error: another failure of that phase
+    kex = next((e for e in t.of("kex_chosen") if e.facts.get("what") == "algorithm"), None)
+    facts = {"kex_stall": last.facts["message"]}
+    name = kex.facts["value"].split()[0] if kex is not None else ""
+    if any(share in name for share in _LARGE_SHARES):
+        facts["kex_algorithm"] = name
+    ended = [e for e in later if e.event in _STALL_ENDS][:1]
+    return _Signal("net.timeout", [last, *ended], "medium", facts=facts)
 
 
 def _strongest(option: str, offer: list[str], release: tuple[int, int] | None) -> str | None:

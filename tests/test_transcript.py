@@ -1198,3 +1198,60 @@ def test_a_transcript_cut_short_says_where_it_stops(text: str, stops: str) -> No
     out = proc.stdout.decode()
     assert proc.returncode == 1 and "verdict: unknown" in out, out
     assert f"the transcript stops {stops}" in out and "cut short" in out
+
+
+# The key exchange sent, its reply never back (kex.c / kexgen.c: debug("expecting %s")).
+_KEX_SENT = (
+    "OpenSSH_9.2p1 Debian-2+deb12u3, OpenSSL 3.0.13 30 Jan 2024\n"
+    "debug1: Connecting to 192.0.2.9 [192.0.2.9] port 22.\n"
+    "debug1: Connection established.\n"
+    "debug1: Local version string SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\n"
+    "debug1: Remote protocol version 2.0, remote software version OpenSSH_9.6p1 Ubuntu-3ubuntu13\n"
+    "debug1: Authenticating to 192.0.2.9:22 as 'ops'\n"
+    "debug1: SSH2_MSG_KEXINIT sent\n"
+    "debug1: SSH2_MSG_KEXINIT received\n"
+    "debug1: kex: algorithm: sntrup761x25519-sha512@openssh.com\n"
+    "debug1: kex: host key algorithm: ssh-ed25519\n"
+    "debug1: expecting SSH2_MSG_KEX_ECDH_REPLY\n"
+)
+
+
+@pytest.mark.parametrize(
+    "end",
+    [
+        "Connection closed by 192.0.2.9 port 22\n",  # the server's LoginGraceTime, 2 minutes on
+        "Connection reset by 192.0.2.9 port 22\n",  # a middlebox
+        "Timeout, server 192.0.2.9 not responding.\n",  # ServerAliveInterval
+        "ssh_dispatch_run_fatal: Connection to 192.0.2.9 port 22: Connection timed out\n",
+        "",  # cut there: ssh stopped while it waited (runbook's own bounded run, Ctrl-C)
+    ],
+)
+def test_a_key_exchange_reply_that_never_comes_is_a_path_losing_large_packets(end) -> None:
+    """TCP and the banners pass, the server's KEX reply (its first large packet, over 1 KB
+    with sntrup761) never arrives: an MTU black hole or a middlebox, net.timeout with the
+    path-MTU test and a smaller key exchange as the fix (was: no cause at all)."""
+    result = transcript.classify(transcript.parse(_KEX_SENT + end))
+    assert result.cause_id == "net.timeout", (end, result)
+    assert (11, "debug1: expecting SSH2_MSG_KEX_ECDH_REPLY") in result.decisive_lines
+    assert result.facts["kex_stall"] == "SSH2_MSG_KEX_ECDH_REPLY"
+    root = catalog.render("net.timeout", "en", **result.facts)
+    assert root.fix[0].startswith("ping -M do -s 1472 -c 3 192.0.2.9")
+    assert "KexAlgorithms=curve25519-sha256" in root.fix[1]
+    assert "sntrup761x25519-sha512@openssh.com" in root.explanation
+
+
+def test_a_key_exchange_that_got_its_reply_is_no_stall() -> None:
+    """The reply came (its host key) and a corrupted stream ended the connection: that is
+    no lost packet, and no cause of the catalog."""
+    text = _KEX_SENT + (
+        "debug1: SSH2_MSG_KEX_ECDH_REPLY received\n"
+        "debug1: Server host key: ssh-ed25519 SHA256:W3+TwZpBcX8CNeYBxlhblnGiCsb1/0EaHTtnbPnQsG8\n"
+        "ssh_dispatch_run_fatal: Connection to 192.0.2.9 port 22: message authentication code "
+        "incorrect\n"
+    )
+    result = transcript.classify(transcript.parse(text))
+    assert result.cause_id is None and result.verdict == "failed"
+    corrupted = _KEX_SENT + (
+        "ssh_dispatch_run_fatal: Connection to 192.0.2.9 port 22: incorrect signature\n"
+    )
+    assert transcript.classify(transcript.parse(corrupted)).cause_id is None
