@@ -411,11 +411,8 @@ def _journal(records: pl.Series, zone: tzinfo) -> tuple[pl.Series, int]:
     (no JSON object, binary garbage). Usual records are read column-wise (json.loads and
     that function, record by record, took 8 us each, holding the GIL); the rest by them."""
     records = records.str.strip_suffix("\n")
-    flat = (
-        records.str.contains(_FLAT)
-        & ~records.str.contains(_NOT_STRING)
-        & ~records.str.contains("\0", literal=True)
-    )
+    binary = records.str.contains("\0", literal=True)  # neither way: unreadable
+    flat = records.str.contains(_FLAT) & ~records.str.contains(_NOT_STRING) & ~binary
     fields = pl.DataFrame(
         {name: records.str.extract(rf'"{name}"{_WS}:{_WS}"([^"]*)"', 1) for name in _JOURNAL_FIELDS}
     )
@@ -433,7 +430,7 @@ def _journal(records: pl.Series, zone: tzinfo) -> tuple[pl.Series, int]:
     lines = pl.repeat(None, len(records), dtype=pl.String, eager=True).alias("raw")
     if fast.any():
         lines = lines.scatter(fast.arg_true(), _made_lines(fields.filter(fast), zone))
-    slow = (~flat | ~usual_time) & ~records.str.contains("\0", literal=True)
+    slow = (~flat | ~usual_time) & ~binary
     if slow.any():
         rows = slow.arg_true()
         made = [logs._journal_line(r, zone) for r in records.gather(rows)]
