@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import gc
 import os
+import re
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, tzinfo
+from functools import cache
 from itertools import islice
 from pathlib import Path
 
@@ -34,6 +37,11 @@ import pyarrow as pa
 
 from runbook import logs
 from runbook.logs import COLUMNS, MESSAGES, LogStats, Row
+
+try:
+    from runbook import _scan
+except ImportError:  # built without a C compiler: polars alone reads the lines
+    _scan = None
 
 __all__ = ["read"]
 
@@ -82,25 +90,32 @@ def _rust(pattern: str) -> str:
 _MONTH = "(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
 _BSD = rf"{_MONTH}  ?\d{{1,2}} \d\d:\d\d:\d\d"
 _ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:[0-5]\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)"
-# The headers whose reading by logs._header is certain, as one-pass patterns (with a
-# host, without, RFC 5424): a syslog or ISO stamp, sshd's name and pid, one space, a
-# Solaris "[ID 800047 auth.info]" tag or none, and a message starting with neither a space
-# nor "[". A BSD "host" of four digits would be a year there: such lines take the slow path.
-_HEADERS = [
-    _rust(
+
+
+def _heads(year_host: str = "") -> list[str]:
+    """The headers whose reading by logs._header is certain, as one-pass patterns in
+    Python's dialect, each up to the message (the group ``head``): with a host, without,
+    RFC 5424. A syslog or ISO stamp, sshd's name and pid, one space, a Solaris "[ID 800047
+    auth.info]" tag or none. ``year_host`` goes before the host: a BSD "host" of four digits
+    would be a year there, and such lines take the slow path."""
+    return [
         rf"^(?P<head>(?:(?P<bsd>{_BSD})|(?P<iso>{_ISO})) {host}"
         r"(?P<proc>sshd(?:-session|-auth)?)\[(?P<pid>\d{1,9})\]: (?:\[ID \d+ [\w.]+\] +)?)"
-        r"[^\s\[]"
-    )
-    for host in (r"(?P<host>[^\s\[\]]+) ", "")
-] + [
-    # RFC 5424 (rsyslog's RSYSLOG_SyslogProtocol23Format, syslog-ng's IETF output), as
-    # logs._RFC5424 reads it, for sshd's own names, an ISO stamp and a numeric or nil pid.
-    _rust(
+        for host in (rf"{year_host}(?P<host>[^\s\[\]]+) ", "")
+    ] + [
+        # RFC 5424 (rsyslog's RSYSLOG_SyslogProtocol23Format, syslog-ng's IETF output), as
+        # logs._RFC5424 reads it, for sshd's own names, an ISO stamp and a numeric or nil pid.
         rf"^(?P<head><\d{{1,3}}>1 (?P<iso>{_ISO}) (?P<host>\S+) (?P<proc>sshd(?:-session|-auth)?) "
-        r'(?P<pid>\d{1,9}|-) \S+ (?:-|(?:\[(?:[^\]"]|"(?:[^"\\]|\\.)*")*\])+) ?)[^\s\[]'
-    )
-]
+        r'(?P<pid>\d{1,9}|-) \S+ (?:-|(?:\[(?:[^\]"]|"(?:[^"\\]|\\.)*")*\])+) ?)'
+    ]
+
+
+# A message starts with neither a space nor "[" (and in polars' reading, which checks the
+# rest afterwards, neither with a kernel's prefix nor rsyslog's "message repeated N times:
+# [ ... ]" around sshd's: logs._parse takes those off).
+_MESSAGE_START = r"[^\s\[]"
+_WRAPPED = r"(?!kernel|message repeated )"
+_HEADERS = [_rust(head + _MESSAGE_START) for head in _heads()]
 # Another program's line (cron, sudo, systemd...): logs._header returns None for these.
 _OTHER_HEADER = _rust(
     rf"^(?:{_MONTH} +\d{{1,2}} \d\d:\d\d:\d\d|\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\S*) "
@@ -117,10 +132,11 @@ _BY_FIRST, _BY_NEEDLE = (
     for index in (logs._BY_FIRST, logs._BY_NEEDLE)
 )
 _HEADER_COLUMNS = ["line", "raw", "bsd", "iso", "host", "proc", "pid", "msg"]
-_EVENT_CODE = [_EVENTS.index(m.event) for m in MESSAGES]
-_OUTCOME_CODE = [_OUTCOMES.index(m.outcome) for m in MESSAGES]
-# The user a message names by its words alone (Message.user), by its index in MESSAGES.
-_FIXED_USER = {i: m.user for i, m in enumerate(MESSAGES) if m.user is not None}
+# Each message's event and outcome, by its index in MESSAGES; and the user it names by its
+# words alone (Message.user), if any.
+_EVENT_CODE = np.array([_EVENTS.index(m.event) for m in MESSAGES], np.int8)
+_OUTCOME_CODE = np.array([_OUTCOMES.index(m.outcome) for m in MESSAGES], np.int8)
+_FIXED_USER = pl.Series([m.user for m in MESSAGES], dtype=pl.String)
 _FAILURE = _OUTCOMES.index("failure")
 _PREAUTH_ENDS = [_EVENTS.index(e) for e in logs._PREAUTH_FAILURES]
 _SCHEMA = {
@@ -221,23 +237,25 @@ def _events(events: pl.DataFrame) -> pl.DataFrame:
     for name in _FIELDS:
         if name not in events.columns:
             events = events.with_columns(pl.lit(None, pl.String).alias(name))
-    message = pl.col("message")
-    event = message.replace_strict(list(range(len(MESSAGES))), _EVENT_CODE, return_dtype=pl.Int8)
-    base = message.replace_strict(list(range(len(MESSAGES))), _OUTCOME_CODE, return_dtype=pl.Int8)
-    fixed = message.replace_strict(_FIXED_USER, default=None, return_dtype=pl.String)
-    user = pl.coalesce("user", "user2", fixed)
+    codes = events.get_column("message").to_numpy()
+    events = events.with_columns(
+        event=pl.Series(_EVENT_CODE[codes]),
+        base=pl.Series(_OUTCOME_CODE[codes]),
+        fixed=_FIXED_USER.gather(codes),
+    )
+    event = pl.col("event")
+    user = pl.coalesce("user", "user2", "fixed")
     ip = pl.when(pl.col("ip") != "").then(pl.col("ip"))
     mapped = ip.str.slice(0, 7).str.to_lowercase().eq("::ffff:") & ip.str.contains(
         ".", literal=True
     )
     port = pl.col("port").cast(pl.Int64, strict=False)
     return events.with_columns(
-        event=event,
         outcome=pl.when(event.is_in(_PREAUTH_ENDS) & (_truthy("preauth") | user.is_not_null()))
         .then(pl.lit(_FAILURE, pl.Int8))
         .when((event == _EVENTS.index("disconnect")) & pl.col("code").is_in(["3", "14"]))
         .then(pl.lit(_FAILURE, pl.Int8))
-        .otherwise(base),
+        .otherwise("base"),
         user=user,
         ip=pl.when(mapped).then(ip.str.slice(7)).otherwise(ip),
         port=pl.when((port <= 65535) & ip.is_not_null()).then(port),
@@ -278,30 +296,25 @@ def _times(events: pl.DataFrame, anchor: datetime, zone: tzinfo) -> pl.Series:
 
 
 def _batch(
-    lines: pl.Series, anchor: datetime, zone: tzinfo
+    text: bytes | pa.Buffer, offsets: np.ndarray, anchor: datetime, zone: tzinfo
 ) -> tuple[pl.DataFrame, LogStats, list[tuple[int, str]]]:
-    """One batch of lines to (its events in the frame's columns, with their line numbers;
-    its counts; its unrecognised sshd lines, numbered)."""
+    """One batch of lines (``text[offsets[i]:offsets[i + 1]]``) to (its events in the
+    frame's columns, with their line numbers; its counts; its unrecognised sshd lines,
+    numbered)."""
     stats = LogStats()
-    stats.lines = len(lines)
-    binary = lines.str.contains("\0", literal=True)
-    stats.unreadable = binary.sum()
-    frame = (
-        pl.DataFrame([lines])
-        .with_row_index("line")
-        .filter(~binary)
-        .with_columns(pl.col("raw").str.slice(0, logs.MAX_LINE).str.strip_chars_end("\r\n"))
-    )
-    certain, rest = _headers(frame)
-    found, fields = _messages(certain.get_column("msg"))
-    unknown = certain.filter(found < 0)
+    stats.lines = len(offsets) - 1
+    scanner = _scanner()
+    if scanner is not None and len(text) < 2**31:  # Arrow's views reach 2 GiB
+        known, unknown, rest, stats.unreadable = _scanned(scanner, text, offsets)
+    else:
+        known, unknown, rest, stats.unreadable = _read(_series(text, offsets))
     stats.sshd_unrecognised = len(unknown)
-    examples = list(unknown.select("line", "raw").head(5).iter_rows())
+    examples = list(unknown.head(5).iter_rows())
     proc = rest.get_column("raw").str.extract(_OTHER_HEADER, 1)
     other = proc.is_not_null() & ~proc.str.contains("sshd", literal=True)
     stats.other = other.sum()
     rows = []
-    for line, raw in rest.filter(~other).select("line", "raw").iter_rows():
+    for line, raw in rest.filter(~other).iter_rows():
         row = logs._parse(raw, anchor, zone)
         if row is None:
             stats.other += 1
@@ -310,7 +323,7 @@ def _batch(
             examples.append((line, raw))
         else:
             rows.append(_coded(line, row))
-    events = _unvis(_events(pl.concat([certain.filter(found >= 0), fields], how="horizontal")))
+    events = _unvis(_events(known))
     events = events.with_columns(
         time=_times(events, anchor, zone),
         process=pl.col("proc"),
@@ -324,9 +337,116 @@ def _batch(
     return events, stats, examples
 
 
-def _lines(data: bytes) -> pl.Series:
-    """A batch's lines (each with its newline, which the caller strips), cut where numpy
-    finds the newlines: Arrow offsets over the batch's own bytes, no string per line.
+def _read(lines: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, int]:
+    """A batch read by polars alone: see _scanned, whose result this is."""
+    binary = lines.str.contains("\0", literal=True)
+    frame = (
+        pl.DataFrame([lines.alias("raw")])
+        .with_row_index("line")
+        .filter(~binary)
+        .with_columns(pl.col("raw").str.slice(0, logs.MAX_LINE).str.strip_chars_end("\r\n"))
+    )
+    certain, rest = _headers(frame)
+    found, fields = _messages(certain.get_column("msg"))
+    known = pl.concat([certain.filter(found >= 0), fields], how="horizontal")
+    unknown = certain.filter(found < 0).select("line", "raw")
+    return known, unknown, rest.select("line", "raw"), binary.sum()
+
+
+# The fields the native scanner cuts out of a line: its header's, then its message's.
+_SLOTS = ("bsd", "iso", "host", "proc", "pid", *_FIELDS)
+
+
+def _slots(pattern: str) -> list[int]:
+    """For each group of ``pattern``, by number: the slot of the field it fills (-1: none)."""
+    compiled = re.compile(pattern, re.ASCII)
+    names = {number: name for name, number in compiled.groupindex.items()}
+    return [
+        _SLOTS.index(names[group]) if names.get(group) in _SLOTS else -1
+        for group in range(1, compiled.groups + 1)
+    ]
+
+
+def _candidates(index: dict[str, list[tuple[logs.Message, re.Pattern[str]]]]) -> list:
+    """One of logs._message's indexes as (key, the indexes in MESSAGES of its messages)."""
+    return [(key, [MESSAGES.index(m) for m, _ in found]) for key, found in index.items()]
+
+
+@cache
+def _scanner() -> _scan.Scanner | None:
+    """The native scanner of the patterns logs reads with (None: not built here).
+
+    The header patterns check there what polars checks afterwards (_headers): no year
+    where a BSD stamp's host would be, no kernel prefix or "message repeated" around sshd's
+    message; each failed check moves the line on to the next pattern, as there.
+    """
+    if _scan is None:
+        return None
+    heads = [h + _WRAPPED + _MESSAGE_START for h in _heads(r"(?(bsd)(?![0-9]{4} ))")]
+    return _scan.Scanner(
+        headers=[(h, _slots(h), re.compile(h, re.ASCII).groupindex["head"]) for h in heads],
+        messages=[(m.pattern, _slots(m.pattern)) for m in MESSAGES],
+        words=[(w, [MESSAGES.index(m) for m, _ in found]) for w, found in logs._BY_FIRST.items()],
+        needle=logs._NEEDLES.pattern,
+        needles=[
+            (n, [MESSAGES.index(m) for m, _ in found]) for n, found in logs._BY_NEEDLE.items()
+        ],
+        fields=len(_SLOTS),
+        max_chars=logs.MAX_LINE,
+    )
+
+
+def _scanned(
+    scanner: _scan.Scanner, text: bytes | pa.Buffer, offsets: np.ndarray
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, int]:
+    """A batch read by the native scanner (PCRE2, outside the GIL): (the lines of a known
+    message, with their header's and message's fields and the message's index in
+    MESSAGES; the lines of a certain sshd header whose message none of them reads; the
+    lines for logs._parse; the number of binary lines), each line with its number in the
+    batch and its text, cut at logs.MAX_LINE characters and without its line end."""
+    count = len(offsets) - 1
+    kind = np.empty(count, np.int16)
+    stops = np.empty(count, np.int64)
+    spans = _spans(count)
+    scanner.scan(text, offsets, kind, stops, spans)
+    starts = offsets[:-1]
+
+    def strings(begins: np.ndarray, ends: np.ndarray, rows: np.ndarray) -> pl.Series:
+        views, valid, nulls = _scan.views(text, begins, ends, rows)
+        buffers = [pa.py_buffer(valid), pa.py_buffer(views), pa.py_buffer(text)]
+        return pl.Series(pa.Array.from_buffers(pa.string_view(), len(rows), buffers, nulls))
+
+    def lines(rows: np.ndarray) -> pl.DataFrame:
+        return pl.DataFrame({"line": rows, "raw": strings(starts, stops, rows)})
+
+    known = np.flatnonzero(kind >= 0)
+    fields = [
+        strings(spans[2 * i], spans[2 * i + 1], known).alias(name) for i, name in enumerate(_SLOTS)
+    ]
+    return (
+        lines(known).with_columns(*fields, message=pl.Series(kind[known])),
+        lines(np.flatnonzero(kind == -1)),
+        lines(np.flatnonzero(kind == -2)),
+        int((kind == -3).sum()),
+    )
+
+
+_SCRATCH = threading.local()
+
+
+def _spans(count: int) -> np.ndarray:
+    """A worker's array for the fields' spans of ``count`` lines, kept for its next batch:
+    fresh, its pages would be faulted in and cleared again for every batch."""
+    size = 2 * len(_SLOTS) * count
+    kept = getattr(_SCRATCH, "spans", None)
+    if kept is None or len(kept) < size:
+        kept = _SCRATCH.spans = np.empty(size, np.int64)
+    return kept[:size].reshape(2 * len(_SLOTS), count)
+
+
+def _split(data: bytes) -> tuple[bytes, np.ndarray]:
+    """A batch's text and where each line begins, numpy finding the newlines (each line
+    keeps its own, which the reading strips); one more offset ends the last line.
 
     Bytes that are not UTF-8 (a binary file, a Latin-1 user name) are read as Python's
     ``errors="replace"`` reads them: that batch alone is decoded and encoded again.
@@ -338,9 +458,23 @@ def _lines(data: bytes) -> pl.Series:
     ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n")) + 1
     if not data.endswith(b"\n"):
         ends = np.append(ends, len(data))
-    offsets = np.concatenate([[0], ends]).astype(np.int64)
-    array = pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(data))
+    return data, np.concatenate([[0], ends]).astype(np.int64)
+
+
+def _series(text: bytes | pa.Buffer, offsets: np.ndarray) -> pl.Series:
+    """Lines as one string column: Arrow offsets over the batch's own bytes."""
+    array = pa.LargeStringArray.from_buffers(
+        len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(text)
+    )
     return pl.Series("raw", array)
+
+
+def _buffers(lines: pl.Series) -> tuple[pa.Buffer, np.ndarray]:
+    """A column of lines (no nulls) as the text and offsets _batch reads."""
+    array = lines.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(pa.large_string())
+    _, offsets, text = array.buffers()
+    offsets = np.frombuffer(offsets, dtype=np.int64)[array.offset : array.offset + len(array) + 1]
+    return (text if text is not None else pa.py_buffer(b"")), offsets
 
 
 def _headers(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -369,9 +503,13 @@ def _piece(
 ) -> tuple[pa.Table, LogStats, list[tuple[int, str]]]:
     """One batch (text lines, or journal records made lines first) to its piece of the
     frame, in a worker thread; journal records that are none are counted unreadable."""
-    lines, bad = _journal(_lines(data), zone) if journal else (_lines(data), 0)
-    if len(lines):
-        events, stats, examples = _batch(lines, anchor, zone)
+    if journal:
+        lines, bad = _journal(_series(*_split(data)), zone)
+        text, offsets = _buffers(lines)
+    else:
+        (text, offsets), bad = _split(data), 0
+    if len(offsets) > 1:
+        events, stats, examples = _batch(text, offsets, anchor, zone)
     else:
         events, stats, examples = pl.DataFrame(schema=_SCHEMA), LogStats(), []
     stats.lines += bad

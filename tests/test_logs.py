@@ -15,6 +15,8 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -587,14 +589,56 @@ def _records_of(frame: pd.DataFrame) -> list[tuple]:
     return rows
 
 
+ENGINES = ("pcre2", "polars")
+
+
+@contextmanager
+def _engine(name: str) -> Iterator[None]:
+    """The bulk reader matching lines with ``name``: PCRE2 in the native scanner
+    (runbook/_scan.c, built by the install; CI must have it), or polars' regex alone, the
+    reading of a machine without a C compiler."""
+    if name == "polars":
+        saved = logframe._scanner
+        logframe._scanner = lambda: None
+        try:
+            yield
+        finally:
+            logframe._scanner = saved
+        return
+    if logframe._scanner() is None:
+        if os.environ.get("CI"):
+            pytest.fail("runbook._scan was not built: `make setup` compiles it (gcc, pcre2)")
+        pytest.skip("runbook._scan is not built here (no C compiler at install)")
+    yield
+
+
+def test_the_native_scanner_is_built_and_refuses_bad_buffers() -> None:
+    """The install builds runbook._scan (CI fails without it: the bulk reader would fall
+    back to polars' regex, twice as slow); it checks what it is handed."""
+    with _engine("pcre2"):
+        import numpy as np
+
+        scanner = logframe._scanner()
+        offsets = np.array([0, 5, 99], np.int64)  # beyond the text
+        kind, stops = np.empty(2, np.int16), np.empty(2, np.int64)
+        spans = np.empty((2 * len(logframe._SLOTS), 2), np.int64)
+        with pytest.raises(ValueError, match="rise within data"):
+            scanner.scan(b"hello world", offsets, kind, stops, spans)
+        with pytest.raises(ValueError, match="holds"):
+            scanner.scan(b"hello world", offsets[:2], kind, stops, spans)
+
+
 def _records_of_events(events) -> list[tuple]:
     return [tuple(getattr(e, name) for name in logs.COLUMNS) for e in events]
 
 
-def test_bulk_reader_equals_the_streaming_one_across_batches(tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_bulk_reader_equals_the_streaming_one_across_batches(
+    tmp_path, monkeypatch, engine: str
+) -> None:
     """read_sshd_log parses text files column-wise in batches, two at once, and does the
     per-connection carry-over afterwards: the result must be iter_events', line for line,
-    even when every batch boundary cuts through connections."""
+    even when every batch boundary cuts through connections (with either engine)."""
     if not CORPUS.is_dir():
         pytest.skip(f"the fail2ban corpus is not beside this checkout ({CORPUS})")
     logs_dir = tmp_path / "logs"
@@ -607,7 +651,8 @@ def test_bulk_reader_equals_the_streaming_one_across_batches(tmp_path, monkeypat
     monkeypatch.setattr(logframe, "BATCH_BYTES", 700)
     monkeypatch.setattr(logs, "_BLOCK", 300)
     since = datetime(2005, 1, 1, tzinfo=ZURICH)
-    frame = logs.read_sshd_log([logs_dir], now=F2B_NOW, tz=ZURICH, since=since, workers=2)
+    with _engine(engine):
+        frame = logs.read_sshd_log([logs_dir], now=F2B_NOW, tz=ZURICH, since=since, workers=2)
     stats = logs.LogStats()
     events = list(logs.iter_events([logs_dir], now=F2B_NOW, tz=ZURICH, since=since, stats=stats))
     assert len(events) > 200
@@ -1250,7 +1295,8 @@ def test_server_side_messages_of_pam_and_older_sshd() -> None:
     assert got == _ACCOUNT_LINES
 
 
-def test_bulk_reader_edge_lines(tmp_path) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_bulk_reader_edge_lines(tmp_path, engine: str) -> None:
     """Outcome rules (preauth ends, disconnect codes 3 and 14), ports that are no TCP
     port, mapped addresses, empty details: both readers derive the fields alike."""
     lines = [
@@ -1260,7 +1306,8 @@ def test_bulk_reader_edge_lines(tmp_path) -> None:
     path = tmp_path / "auth.log"
     path.write_text("\n".join(lines) + "\n")
     now = datetime(2026, 11, 28, 12, tzinfo=ZURICH)
-    frame = logs.read_sshd_log([path], now=now, tz=ZURICH)
+    with _engine(engine):
+        frame = logs.read_sshd_log([path], now=now, tz=ZURICH)
     events = list(logs.iter_events([path], now=now, tz=ZURICH))
     assert len(events) == len(lines)
     assert _records_of(frame) == _records_of_events(events)
@@ -1270,22 +1317,62 @@ def test_bulk_reader_edge_lines(tmp_path) -> None:
     assert by_line[_EDGE_LINES[4]].port is None and by_line[_EDGE_LINES[5]].ip == "192.0.2.9"
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_long_multibyte_and_odd_lines_read_alike(tmp_path, engine: str) -> None:
+    """Lines are cut at logs.MAX_LINE characters, not bytes (a multibyte user name past
+    the cut), CR and LF are stripped off their ends only, a NUL makes a line unreadable,
+    and a message that no pattern reads is counted with its example: both readers
+    alike."""
+    cut = logs.MAX_LINE
+    head = "Nov 28 10:00:00 h sshd[7]: "
+    lines = [
+        f"{head}Failed password for {'é' * cut} from 192.0.2.1 port 22 ssh2",
+        f"{head}Invalid user {'ü' * (cut - len(head) - 40)} from 192.0.2.2 port 23",
+        f"{head}Invalid user {'x' * (cut - len(head) - 41)} from 192.0.2.3 port 24",
+        f"{head}Failed password for bob from 192.0.2.4 port 25 ssh2\r\r",
+        f"{head}Failed password for bob\r from 192.0.2.5 port 26 ssh2",
+        f"{head}Failed password for b\0b from 192.0.2.6 port 27 ssh2",
+        f"{head}Something sshd never said",
+        "Nov 28 10:00:00 2024 sshd[8]: Failed password for eve from 192.0.2.7 port 28 ssh2",
+        "Nov 28 10:00:00 h sshd[9]: message repeated 2 times: [ Failed password for eve "
+        "from 192.0.2.8 port 29 ssh2]",
+        "Nov 28 10:00:00 h kernel: [ 1.0] sshd[10]: Failed password for eve from 192.0.2.9 "
+        "port 30 ssh2",
+    ]
+    path = tmp_path / "auth.log"
+    path.write_text("\n".join(lines) + "\n")
+    now = datetime(2026, 11, 28, 12, tzinfo=ZURICH)
+    with _engine(engine):
+        frame = logs.read_sshd_log([path], now=now, tz=ZURICH)
+    stats = logs.LogStats()
+    events = list(logs.iter_events([path], now=now, tz=ZURICH, stats=stats))
+    _read_alike(frame, events, stats)
+    assert stats.unreadable == 1 and stats.sshd_unrecognised >= 1
+    ips = set(frame["ip"].dropna())
+    # Cut past its address; within the limit in characters (not in bytes); CRs; the NUL.
+    assert "192.0.2.1" not in ips and {"192.0.2.2", "192.0.2.4", "192.0.2.5"} <= ips
+    assert "192.0.2.6" not in ips
+    assert frame.loc[frame["ip"] == "192.0.2.2", "user"].iloc[0] == "ü" * (cut - len(head) - 40)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(_mutated_line(), min_size=1, max_size=30))
 def test_fuzz_bulk_reader_equals_the_streaming_one(lines: list[str]) -> None:
-    """The bulk reader runs the message patterns in Rust's regex engine, the streaming one
-    in Python's: on mutated corpus lines (every framing, injected addresses, odd
-    characters, garbage) both must read every line alike."""
+    """The bulk reader runs the message patterns in PCRE2 (or Rust's regex engine, through
+    polars), the streaming one in Python's: on mutated corpus lines (every framing,
+    injected addresses, odd characters, garbage) all must read every line alike."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "auth.log"
         path.write_bytes("\n".join(lines).encode("utf-8", "surrogatepass") + b"\n")
         now = datetime(2026, 11, 28, 12, tzinfo=ZURICH)
-        frame = logs.read_sshd_log([path], now=now, tz=ZURICH)
         stats = logs.LogStats()
         events = list(logs.iter_events([path], now=now, tz=ZURICH, stats=stats))
-    _read_alike(frame, events, stats)
+        for engine in ENGINES:
+            with _engine(engine):
+                frame = logs.read_sshd_log([path], now=now, tz=ZURICH)
+            _read_alike(frame, events, stats)
 
 
 _LIFECYCLE = [
@@ -1587,10 +1674,11 @@ def test_journal_records_read_alike_by_both_readers(tmp_path) -> None:
     path = tmp_path / "journal.json"
     path.write_text("\n".join(_JOURNAL_EDGES * 3) + "\n")
     now = datetime(2026, 11, 28, 12, tzinfo=ZURICH)
-    for batch in (300, 1 << 20):
+    for batch, engine in ((300, "pcre2"), (1 << 20, "pcre2"), (1 << 20, "polars")):
         logframe.BATCH_BYTES, saved = batch, logframe.BATCH_BYTES
         try:
-            frame = logs.read_sshd_log([path], now=now, tz=ZURICH, workers=2)
+            with _engine(engine):
+                frame = logs.read_sshd_log([path], now=now, tz=ZURICH, workers=2)
         finally:
             logframe.BATCH_BYTES = saved
         stats = logs.LogStats()
