@@ -52,6 +52,7 @@ typedef struct {
     Py_ssize_t fields;
     Py_ssize_t max_chars;
     uint32_t max_groups;
+    int jit; /* every pattern JIT-compiled: matched by pcre2_jit_match, without its checks */
 } Scanner;
 
 static void free_patterns(Pattern *patterns, Py_ssize_t count) {
@@ -75,8 +76,9 @@ static void Scanner_dealloc(Scanner *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* A pattern compiled (UTF, LF lines) and JIT-compiled where the platform has a JIT. */
-static pcre2_code *compile(PyObject *source) {
+/* A pattern compiled (UTF, LF lines) and JIT-compiled where the platform has a JIT;
+ * *jitted is cleared when it has not. */
+static pcre2_code *compile(PyObject *source, int *jitted) {
     Py_ssize_t size;
     const char *text = PyUnicode_AsUTF8AndSize(source, &size);
     if (text == NULL)
@@ -95,7 +97,8 @@ static pcre2_code *compile(PyObject *source) {
                      (size_t)offset, (char *)message);
         return NULL;
     }
-    pcre2_jit_compile(code, PCRE2_JIT_COMPLETE); /* without a JIT: the interpreter */
+    if (pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) != 0)
+        *jitted = 0; /* the interpreter, then, for all */
     return code;
 }
 
@@ -119,7 +122,7 @@ static Pattern *patterns(Scanner *self, PyObject *list, Py_ssize_t *count, int h
         if (!(headed ? PyArg_ParseTuple(item, "UOi", &source, &slots, &head)
                      : PyArg_ParseTuple(item, "UO", &source, &slots)))
             goto fail;
-        if ((out[i].code = compile(source)) == NULL)
+        if ((out[i].code = compile(source, &self->jit)) == NULL)
             goto fail;
         pcre2_pattern_info(out[i].code, PCRE2_INFO_CAPTURECOUNT, &out[i].groups);
         PyObject *numbers = PySequence_Fast(slots, "slots must be a sequence");
@@ -228,6 +231,7 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
     }
     if ((self->keep = PyList_New(0)) == NULL)
         return -1;
+    self->jit = 1;
     if ((self->headers = patterns(self, headers, &self->nheaders, 1)) == NULL)
         return -1;
     for (Py_ssize_t i = 0; i < self->nheaders; i++) {
@@ -238,7 +242,7 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
     }
     if ((self->messages = patterns(self, messages, &self->nmessages, 0)) == NULL)
         return -1;
-    if ((self->needle = compile(needle)) == NULL)
+    if ((self->needle = compile(needle, &self->jit)) == NULL)
         return -1;
     if ((self->words = keys(self, words, &self->nwords, &used)) == NULL)
         return -1;
@@ -258,13 +262,16 @@ typedef struct {
     pcre2_match_data *data;
     pcre2_match_context *context;
     pcre2_jit_stack *stack;
+    int jit;
 } Matcher;
 
 /* 1: matched, 0: not, -1: PCRE2 could not tell (an error, a limit). */
 static int match(const Matcher *m, const pcre2_code *code, const char *text, Py_ssize_t size,
                  Py_ssize_t start) {
-    int rc = pcre2_match(code, (PCRE2_SPTR)text, (PCRE2_SIZE)size, (PCRE2_SIZE)start,
-                         PCRE2_NO_UTF_CHECK, m->data, m->context);
+    int rc = m->jit ? pcre2_jit_match(code, (PCRE2_SPTR)text, (PCRE2_SIZE)size,
+                                      (PCRE2_SIZE)start, 0, m->data, m->context)
+                    : pcre2_match(code, (PCRE2_SPTR)text, (PCRE2_SIZE)size, (PCRE2_SIZE)start,
+                                  PCRE2_NO_UTF_CHECK, m->data, m->context);
     return rc > 0 ? 1 : rc == PCRE2_ERROR_NOMATCH ? 0 : -1;
 }
 
@@ -404,8 +411,8 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *args) {
     }
     if (got == 3) {
         Matcher m = {pcre2_match_data_create(self->max_groups + 1, NULL),
-                     pcre2_match_context_create(NULL), pcre2_jit_stack_create(32 * 1024,
-                                                                            16 * 1024 * 1024, NULL)};
+                     pcre2_match_context_create(NULL),
+                     pcre2_jit_stack_create(32 * 1024, 16 * 1024 * 1024, NULL), self->jit};
         if (m.data == NULL || m.context == NULL || m.stack == NULL) {
             PyErr_NoMemory();
         } else {

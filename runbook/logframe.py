@@ -1,19 +1,22 @@
-"""sshd logs into one DataFrame, fast: the lines parsed a column at a time by polars.
+"""sshd logs into one DataFrame, fast: the lines matched a batch at a time, outside the GIL.
 
 :func:`runbook.logs.read_sshd_log` lands here. A million-line auth.log is too much for
-Python's regular expressions a line at a time, so a text file is read in batches of lines
-that polars parses column-wise, outside the GIL, two batches at once on two cores: the
-sshd header with one-pass patterns, then each message with the very patterns of
-:data:`runbook.logs.MESSAGES` (written in the dialect Python's ``re`` and Rust's
-``regex`` read alike: ASCII classes, no look-arounds), tried in the order
-``logs._message`` tries them. Only lines whose header this path cannot vouch for (a
-bracketed process name, a kernel prefix, an RFC 5424 stamp Python alone reads) go through
-``logs._parse`` one by one. Journal exports are first made the lines
-``logs._journal_line`` makes of them (column-wise for plain records, by that function for
-the others), then parsed the same way. What one line of a
-connection lends the next (its client's address, its failed state: see
-``logs._Connections``) is done afterwards over the whole frame with numpy. The result
-equals :func:`runbook.logs.iter_events`'s, event for event.
+Python's regular expressions a line at a time, so a text file is read in batches of lines,
+two batches at once on two cores, by the native scanner (runbook/_scan.c): PCRE2's JIT
+runs the sshd header patterns whose reading is certain, then the very patterns of
+:data:`runbook.logs.MESSAGES`, tried in the order ``logs._message`` tries them; PCRE2
+backtracks as ``re`` does, so it finds the same match and the same groups. The fields
+come back as Arrow string views into the batch, and polars derives the columns. Where the
+scanner was not built (no C compiler at install), polars' own regex reads the lines the
+same way, column-wise (the patterns spelled in the dialect Python's ``re`` and Rust's
+``regex`` read alike: ASCII classes, no look-arounds), about twice as slowly. Only lines
+whose header neither can vouch for (a bracketed process name, a kernel prefix, an RFC 5424
+stamp Python alone reads) go through ``logs._parse`` one by one. Journal exports are
+first made the lines ``logs._journal_line`` makes of them (column-wise for plain records,
+by that function for the others), then read the same way. What one line of a connection
+lends the next (its client's address, its failed state: see ``logs._Connections``) is
+done afterwards over the whole frame with numpy. The result equals
+:func:`runbook.logs.iter_events`'s, event for event.
 """
 
 from __future__ import annotations
@@ -21,22 +24,27 @@ from __future__ import annotations
 import gc
 import os
 import re
+import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import cache
+from importlib import import_module
 from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import polars as pl
 import pyarrow as pa
 
 from runbook import logs
 from runbook.logs import COLUMNS, MESSAGES, LogStats, Row
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 try:
     from runbook import _scan
@@ -691,6 +699,8 @@ def _table(frame: pl.DataFrame) -> pa.Table:
 def _pandas(pieces: list[pa.Table], zone: tzinfo) -> pd.DataFrame:
     """The pieces as one frame in the contract's columns and dtypes: a zoned datetime,
     Int64 numbers, categories, and Arrow strings that stay the pieces' own buffers."""
+    import pandas as pd  # the import _preload began: this waits for its end
+
     table = pa.concat_tables(pieces) if pieces else _table(pl.DataFrame(schema=_SCHEMA))
     nat = np.iinfo(np.int64).min
     stamps = table["time"].fill_null(nat).to_numpy().view("datetime64[us]")
@@ -712,6 +722,20 @@ def _pandas(pieces: list[pa.Table], zone: tzinfo) -> pd.DataFrame:
     for name in ("host", "user", "ip", "reason", "raw"):
         columns[name] = pd.arrays.ArrowStringArray(table[name])
     return pd.DataFrame({name: pd.Series(columns[name]) for name in COLUMNS})
+
+
+def _preload(name: str) -> None:
+    """Import ``name`` in a thread of its own, unless it is imported: pandas (a third of a
+    second of start-up, most of it Python) then loads while the workers parse the first
+    batches outside the GIL, and is there when the frame is built. A failed import fails
+    again, with its error, where the module is used."""
+    if name not in sys.modules:
+        threading.Thread(target=_quietly, args=(name,), daemon=True).start()
+
+
+def _quietly(name: str) -> None:
+    with suppress(ImportError):
+        import_module(name)
 
 
 def _cores() -> int:
@@ -778,6 +802,8 @@ def _carry_over(frame: pd.DataFrame) -> None:
     each process's lines keep their order), where "the latest such line" is a running
     maximum.
     """
+    import pandas as pd
+
     events = frame["event"].cat.codes.to_numpy()
     daemon = np.isin(events, [_EVENTS.index(e) for e in logs._DAEMON_EVENTS])
     rows = np.flatnonzero(frame["pid"].notna().to_numpy() & ~daemon)
@@ -843,6 +869,7 @@ def read(
     workers: int | None,
 ) -> pd.DataFrame:
     """See :func:`runbook.logs.read_sshd_log`."""
+    _preload("pandas")
     stats = LogStats()
     parts: list[pa.Table] = []
     if lines is not None:
