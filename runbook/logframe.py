@@ -103,18 +103,21 @@ _ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:[0-5]\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)"
 def _heads(year_host: str = "") -> list[str]:
     """The headers whose reading by logs._header is certain, as one-pass patterns in
     Python's dialect, each up to the message (the group ``head``): with a host, without,
-    RFC 5424. A syslog or ISO stamp, sshd's name and pid, one space, a Solaris "[ID 800047
-    auth.info]" tag or none. ``year_host`` goes before the host: a BSD "host" of four digits
-    would be a year there, and such lines take the slow path."""
+    a bracketed name, RFC 5424. A syslog or ISO stamp, sshd's name and pid, one space, a
+    Solaris "[ID 800047 auth.info]" tag or none. ``year_host`` goes before the host: a BSD
+    "host" of four digits would be a year there, and such lines take the slow path."""
     return [
         rf"^(?P<head>(?:(?P<bsd>{_BSD})|(?P<iso>{_ISO})) {host}"
         r"(?P<proc>sshd(?:-session|-auth)?)\[(?P<pid>\d{1,9})\]: (?:\[ID \d+ [\w.]+\] +)?)"
         for host in (rf"{year_host}(?P<host>[^\s\[\]]+) ", "")
     ] + [
+        # No host and a bracketed name without a pid ("Mar  3 00:17:22 [sshd]: ..."), as
+        # logs._SYSLOG reads it: fail2ban's test logs hold such lines by the thousand.
+        rf"^(?P<head>(?P<bsd>{_BSD}) \[(?P<proc>sshd(?:-session|-auth)?)\]:? )",
         # RFC 5424 (rsyslog's RSYSLOG_SyslogProtocol23Format, syslog-ng's IETF output), as
         # logs._RFC5424 reads it, for sshd's own names, an ISO stamp and a numeric or nil pid.
         rf"^(?P<head><\d{{1,3}}>1 (?P<iso>{_ISO}) (?P<host>\S+) (?P<proc>sshd(?:-session|-auth)?) "
-        r'(?P<pid>\d{1,9}|-) \S+ (?:-|(?:\[(?:[^\]"]|"(?:[^"\\]|\\.)*")*\])+) ?)'
+        r'(?P<pid>\d{1,9}|-) \S+ (?:-|(?:\[(?:[^\]"]|"(?:[^"\\]|\\.)*")*\])+) ?)',
     ]
 
 
@@ -491,7 +494,9 @@ def _headers(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     year = pl.col("bsd").is_not_null() & pl.col("host").str.contains(r"^[0-9]{4}$")
     for pattern in _HEADERS:
         read = (
-            rest.with_columns(pl.lit(None, pl.String).alias(c) for c in ("bsd", "iso", "host"))
+            rest.with_columns(
+                pl.lit(None, pl.String).alias(c) for c in ("bsd", "iso", "host", "pid")
+            )
             .with_columns(pl.col("raw").str.extract_groups(pattern).struct.unnest())
             .with_columns(msg=pl.col("raw").str.slice(pl.col("head").str.len_chars()))
         )

@@ -1321,7 +1321,8 @@ def test_bulk_reader_edge_lines(tmp_path, engine: str) -> None:
 def test_long_multibyte_and_odd_lines_read_alike(tmp_path, engine: str) -> None:
     """Lines are cut at logs.MAX_LINE characters, not bytes (a multibyte user name past
     the cut), CR and LF are stripped off their ends only, a NUL makes a line unreadable,
-    and a message that no pattern reads is counted with its example: both readers
+    a message that no pattern reads is counted with its example, and the framings the
+    native scanner reads (or leaves to Python) around a bracketed name: both readers
     alike."""
     cut = logs.MAX_LINE
     head = "Nov 28 10:00:00 h sshd[7]: "
@@ -1338,6 +1339,15 @@ def test_long_multibyte_and_odd_lines_read_alike(tmp_path, engine: str) -> None:
         "from 192.0.2.8 port 29 ssh2]",
         "Nov 28 10:00:00 h kernel: [ 1.0] sshd[10]: Failed password for eve from 192.0.2.9 "
         "port 30 ssh2",
+        # Bracketed names without a host (fail2ban's test logs), their variants.
+        "Mar  3 00:17:22 [sshd]: User root from 192.0.2.10 not allowed because not listed "
+        "in AllowUsers",
+        "Jun 25 23:53:34 [sshd] Failed password for eve from 192.0.2.11 port 31 ssh2",
+        "Jun 25 23:53:34 [sshd-session]:  Failed password for eve from 192.0.2.12 port 32 ssh2",
+        "Jun 25 23:53:34 [sshd][77]: Failed password for eve from 192.0.2.13 port 33 ssh2",
+        "Jun 25 23:53:34.5 [sshd]: Failed password for eve from 192.0.2.14 port 34 ssh2",
+        "Jun 25 23:53:34 [sshd]: [ID 800047 auth.info] Failed password for eve from "
+        "192.0.2.15 port 35 ssh2",
     ]
     path = tmp_path / "auth.log"
     path.write_text("\n".join(lines) + "\n")
@@ -1352,6 +1362,7 @@ def test_long_multibyte_and_odd_lines_read_alike(tmp_path, engine: str) -> None:
     # Cut past its address; within the limit in characters (not in bytes); CRs; the NUL.
     assert "192.0.2.1" not in ips and {"192.0.2.2", "192.0.2.4", "192.0.2.5"} <= ips
     assert "192.0.2.6" not in ips
+    assert {f"192.0.2.{n}" for n in range(10, 16)} <= ips
     assert frame.loc[frame["ip"] == "192.0.2.2", "user"].iloc[0] == "ü" * (cut - len(head) - 40)
 
 
