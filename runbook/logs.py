@@ -1451,9 +1451,10 @@ def read_sshd_log(
 ):  # -> pd.DataFrame
     """sshd's events as a DataFrame (the contract's columns, proper dtypes).
 
-    Text files and journal exports are parsed column-wise by polars in batches of lines,
-    ``workers`` batches at once (default: the cores this process may use, at most 8), so
-    memory follows the events kept, not the size of the logs; ``lines`` are read
+    Text files and journal exports are read in batches of lines by runbook.logframe
+    (PCRE2's JIT in a small C extension, polars where it was not built), ``workers``
+    batches at once (default: the cores this process may use, at most 8), so memory
+    follows the events kept, not the size of the logs; ``lines`` are read
     ``chunksize`` events at a time. The result equals :func:`iter_events`'s;
     ``frame.attrs["stats"]`` holds the :class:`LogStats` of the read.
     """
