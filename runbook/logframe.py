@@ -423,6 +423,8 @@ def _scanned(
     starts = offsets[:-1]
 
     def strings(begins: np.ndarray, ends: np.ndarray, rows: np.ndarray) -> pl.Series:
+        if not (begins[rows] >= 0).any():  # a field no line of the batch has: no views
+            return pl.repeat(None, len(rows), dtype=pl.String, eager=True)
         views, valid, nulls = _scan.views(text, begins, ends, rows)
         buffers = [pa.py_buffer(valid), pa.py_buffer(views), pa.py_buffer(text)]
         return pl.Series(pa.Array.from_buffers(pa.string_view(), len(rows), buffers, nulls))
@@ -462,10 +464,11 @@ def _split(data: bytes) -> tuple[bytes, np.ndarray]:
     Bytes that are not UTF-8 (a binary file, a Latin-1 user name) are read as Python's
     ``errors="replace"`` reads them: that batch alone is decoded and encoded again.
     """
-    try:
-        data.decode()
-    except UnicodeDecodeError:
-        data = data.decode(errors="replace").encode()
+    if np.frombuffer(data, dtype=np.uint8).max(initial=0) >= 0x80:  # ASCII is UTF-8
+        try:
+            data.decode()
+        except UnicodeDecodeError:
+            data = data.decode(errors="replace").encode()
     ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n")) + 1
     if not data.endswith(b"\n"):
         ends = np.append(ends, len(data))
