@@ -132,16 +132,23 @@ _OTHER_HEADER = _rust(
     rf"^(?:{_MONTH} +\d{{1,2}} \d\d:\d\d:\d\d|\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\S*) "
     r"[^\s\[\]]+ ([\w./-]+)\[\d+\]: "
 )
-# logs._message's two indexes of MESSAGES (by first word, by needle), in Rust's dialect,
-# each message with its index in MESSAGES and its whole match as one more group.
 _MATCHED = "_matched"
-_BY_FIRST, _BY_NEEDLE = (
-    {
-        key: [(MESSAGES.index(m), f"(?P<{_MATCHED}>{_rust(m.pattern)})") for m, _ in found]
-        for key, found in index.items()
-    }
-    for index in (logs._BY_FIRST, logs._BY_NEEDLE)
-)
+
+
+@cache
+def _rust_indexes() -> tuple[dict[str, list[tuple[int, str]]], ...]:
+    """logs._message's two indexes of MESSAGES (by first word, by needle), in Rust's
+    dialect, each message with its index in MESSAGES and its whole match as one more
+    group (for polars' reading alone: made when first needed)."""
+    return tuple(
+        {
+            key: [(MESSAGES.index(m), f"(?P<{_MATCHED}>{_rust(m.pattern)})") for m, _ in found]
+            for key, found in index.items()
+        }
+        for index in (logs._BY_FIRST, logs._BY_NEEDLE)
+    )
+
+
 _HEADER_COLUMNS = ["line", "raw", "bsd", "iso", "host", "proc", "pid", "msg"]
 # Each message's event and outcome, by its index in MESSAGES; and the user it names by its
 # words alone (Message.user), if any.
@@ -180,9 +187,10 @@ def _messages(msg: pl.Series) -> tuple[np.ndarray, pl.DataFrame]:
     """sshd messages to (each one's index in MESSAGES, -1 for none; the fields of those
     found, in order), tried as logs._message tries them: first the messages of the line's
     first word, then those of each needle found in it, in the order found."""
+    by_first, by_needle = _rust_indexes()
     found = np.full(len(msg), -1, dtype=np.int16)
     parts: list[pl.DataFrame] = []
-    words = list(_BY_FIRST)
+    words = list(by_first)
     first = (
         msg.str.extract(r"^(?:error: |fatal: )?([^ ]*)", 1)
         .replace_strict(words, range(len(words)), default=len(words), return_dtype=pl.Int16)
@@ -191,7 +199,7 @@ def _messages(msg: pl.Series) -> tuple[np.ndarray, pl.DataFrame]:
     # The rows of each first word (the last group: no known first word), in one sort.
     order = np.argsort(first, kind="stable")
     groups = np.split(order, np.searchsorted(first[order], np.arange(1, len(words) + 1)))
-    left = [_try(msg, groups[i], _BY_FIRST[word], found, parts) for i, word in enumerate(words)]
+    left = [_try(msg, groups[i], by_first[word], found, parts) for i, word in enumerate(words)]
     rows = np.sort(np.concatenate([*left, groups[-1]]))
     hits = msg.gather(rows).str.extract_all(logs._NEEDLES.pattern)
     rank = 0
@@ -202,7 +210,7 @@ def _messages(msg: pl.Series) -> tuple[np.ndarray, pl.DataFrame]:
             break
         needles = hits.list.get(rank)
         left = [
-            _try(msg, rows[(needles == needle).to_numpy()], _BY_NEEDLE[needle], found, parts)
+            _try(msg, rows[(needles == needle).to_numpy()], by_needle[needle], found, parts)
             for needle in needles.unique()
         ]
         kept = np.isin(rows, np.concatenate(left))
@@ -770,26 +778,32 @@ def _next(flags: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return np.where(following <= ends, following, -1)
 
 
+@cache
+def _among(names: Iterable[str]) -> np.ndarray:
+    """Whether each event code (an index in _EVENTS) is one of ``names``: a table to index
+    with a column of codes."""
+    table = np.zeros(len(_EVENTS), dtype=bool)
+    table[[_EVENTS.index(name) for name in names]] = True
+    return table
+
+
 def _connections(key: np.ndarray, event: np.ndarray, stamps: np.ndarray) -> np.ndarray:
     """For key-sorted rows of sshd processes: where each row's connection begins (see
     ``logs._new_connection``, whose rules these are, column-wise)."""
     size = len(key)
     first = np.r_[True, key[1:] != key[:-1]]
-    previous = np.r_[-1, event[:-1]]
-    codes = {name: _EVENTS.index(name) for name in _EVENTS}
-    starts = [codes[e] for e in logs._STARTS]
-    is_start = np.isin(event, starts)
-    connection = codes["connection"]
+    is_start = _among(logs._STARTS)[event]
+    connection = _EVENTS.index("connection")
     timed = stamps != _NAT
     late = np.r_[False, timed[1:] & timed[:-1] & (np.diff(stamps) > _GAP_US)]
     new = (
         first
-        | (is_start & ((event == connection) | ~np.isin(previous, starts)))
+        | (is_start & ((event == connection) | ~np.r_[False, is_start[:-1]]))
         | (~is_start & late)
         | (
             ~is_start
-            & np.isin(previous, [codes[e] for e in logs._ENDS])
-            & ~np.isin(event, [codes[e] for e in logs._TRAILERS])
+            & np.r_[False, _among(logs._ENDS)[event[:-1]]]
+            & ~_among(logs._TRAILERS)[event]
         )
     )
     return np.maximum.accumulate(np.where(new, np.arange(size), 0))
@@ -813,7 +827,7 @@ def _carry_over(frame: pd.DataFrame) -> None:
     import pandas as pd
 
     events = frame["event"].cat.codes.to_numpy()
-    daemon = np.isin(events, [_EVENTS.index(e) for e in logs._DAEMON_EVENTS])
+    daemon = _among(logs._DAEMON_EVENTS)[events]
     rows = np.flatnonzero(frame["pid"].notna().to_numpy() & ~daemon)
     if not len(rows):
         return
@@ -859,7 +873,7 @@ def _carry_over(frame: pd.DataFrame) -> None:
     marked = _latest(failed | (outcome == success) | (event == _EVENTS.index("connection")), starts)
     previous = np.r_[-1, marked[:-1]]
     previous = np.where(previous >= starts, previous, -1)
-    ended = np.isin(event, [_EVENTS.index(e) for e in logs._PREAUTH_FAILURES])
+    ended = _among(logs._PREAUTH_FAILURES)[event]
     flip = ended & ~failed & (previous >= 0) & failed[np.maximum(previous, 0)]
     if flip.any():
         frame.loc[rows[flip], "outcome"] = "failure"
