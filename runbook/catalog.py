@@ -81,6 +81,7 @@ _VARIANTS: tuple[tuple[str, str, str | None], ...] = (
     ("ppk", "converted_key", None),  # a PuTTY key: converted into a new file
     # What the server showed (servercheck, serverlog): the fix for that very fault.
     ("revoked", "revoked_key", None),  # RevokedKeys lists the key
+    ("fido", "fido_requirement", None),  # a security key's signature lacked touch or PIN
     ("no_home", "missing_home", None),  # the home directory does not exist
     ("faillock", "faillock_reset", None),  # pam_faillock locked the user
     ("shell_refused", "shell_refused", None),  # sshd refused the shell before auth
@@ -89,6 +90,7 @@ _VARIANTS: tuple[tuple[str, str, str | None], ...] = (
     ("password_change", "password_change", None),  # the password, not the account, expired
     ("hostkeys", "hostkeys_missing", None),  # a connection's sshd found no host key
     ("kex_stall", "kex_stall", None),  # the key exchange reply never came (an MTU black hole)
+    ("cut", "cut_after_connect", None),  # TCP connected, then the banner never came
     ("sshd_error", "sshd_error", None),  # a connection's sshd could not start: its error
     ("windows", "client_os", "windows"),  # Win32-OpenSSH: ACLs and cmd.exe, not chmod
 )

@@ -310,6 +310,16 @@ def _identities_only(config: str, alias: str, key: str) -> Step:
 # -- server-side steps (through --server) ----------------------------------------------------
 
 
+# Facts that say the refused key is not missing from authorized_keys (or cannot go there):
+# revoked, a security key without the touch or PIN asked for, no home. ssh-copy-id then
+# changes nothing; the catalog's variant says what does.
+_KEY_NOT_MISSING = ("revoked_key", "fido_requirement", "missing_home")
+
+
+def _key_not_missing(diagnosis: Diagnosis) -> bool:
+    return any(f.data.get(fact) for f in diagnosis.findings for fact in _KEY_NOT_MISSING)
+
+
 def _copy(step: Step, host: Host, user: str, key: str) -> None:
     done = copy_id(host, user, Path(key + ".pub").read_text())
     step.outcome = "applied" if done == "installed" else f"applied: {done}"
@@ -324,6 +334,8 @@ def _password_copy_id(
     cause = diagnosis.root_cause.id if diagnosis.root_cause else ""
     verified = any(f.step == "hostkey" and f.status == "pass" for f in diagnosis.findings)
     if cause not in ("auth.key_rejected", "auth.no_method") or not env or not client_key:
+        return []
+    if _key_not_missing(diagnosis):
         return []
     if not verified:
         return []
@@ -404,7 +416,7 @@ def _server_steps(
                 ["/etc/shadow"],
             )
         ]
-    if cause == "auth.key_rejected" and client_key:
+    if cause == "auth.key_rejected" and client_key and not _key_not_missing(diagnosis):
         return [
             Step(
                 cause,

@@ -34,6 +34,7 @@ SERVER_CAUSES: dict[str, tuple[str, str | None]] = {
     "not_allowed": ("account.not_allowed", None),
     "key_from_refused": ("account.not_allowed", None),
     "key_revoked": ("auth.key_rejected", None),
+    "key_refused": ("auth.key_rejected", "fido_requirement"),
     "key_reused": ("auth.key_rejected", None),
     "keys_command_failed": ("auth.key_rejected", None),
     "cert_refused": ("auth.key_rejected", None),

@@ -960,10 +960,6 @@ def _banner_signal(t: Transcript) -> _Signal | None:
 _BANNER_ERRORS = {**_CONNECT_ERRORS, "broken pipe": "proto.closed_early"}
 # What such an error means once TCP had connected, where it differs from connect(2)'s.
 _BANNER_NOTES = {
-    "net.timeout": "TCP connected, then nothing more came back: ssh's read timed out in the "
-    "banner exchange, so the packets after the handshake were dropped on the way (a firewall, "
-    "IPS or load balancer that cuts connections it accepted, a NAT or VPN that lost the "
-    "connection's state)",
     "net.no_route": "TCP connected, then the route to the server failed during the banner "
     "exchange (an ICMP unreachable: a VPN or a link that went down)",
 }
@@ -971,10 +967,14 @@ _BANNER_NOTES = {
 
 def _banner_error_signal(errors: list[Event]) -> _Signal | None:
     """A system error after TCP connected and before the server's banner (None: one no
-    cause explains, which stays a failure with its line)."""
-    cause = _connect_cause(errors[-1].facts["error"], _BANNER_ERRORS)
+    cause explains, which stays a failure with its line). A time-out there is the
+    catalog's "cut" variant of net.timeout: the accepted connection cut on the way."""
+    error = errors[-1].facts["error"]
+    cause = _connect_cause(error, _BANNER_ERRORS)
     if cause is None:
         return None
+    if cause == "net.timeout":
+        return _Signal(cause, errors[-2:], "medium", facts={"cut_after_connect": error})
     note = _BANNER_NOTES.get(cause)
     return _Signal(cause, errors[-2:], "medium" if note else "high", note)
 

@@ -515,3 +515,52 @@ def test_no_host_key_under_a_running_sshd_is_why_connections_close(tmp_path) -> 
     roots = _decide(found, client="proto.closed_early")
     assert roots["en"].fix[0].startswith("sudo ssh-keygen -A"), roots["en"].fix
     assert str(tmp_path / "ssh_host_ed25519_key") in roots["ja"].explanation
+
+
+def test_a_security_key_refused_for_its_touch_or_pin_is_no_missing_key(tmp_path) -> None:
+    """sshd refused a FIDO key's signature ("user verification requirement not met"): the
+    key is authorized already, so the fix is the touch or a key with a PIN, not
+    ssh-copy-id (was: the event unmapped, the generic fix)."""
+    found = _attempt_in_log(
+        tmp_path,
+        "srv",
+        [
+            "Connection from 192.0.2.7 port 40104 on 192.0.2.1 port 22",
+            "error: public key ED25519-SK SHA256:abc signature for u1 from 192.0.2.7 port 40104 "
+            "rejected: user verification requirement not met",
+            "Connection closed by authenticating user u1 192.0.2.7 port 40104 [preauth]",
+        ],
+    )
+    refused = [f for f in found if f.cause_id]
+    assert [f.cause_id for f in refused] == ["auth.key_rejected"]
+    assert refused[0].data["fido_requirement"] == "user verification requirement not met"
+    roots = _decide(found, client="auth.key_rejected")
+    assert "user verification requirement not met" in roots["en"].title
+    assert "verify-required" in roots["ja"].explanation
+    for root in roots.values():
+        assert not any("ssh-copy-id" in c for c in _commands(root.fix)), root.fix
+
+
+@pytest.mark.parametrize(
+    "fact, copies", [(None, True), ("fido_requirement", False), ("revoked_key", False)]
+)
+def test_apply_copies_the_key_only_where_it_is_missing(tmp_path, fact, copies) -> None:
+    """`runbook fix --apply --server`: ssh-copy-id is a step only when the server lacks the
+    key; a revoked key or a security key refused for its touch or PIN is there already."""
+    from runbook import fix
+    from runbook.findings import Diagnosis, Finding, RootCause, Target
+    from runbook.hosts import RootedHost
+
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "passwd").write_text("u1:x:1000:1000::/home/u1:/bin/bash\n")
+    data = {fact: "SHA256:abc"} if fact else {}
+    diagnosis = Diagnosis(
+        target=Target("h", "h", 22, "u1"),
+        verdict="failed",
+        root_cause=RootCause("auth.key_rejected", "t", "e", [], "high"),
+        findings=[Finding("server-log", "auth.log", "fail", "sshd", "auth.key_rejected", [], data)],
+        started_at="",
+        duration_s=0.0,
+    )
+    steps = fix._server_steps(diagnosis, RootedHost("root", root=tmp_path), "/tmp/id_ed25519")
+    assert any(s.command.startswith("ssh-copy-id") for s in steps) is copies

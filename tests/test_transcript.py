@@ -1100,8 +1100,13 @@ def test_a_system_error_in_the_banner_exchange_is_named(lines, cause, confidence
     assert (result.verdict, result.cause_id, result.confidence) == ("failed", cause, confidence)
     assert result.decisive_lines[-1] == (len(lines), lines[-1])
     if cause == "net.timeout":
-        assert "TCP connected" in result.facts["note"]
+        assert result.facts["cut_after_connect"] == "Connection timed out"
         assert result.facts.get("port", 22) == 22
+        # Not "nothing answered": the catalog's variant for a connection accepted, then cut.
+        for lang in ("en", "ja"):
+            root = catalog.render("net.timeout", lang, **result.facts)
+            assert "TCP" in root.title and "Connection timed out" in root.explanation
+            assert root.fix[0].startswith("nc -v -w 5 ")
 
 
 def test_an_openssh_7_accepted_key_is_the_key_offered_before_it() -> None:
