@@ -529,7 +529,9 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     ("key_found", "info", "Accepted key ",
      r"^Accepted key (?P<method>\S+) \S+ found at (?P<reason>.+)$"),
     ("session_start", "info", "Starting session: ",
-     rf"^Starting session: (?P<reason>.+?) for (?P<user>\S+) from {_IP} port (?P<port>\d+)"),
+     # The last " for " ends the session's kind (a forced command may hold one), so that a
+     # user name with spaces (sssd's "bob smith") is read whole.
+     rf"^Starting session: (?P<reason>.+) for (?P<user>\S.*?) from {_IP} port (?P<port>\d+)"),
     ("session_close", "info", "Close session: ",
      rf"^Close session: user (?P<user>\S+) from {_IP} port (?P<port>\d+)"),
     ("session_closed", "info", "session closed for user",

@@ -1036,6 +1036,12 @@ _MESSAGE_LINES = {
          "Consecutive login failures for user bob smith account temporarily locked"),
     "pam_sss(sshd:auth): received for user bob smith: 7 (Authentication failure)":
         ("pam_detail", "info", "bob smith", None, None, "7 (Authentication failure)"),
+    "Starting session: shell on pts/0 for bob smith from 192.0.2.7 port 5 id 0":
+        ("session_start", "info", "bob smith", "192.0.2.7", 5, "shell on pts/0"),
+    "Starting session: forced-command (key-option) 'for h in a b; do x; done' for al from "
+    "192.0.2.7 port 5 id 0":
+        ("session_start", "info", "al", "192.0.2.7", 5,
+         "forced-command (key-option) 'for h in a b; do x; done'"),
     "pam_sss(sshd:account): Access denied for user bob smith: 6 (Permission denied)":
         ("pam_account", "failure", "bob smith", None, None, "Access denied"),
     # sshd cannot start: upstream's words (logit's "sshd: " prefix, the capital P, the host
