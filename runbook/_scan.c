@@ -350,7 +350,12 @@ static int line(const Scanner *self, const Matcher *m, const char *data, Py_ssiz
             if (found != -1)
                 return found == -2 ? NOT_CERTAIN : found;
         }
-        at = end > begin ? end : end + 1;
+        at = end;
+        if (end == begin) { /* an empty match (no needle is one): on by one character */
+            at++;
+            while (at < length && ((unsigned char)said[at] & 0xC0) == 0x80)
+                at++;
+        }
     }
     return NO_MESSAGE;
 }
