@@ -32,7 +32,7 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import cache
 from importlib import import_module
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -679,13 +679,18 @@ def _batches(path: Path, stats: LogStats) -> Iterator[bytes]:
 
 
 def _parsed(
-    path: Path, anchor: datetime, zone: tzinfo, stats: LogStats, workers: int, *, journal: bool
+    batches: Iterator[bytes],
+    anchor: datetime,
+    zone: tzinfo,
+    stats: LogStats,
+    workers: int,
+    *,
+    journal: bool,
 ) -> Iterator[pa.Table]:
-    """A file's events, ``workers`` batches at a time (polars lets go of the GIL), and
-    one more read ahead, so that no worker waits for the file."""
+    """A file's events, ``workers`` batches at a time (the matching lets go of the GIL),
+    and one more read ahead, so that no worker waits for the file."""
     with ThreadPoolExecutor(workers) as pool:
         pending: list = []
-        batches = _batches(path, stats)
         while True:
             while len(pending) <= workers and (data := next(batches, None)) is not None:
                 pending.append(pool.submit(_piece, data, anchor, zone, journal))
@@ -900,13 +905,14 @@ def read(
     for path in logs._files(paths):
         stats.files.append(str(path))
         anchor = logs._anchor(path, now, zone)
-        if not path.is_file():  # a pipe, read once: line by line
-            journal, read = logs._judged(logs._lines(path, stats))
-            rows = logs._scan(read, anchor, zone, stats, journal=journal)
-            parts += map(_table, _from_rows(rows, chunksize))
-            continue
-        journal = logs._is_journal(path)
-        parts += _parsed(path, anchor, zone, stats, workers or _cores(), journal=journal)
+        batches = _batches(path, stats)
+        if path.is_file():
+            journal = logs._is_journal(path)
+        else:  # a pipe (stdin, journalctl's output), read once: judged by its first batch
+            first = next(batches, b"")
+            journal = logs._judged(iter(first.decode(errors="replace").split("\n")))[0]
+            batches = chain([first], batches)
+        parts += _parsed(batches, anchor, zone, stats, workers or _cores(), journal=journal)
     frame = _pandas(parts, zone)
     del parts
     _carry_over(frame)

@@ -29,7 +29,10 @@ import json
 import lzma
 import os
 import re
+import shlex
 import subprocess
+import tempfile
+import threading
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -1502,23 +1505,40 @@ def read_journal(
         argv += ["--since", since.strftime("%Y-%m-%d %H:%M:%S")]
     if until:
         argv += ["--until", until.strftime("%Y-%m-%d %H:%M:%S")]
-    try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    except FileNotFoundError as err:
-        raise MissingTool(
-            "journalctl is not installed",
-            hint="read the log files instead: runbook logs /var/log/auth.log",
-        ) from err
-    except subprocess.TimeoutExpired as err:
+    # Its output is read as it comes, as a pipe (in batches, like a file); its errors wait
+    # in a file (a pipe of them could fill while nobody reads it).
+    with tempfile.TemporaryFile() as errors:
+        try:
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors)
+        except FileNotFoundError as err:
+            raise MissingTool(
+                "journalctl is not installed",
+                hint="read the log files instead: runbook logs /var/log/auth.log",
+            ) from err
+        expired = threading.Event()
+        timer = threading.Timer(timeout, lambda: (expired.set(), proc.kill()))
+        timer.start()
+        try:
+            with proc.stdout:
+                frame = read_sshd_log([f"/dev/fd/{proc.stdout.fileno()}"], since=since, until=until)
+        finally:
+            timer.cancel()
+            proc.kill()  # only if it still runs (an error above)
+            status = proc.wait()
+        if expired.is_set():
+            raise BadInput(
+                f"journalctl did not answer within {timeout:.0f}s", hint="narrow it with --since"
+            )
+        errors.seek(0)
+        said = errors.read().decode(errors="replace").strip()
+    stats = frame.attrs["stats"]
+    if status != 0 and not stats.lines:
         raise BadInput(
-            f"journalctl did not answer within {timeout:.0f}s", hint="narrow it with --since"
-        ) from err
-    if out.returncode != 0 and not out.stdout:
-        raise BadInput(
-            f"journalctl failed: {out.stderr.strip()[:200]}",
+            f"journalctl failed: {said[:200]}",
             hint="run as root or a member of systemd-journal / adm",
         )
-    return read_sshd_log(lines=out.stdout.splitlines(), since=since, until=until)
+    stats.files = [shlex.join(argv)]
+    return frame
 
 
 # -- summaries for the notebooks -------------------------------------------------------------

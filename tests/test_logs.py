@@ -27,6 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runbook import logframe, logs
+from runbook.errors import BadInput
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "fail2ban"
 # fail2ban's test clock: 2005-08-14 12:00 in Europe/Zurich (see the corpus README).
@@ -1702,3 +1703,50 @@ def test_journal_records_read_alike_by_both_readers(tmp_path) -> None:
         events = list(logs.iter_events([path], now=now, tz=ZURICH, stats=stats))
         assert len(events) > 20
         _read_alike(frame, events, stats)
+
+
+@pytest.mark.parametrize("name", ["sshd", "sshd-journal"])
+def test_a_pipe_is_read_in_batches_like_its_file(tmp_path, monkeypatch, name: str) -> None:
+    """A pipe (`zcat auth.log.*.gz | runbook logs -`, journalctl's output) is read once, in
+    batches, judged text or journal by its first batch: the frame equals its file's (it
+    took the line-by-line reader, five times slower)."""
+    import threading
+
+    if not CORPUS.is_dir():
+        pytest.skip(f"the fail2ban corpus is not beside this checkout ({CORPUS})")
+    data = (CORPUS / name).read_bytes() * 3
+    path = tmp_path / "log"
+    path.write_bytes(data)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    monkeypatch.setattr(logframe, "BATCH_BYTES", 2000)  # many batches through the pipe
+    writer = threading.Thread(target=lambda: fifo.write_bytes(data), daemon=True)
+    writer.start()
+    piped = logs.read_sshd_log([fifo], now=F2B_NOW, tz=ZURICH, workers=2)
+    writer.join(10)
+    read = logs.read_sshd_log([path], now=F2B_NOW, tz=ZURICH, workers=2)
+    assert len(read) > 100
+    pd.testing.assert_frame_equal(piped, read)
+    got, want = piped.attrs["stats"], read.attrs["stats"]
+    assert (got.lines, got.other, got.unreadable, got.sshd_unrecognised) == (
+        want.lines,
+        want.other,
+        want.unreadable,
+        want.sshd_unrecognised,
+    )
+
+
+def test_the_live_journal_is_read_as_a_stream_within_its_time_limit() -> None:
+    """read_journal (`runbook logs --journal`) streams the real journalctl's output into
+    the batched reader: a journal without sshd entries is an empty frame that names the
+    command it ran; a journalctl that does not end in time is bad input with a hint."""
+    import shutil
+
+    if shutil.which("journalctl") is None:
+        pytest.skip("journalctl is not installed here")
+    frame = logs.read_journal(timeout=30)
+    assert list(frame.columns) == list(logs.COLUMNS)
+    assert frame.attrs["stats"].files[0].startswith("journalctl -o json --no-pager -u ssh")
+    with pytest.raises(BadInput, match="did not answer within") as caught:
+        logs.read_journal(timeout=1e-6)
+    assert "--since" in caught.value.hint
