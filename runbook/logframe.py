@@ -910,7 +910,8 @@ def read(
             journal = logs._is_journal(path)
         else:  # a pipe (stdin, journalctl's output), read once: judged by its first batch
             first = next(batches, b"")
-            journal = logs._judged(iter(first.decode(errors="replace").split("\n")))[0]
+            head = first[: 1 << 20].decode(errors="replace").split("\n")  # its first lines
+            journal = logs._judged(iter(head))[0]
             batches = chain([first], batches)
         parts += _parsed(batches, anchor, zone, stats, workers or _cores(), journal=journal)
     frame = _pandas(parts, zone)
