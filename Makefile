@@ -41,8 +41,8 @@ demo: setup
 	$(VENV)/bin/runbook demo
 
 lint: setup
-	$(VENV)/bin/ruff check runbook tests bench
-	$(VENV)/bin/ruff format --check runbook tests bench
+	$(VENV)/bin/ruff check runbook tests bench setup.py
+	$(VENV)/bin/ruff format --check runbook tests bench setup.py
 
 bench: setup
 	$(PY) -m bench
