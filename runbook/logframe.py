@@ -142,8 +142,8 @@ def _rust_indexes() -> tuple[dict[str, list[tuple[int, str]]], ...]:
     group (for polars' reading alone: made when first needed)."""
     return tuple(
         {
-            key: [(MESSAGES.index(m), f"(?P<{_MATCHED}>{_rust(m.pattern)})") for m, _ in found]
-            for key, found in index.items()
+            key: [(i, f"(?P<{_MATCHED}>{_rust(MESSAGES[i].pattern)})") for i in indexes]
+            for key, indexes in _candidates(index)
         }
         for index in (logs._BY_FIRST, logs._BY_NEEDLE)
     )
@@ -374,6 +374,9 @@ def _read(lines: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, i
 
 # The fields the native scanner cuts out of a line: its header's, then its message's.
 _SLOTS = ("bsd", "iso", "host", "proc", "pid", *_FIELDS)
+# Its kinds of line besides a message's index (as runbook/_scan.c names them): a certain
+# sshd header with a message none reads, one for logs._parse, a binary one.
+_NO_MESSAGE, _NOT_CERTAIN, _BINARY = -1, -2, -3
 
 
 def _slots(pattern: str) -> list[int]:
@@ -405,11 +408,9 @@ def _scanner() -> _scan.Scanner | None:
     return _scan.Scanner(
         headers=[(h, _slots(h), re.compile(h, re.ASCII).groupindex["head"]) for h in heads],
         messages=[(m.pattern, _slots(m.pattern)) for m in MESSAGES],
-        words=[(w, [MESSAGES.index(m) for m, _ in found]) for w, found in logs._BY_FIRST.items()],
+        words=_candidates(logs._BY_FIRST),
         needle=logs._NEEDLES.pattern,
-        needles=[
-            (n, [MESSAGES.index(m) for m, _ in found]) for n, found in logs._BY_NEEDLE.items()
-        ],
+        needles=_candidates(logs._BY_NEEDLE),
         fields=len(_SLOTS),
         max_chars=logs.MAX_LINE,
     )
@@ -446,9 +447,9 @@ def _scanned(
     ]
     return (
         lines(known).with_columns(*fields, message=pl.Series(kind[known])),
-        lines(np.flatnonzero(kind == -1)),
-        lines(np.flatnonzero(kind == -2)),
-        int((kind == -3).sum()),
+        lines(np.flatnonzero(kind == _NO_MESSAGE)),
+        lines(np.flatnonzero(kind == _NOT_CERTAIN)),
+        int((kind == _BINARY).sum()),
     )
 
 
@@ -678,6 +679,28 @@ def _batches(path: Path, stats: LogStats) -> Iterator[bytes]:
         yield b"".join(batch)
 
 
+def _judged_batches(batches: Iterator[bytes]) -> tuple[bool, Iterator[bytes]]:
+    """Whether batches hold ``journalctl -o json`` records, judged by logs._judged on
+    their first lines as logs._lines gives them (a binary line aside); and the batches,
+    all of them: a file and a pipe (stdin, journalctl's output) are read once."""
+    head: list[bytes] = []
+
+    def lines() -> Iterator[str]:
+        for batch in batches:  # as many as the judgment reads: most often the first
+            head.append(batch)
+            start = 0
+            while start < len(batch):
+                end = batch.find(b"\n", start)
+                end = len(batch) if end < 0 else end
+                line = batch[start:end].decode(errors="replace")
+                if "\0" not in line:
+                    yield line
+                start = end + 1
+
+    journal = logs._judged(lines())[0]
+    return journal, chain(head, batches)
+
+
 def _parsed(
     batches: Iterator[bytes],
     anchor: datetime,
@@ -905,14 +928,7 @@ def read(
     for path in logs._files(paths):
         stats.files.append(str(path))
         anchor = logs._anchor(path, now, zone)
-        batches = _batches(path, stats)
-        if path.is_file():
-            journal = logs._is_journal(path)
-        else:  # a pipe (stdin, journalctl's output), read once: judged by its first batch
-            first = next(batches, b"")
-            head = first[: 1 << 20].decode(errors="replace").split("\n")  # its first lines
-            journal = logs._judged(iter(head))[0]
-            batches = chain([first], batches)
+        journal, batches = _judged_batches(_batches(path, stats))
         parts += _parsed(batches, anchor, zone, stats, workers or _cores(), journal=journal)
     frame = _pandas(parts, zone)
     del parts

@@ -1076,11 +1076,6 @@ def _counted(lines: list[str], stats: LogStats) -> Iterator[str]:
             yield line
 
 
-def _is_journal(path: Path) -> bool:
-    """Whether a file holds ``journalctl -o json`` records (see _judged)."""
-    return _judged(_lines(path, LogStats()))[0]
-
-
 def _judged(lines: Iterator[str], sample: int = 50) -> tuple[bool, Iterator[str]]:
     """Whether lines are ``journalctl -o json`` records: most of the first ``sample`` are
     JSON objects (blank lines, and journalctl's "Hint:" and "-- " notes, aside); and the
