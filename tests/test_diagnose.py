@@ -551,27 +551,42 @@ import json, re, sys
 from runbook.diagnose import diagnose
 out = {}
 for fleet in (False, True):
-    r = diagnose(sys.argv[1], timeout=5, quick_ok=fleet)
+    r = diagnose(sys.argv[1], timeout=5, quick_ok=fleet, ssh_config=sys.argv[2] or None)
     ssh = next(f for f in r.findings if f.step == "ssh")
     kex = re.search(r"kex: algorithm: (\\S+)", ssh.data["transcript"])
     out[str(fleet)] = [r.root_cause.id if r.root_cause else None, kex and kex.group(1)]
 print(json.dumps(out))
 """
 
+_PQ_AND_X25519 = "sntrup761x25519-sha512@openssh.com,curve25519-sha256"
 
-@pytest.mark.parametrize("name", ["healthy", "kex-mismatch"])
-def test_fleet_logins_offer_the_cheapest_key_exchange_first(lab, name) -> None:
-    """A fleet login offers curve25519 first (OpenSSH's post-quantum default costs 0.1 s of
-    CPU a login here), from the user's own set of algorithms: the verdict is the one a
-    single diagnosis gives, a server without curve25519 included."""
-    proc = lab.run_client(name, [sys.executable, "-c", _KEX, lab.targets[name].alias], timeout=120)
+
+@pytest.mark.parametrize(
+    "name, user_kex", [("healthy", None), ("healthy", _PQ_AND_X25519), ("kex-mismatch", None)]
+)
+def test_fleet_logins_offer_the_cheapest_key_exchange_first(lab, tmp_path, name, user_kex) -> None:
+    """A fleet login offers P-256, then curve25519 first (OpenSSH's post-quantum default
+    costs 0.1 s of CPU a login here), from the user's own set of algorithms: the verdict
+    is the one a single diagnosis gives, a server without them included; a user's set
+    without P-256 gets curve25519, not the costly default."""
+    config = ""
+    if user_kex:
+        config = str(tmp_path / "ssh_config")
+        Path(config).write_text(
+            f"KexAlgorithms {user_kex}\nInclude {lab.targets[name].ssh_config}\n"
+        )
+    argv = [sys.executable, "-c", _KEX, lab.targets[name].alias, config]
+    proc = lab.run_client(name, argv, timeout=120)
     assert proc.returncode == 0, proc.stderr[-1500:]
     single, fleet = json.loads(proc.stdout)["False"], json.loads(proc.stdout)["True"]
     assert single[0] == fleet[0] == (None if name == "healthy" else "kex.no_common_alg")
-    if name == "healthy":
-        default = subprocess.run(["ssh", "-G", "x"], capture_output=True, text=True).stdout
-        first = re.search(r"^kexalgorithms ([^,\n]+)", default, re.M).group(1)
-        assert single[1] == first and fleet[1] == "curve25519-sha256"
+    if name != "healthy":
+        return
+    default = subprocess.run(["ssh", "-G", "x"], capture_output=True, text=True).stdout
+    offered = (user_kex or re.search(r"^kexalgorithms (\S+)", default, re.M).group(1)).split(",")
+    assert single[1] == offered[0]
+    cheapest = "ecdh-sha2-nistp256" if "ecdh-sha2-nistp256" in offered else "curve25519-sha256"
+    assert fleet[1] == cheapest
 
 
 @pytest.mark.parametrize(

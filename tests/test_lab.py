@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,36 @@ def test_machine_accounts_unchanged(lab, machine_digests) -> None:
     assert file_digests() == machine_digests
     passwd = Path("/etc/passwd").read_text()
     assert "lab user" not in passwd and "\nalice:" not in passwd
+
+
+def test_lab_servers_yield_the_cpu(lab) -> None:
+    """The lab stands in for remote servers: its processes, and the per-connection sshd
+    of a login, run at the lowest priority (its session's autogroup too, where the
+    kernel schedules sessions as groups), so they never take the cores from the client."""
+    for record in lab.processes:
+        assert os.getpriority(os.PRIO_PROCESS, record.pid) == 19, record
+        group = Path(f"/proc/{record.pid}/autogroup")
+        if group.exists():
+            assert group.read_text().split()[-1] == "19", (record, group.read_text())
+    argv, _ = lab.ssh_symptom_argv("healthy")
+    client = lab.client_argv("healthy", [*argv[:-1], "sleep 5"])
+    env = lab.client_env("healthy", None)
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    with subprocess.Popen(client, env=env, stdin=subprocess.DEVNULL, **quiet) as login:
+        try:
+            deadline = time.monotonic() + 20
+            niced: list[int] = []
+            while not niced and time.monotonic() < deadline:
+                niced = [
+                    os.getpriority(os.PRIO_PROCESS, pid)
+                    for record in lab.processes
+                    for pid in procs.descendants(record.pid)
+                    if Path(f"/proc/{pid}/comm").read_text().strip() == "sleep"
+                ]
+                time.sleep(0.1)
+            assert niced == [19], niced
+        finally:
+            login.kill()
 
 
 def _netns() -> str:

@@ -45,6 +45,19 @@ def start_time(pid: int) -> int | None:
     return int(fields[19]) if fields else None
 
 
+def _yield_cpu(pid: int) -> None:
+    """Let ``pid`` and what it forks later (sshd's per-connection processes) run only on
+    CPU that nothing else wants: the lab stands in for remote servers, whose work a real
+    client never pays for; on a small machine the lab's logins would otherwise take the
+    cores from the client under test (and from the user). Nice 19, and the same for the
+    session's autogroup where the kernel schedules sessions as groups (the nice of a
+    task then counts only within its session)."""
+    with contextlib.suppress(OSError):  # gone already: stop() will find out
+        os.setpriority(os.PRIO_PROCESS, pid, 19)
+    with contextlib.suppress(OSError):  # no autogroups (off, or a kernel without them)
+        Path(f"/proc/{pid}/autogroup").write_text("19")
+
+
 def alive(record: ProcRecord) -> bool:
     """True when the recorded process still runs (same pid and same start time)."""
     fields = _stat(record.pid)
@@ -66,7 +79,8 @@ def descendants(pid: int) -> list[int]:
 
 
 def spawn(what: str, argv: Sequence[str], *, log: Path) -> ProcRecord:
-    """Start ``argv`` detached (own session), its output appended to ``log``."""
+    """Start ``argv`` detached (own session), its output appended to ``log``, at the
+    lowest CPU priority (see :func:`_yield_cpu`)."""
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             list(argv),
@@ -75,6 +89,7 @@ def spawn(what: str, argv: Sequence[str], *, log: Path) -> ProcRecord:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    _yield_cpu(proc.pid)
     start = start_time(proc.pid)
     return ProcRecord(what, proc.pid, start if start is not None else -1)
 
