@@ -7,6 +7,7 @@ and the others still run.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -385,13 +386,21 @@ def read_inventory(path: str | Path) -> tuple[list[InventoryTarget], list[BadLin
     """
     file = Path(path)
     try:
-        # utf-8-sig: a spreadsheet's CSV export starts with a byte order mark.
-        text = file.read_text(encoding="utf-8-sig", errors="replace")
+        data = file.read_bytes()
     except OSError as err:
         raise BadInput(
             f"cannot read the inventory {path}: {err.strerror}",
             hint="give a CSV, ssh_config, Ansible inventory or user@host list",
         ) from err
+    # A spreadsheet's export starts with a byte order mark: UTF-8's, or UTF-16's for
+    # "Unicode text". Otherwise UTF-8, a Latin-1 byte showing as U+FFFD.
+    utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    text = data.decode("utf-16" if utf16 else "utf-8-sig", errors="replace")
+    if _is_binary(text):
+        raise BadInput(
+            f"the inventory {path} is not text (binary data)",
+            hint="give a CSV, ssh_config, Ansible inventory or user@host list",
+        )
     name = file.name
     first = next((ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")), "")
     if delimiter := _delimiter(first):
@@ -405,9 +414,21 @@ def read_inventory(path: str | Path) -> tuple[list[InventoryTarget], list[BadLin
     else:
         found = _plain(text, name)
     targets, bad = _once(*found)
-    if not targets and not bad:
+    if not targets:
+        # Nothing would run: bad input, however many lines were skipped (the first says why).
+        skipped = f": {bad[0]}" if bad else ""
+        if len(bad) > 1:
+            skipped += f" (and {len(bad) - 1} more)"
         raise BadInput(
-            f"the inventory {path} names no target",
+            f"the inventory {path} names no target{skipped}",
             hint="one target per line: user@host[:port], or a CSV with a target column",
         )
     return targets, bad
+
+
+def _is_binary(text: str) -> bool:
+    """A NUL, or control characters in more than one character in a hundred (an image, an
+    archive, a key): no inventory format has those. Undecodable bytes alone do not count:
+    a Latin-1 CSV's accents are that."""
+    controls = sum(1 for c in text if c < " " and c not in "\t\n\r\f\v")
+    return "\0" in text or controls > len(text) // 100

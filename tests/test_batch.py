@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -193,10 +194,41 @@ def test_one_target_crashing_never_loses_the_others(lab, tmp_path) -> None:
 
 
 def test_bad_inventory_is_one_line_exit_2(tmp_path) -> None:
+    """A missing, empty, binary or all-bad inventory: one line saying why, exit 2, and
+    nothing written."""
     (tmp_path / "empty.txt").write_text("# nothing\n")
-    for path in (tmp_path / "empty.txt", tmp_path / "missing.csv"):
-        proc = _batch(str(path), "--out", str(tmp_path / "o"))
-        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    (tmp_path / "bad.csv").write_text("target,port\nweb1,22x\nweb2,0\n")
+    (tmp_path / "random.bin").write_bytes(random.Random(7).randbytes(4096))
+    (tmp_path / "key").write_bytes(b"\x00\x00\x00\x0bssh-ed25519" + bytes(range(256)) * 4)
+    expected = {
+        "empty.txt": "names no target",
+        "missing.csv": "No such file",
+        "bad.csv": "names no target: bad.csv:2: port '22x' is not a number from 1 to 65535 "
+        "(and 1 more)",
+        "random.bin": "is not text",
+        "key": "is not text",
+    }
+    for name, why in expected.items():
+        proc = _batch(str(tmp_path / name), "--out", str(tmp_path / "o"))
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert why in proc.stderr, proc.stderr
+        assert not (tmp_path / "o").exists()
+
+
+def test_spreadsheet_text_exports_are_inventories(tmp_path) -> None:
+    """A spreadsheet's CSV export in Latin-1 (accented tags), and its "Unicode text" export
+    (UTF-16 with a byte order mark, tab-separated), are inventories, not binary data."""
+    path = tmp_path / "hosts.txt"
+    path.write_bytes("target\tport\ttags\nweb1\t22\tcaf\u00e9\n".encode("utf-16"))
+    targets, bad = read_inventory(path)
+    assert [(t.target, t.port, t.tags) for t in targets] == [("web1", 22, ["caf\u00e9"])]
+    assert not bad
+    path = tmp_path / "hosts.csv"
+    path.write_bytes(
+        "target,port,tags\nweb1,22,caf\xe9 m\xfcnchen\nweb2,2222,d\xe9p\xf4t\n".encode("latin-1")
+    )
+    targets, bad = read_inventory(path)
+    assert [t.target for t in targets] == ["web1", "web2"] and not bad
 
 
 def test_interrupt_leaves_a_consistent_summary(tmp_path) -> None:
