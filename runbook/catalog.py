@@ -81,6 +81,7 @@ _VARIANTS: tuple[tuple[str, str, str | None], ...] = (
     ("ppk", "converted_key", None),  # a PuTTY key: converted into a new file
     # What the server showed (servercheck, serverlog): the fix for that very fault.
     ("revoked", "revoked_key", None),  # RevokedKeys lists the key
+    ("revoked_host", "host_key_revoked", None),  # known_hosts marks the host key @revoked
     ("fido", "fido_requirement", None),  # a security key's signature lacked touch or PIN
     ("no_home", "missing_home", None),  # the home directory does not exist
     ("faillock", "faillock_reset", None),  # pam_faillock locked the user
@@ -335,4 +336,5 @@ def render(
         ),
         fix=fix,
         confidence=confidence,
+        variant=variant,
     )

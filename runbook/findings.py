@@ -66,6 +66,9 @@ class RootCause:
     confidence: Literal["high", "medium", "low"]
     # The chain of observations that proves it, earliest first (an extension of v1).
     evidence: list[str] = field(default_factory=list)
+    # The catalog's variant the fix follows ("" for the plain one; e.g. "revoked_host"): an
+    # extension of v1, so that `runbook fix --from findings.json` plans what the text says.
+    variant: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -148,6 +148,8 @@ def _fingerprint(key_line: str) -> str:
 def _host_key_steps(
     diagnosis: Diagnosis, settings: sshconfig.Settings, accept: str | None
 ) -> list[Step]:
+    if diagnosis.root_cause and diagnosis.root_cause.variant == "revoked_host":
+        return []  # distrusted on purpose: never removed or accepted here (the fix says why)
     spec = settings.hostname if settings.port == 22 else f"[{settings.hostname}]:{settings.port}"
     files = [f for f in settings.user_known_hosts_files if os.path.exists(f)] or list(
         settings.user_known_hosts_files[:1]
@@ -310,14 +312,14 @@ def _identities_only(config: str, alias: str, key: str) -> Step:
 # -- server-side steps (through --server) ----------------------------------------------------
 
 
-# Facts that say the refused key is not missing from authorized_keys (or cannot go there):
-# revoked, a security key without the touch or PIN asked for, no home. ssh-copy-id then
-# changes nothing; the catalog's variant says what does.
-_KEY_NOT_MISSING = ("revoked_key", "fido_requirement", "missing_home")
+# Variants that say the refused key is not missing from authorized_keys (or cannot go
+# there): revoked, a security key without the touch or PIN asked for, no home. ssh-copy-id
+# then changes nothing; the catalog's variant says what does.
+_KEY_NOT_MISSING = ("revoked", "fido", "no_home")
 
 
 def _key_not_missing(diagnosis: Diagnosis) -> bool:
-    return any(f.data.get(fact) for f in diagnosis.findings for fact in _KEY_NOT_MISSING)
+    return diagnosis.root_cause is not None and diagnosis.root_cause.variant in _KEY_NOT_MISSING
 
 
 def _copy(step: Step, host: Host, user: str, key: str) -> None:

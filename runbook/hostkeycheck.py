@@ -149,7 +149,12 @@ def check_host_key(
             f"the {kind} host key of {spec} is marked @revoked in {e.file}:{e.line}",
             cause_id="hostkey.changed",
             evidence=[f"{e.file}:{e.line}: @revoked {e.key_type} {e.fingerprint}"],
-            data={**facts, "known_hosts": e.file, "known_hosts_line": e.line, "revoked": 1},
+            data={
+                **facts,
+                "known_hosts": e.file,
+                "known_hosts_line": e.line,
+                "host_key_revoked": "revoked",
+            },
         )
     plain = [e for e in entries if e.marker is None]
     match = next((e for e in plain if e.blob == key.get_base64()), None)

@@ -194,11 +194,17 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
      "hostkey"),
     ("hostkey_changed", "IDENTIFICATION HAS CHANGED", r"IDENTIFICATION HAS CHANGED", "hostkey"),
     ("hostkey_changed", "POSSIBLE DNS SPOOFING", r"POSSIBLE DNS SPOOFING", "hostkey"),
-    ("hostkey_changed", "REVOKED HOST KEY", r"REVOKED HOST KEY", "hostkey"),
+    # A key marked @revoked in known_hosts (or in a RevokedHostKeys list): distrusted on
+    # purpose, not stale (the fact host_key_revoked picks the catalog's variant).
+    ("hostkey_changed", "REVOKED HOST KEY", r"(?P<host_key_revoked>REVOKED) HOST KEY", "hostkey"),
+    ("hostkey_changed", "is marked as revoked",
+     r"The (?P<key_type>\S+) host key for (?P<host_spec>\S+) is marked as "
+     r"(?P<host_key_revoked>revoked)", "hostkey"),
     ("hostkey_changed", "ost key for ", r"[Hh]ost key for (?P<host_spec>\S+) has changed",
      "hostkey"),
     ("hostkey_changed", "was revoked and you have requested",
-     r"(?:(?P<key_type>\S+) host key for (?P<host_spec>\S+) )?was revoked", "hostkey"),
+     r"(?:(?P<key_type>\S+) host key for (?P<host_spec>\S+) )?was (?P<host_key_revoked>revoked)",
+     "hostkey"),
     # CheckHostIP: the key for the name is known, the one stored for the address differs.
     ("hostkey_changed", "differs from the key for the IP address",
      r"(?P<key_type>\S+) host key for '(?P<host_spec>[^']+)' differs from the key for the IP"
@@ -1099,7 +1105,14 @@ def _hostkey_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
                 {
                     k: v
                     for k, v in event.facts.items()
-                    if k in ("known_hosts", "known_hosts_line", "host_spec", "key_type")
+                    if k
+                    in (
+                        "known_hosts",
+                        "known_hosts_line",
+                        "host_spec",
+                        "key_type",
+                        "host_key_revoked",
+                    )
                 }
             )
         warned = next((e for e in changed if e.event == "hostkey_fingerprint"), None)

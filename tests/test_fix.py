@@ -27,7 +27,14 @@ APPLIED = [
     "not-allowed",
     "root-denied",
 ]
-SCENARIOS = [*APPLIED, "hostkey-changed", "firewall-reject", "password-rejected", "root-password"]
+SCENARIOS = [
+    *APPLIED,
+    "healthy",
+    "hostkey-changed",
+    "firewall-reject",
+    "password-rejected",
+    "root-password",
+]
 SERVER_SIDE = ("bad-modes", "locked", "expired", "key-rejected", "not-allowed", "root-denied")
 
 
@@ -313,3 +320,26 @@ def test_copy_id_over_a_password_login(fix_lab, tmp_path) -> None:
     installed = Path(fix_lab.dir) / "srv" / "homes" / target.user / ".ssh" / "authorized_keys"
     same = [ln for ln in installed.read_text().splitlines() if ln.split()[1:2] == key.split()[1:2]]
     assert len(same) == 1 and oct(installed.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_revoked_host_key_is_never_removed_or_accepted(fix_lab, tmp_path) -> None:
+    """known_hosts marks the server's key @revoked: the verdict says revoked, not changed,
+    and neither the advice nor `fix --apply` removes the line or trusts the key."""
+    name = "healthy"
+    target = fix_lab.targets[name]
+    revoked = tmp_path / "known_hosts"
+    revoked.write_text(
+        "".join(f"@revoked {line}\n" for line in Path(target.known_hosts).read_text().splitlines())
+    )
+    argv = fix_lab.diagnose_argv(
+        name, "-F", target.ssh_config, "--known-hosts", str(revoked), "--timeout", "4"
+    )
+    proc = fix_lab.run_client(name, [*argv, "--json", "--out", str(tmp_path / "out")], timeout=300)
+    assert proc.returncode == 1, proc.stderr[-1500:]
+    root = json.loads(proc.stdout)["root_cause"]
+    assert root["id"] == "hostkey.changed" and "REVOKED" in root["title"], root
+    assert not any("ssh-keygen -R" in line or "answer yes" in line for line in root["fix"])
+    kept = revoked.read_bytes()
+    applied = _fix(next((tmp_path / "out").glob("*/findings.json")), "--apply")
+    assert "no automatic fix for this cause" in applied.stdout, applied.stdout
+    assert revoked.read_bytes() == kept

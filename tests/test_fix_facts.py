@@ -4,6 +4,7 @@ value is truly absent the text says it in general words, never as a ``<placehold
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -546,9 +547,10 @@ def test_a_security_key_refused_for_its_touch_or_pin_is_no_missing_key(tmp_path)
 )
 def test_apply_copies_the_key_only_where_it_is_missing(tmp_path, fact, copies) -> None:
     """`runbook fix --apply --server`: ssh-copy-id is a step only when the server lacks the
-    key; a revoked key or a security key refused for its touch or PIN is there already."""
-    from runbook import fix
-    from runbook.findings import Diagnosis, Finding, RootCause, Target
+    key; a revoked key or a security key refused for its touch or PIN is there already.
+    The plan reads the diagnosis back from its findings.json, as `runbook fix --from`."""
+    from runbook import catalog, fix
+    from runbook.findings import Diagnosis, Finding, Target
     from runbook.hosts import RootedHost
 
     (tmp_path / "etc").mkdir()
@@ -557,10 +559,11 @@ def test_apply_copies_the_key_only_where_it_is_missing(tmp_path, fact, copies) -
     diagnosis = Diagnosis(
         target=Target("h", "h", 22, "u1"),
         verdict="failed",
-        root_cause=RootCause("auth.key_rejected", "t", "e", [], "high"),
+        root_cause=catalog.render("auth.key_rejected", user="u1", hostname="h", **data),
         findings=[Finding("server-log", "auth.log", "fail", "sshd", "auth.key_rejected", [], data)],
         started_at="",
         duration_s=0.0,
     )
+    diagnosis = Diagnosis.from_dict(json.loads(json.dumps(diagnosis.to_dict())))
     steps = fix._server_steps(diagnosis, RootedHost("root", root=tmp_path), "/tmp/id_ed25519")
     assert any(s.command.startswith("ssh-copy-id") for s in steps) is copies
