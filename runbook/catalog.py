@@ -82,6 +82,7 @@ _VARIANTS: tuple[tuple[str, str, str | None], ...] = (
     # What the server showed (servercheck, serverlog): the fix for that very fault.
     ("revoked", "revoked_key", None),  # RevokedKeys lists the key
     ("revoked_host", "host_key_revoked", None),  # known_hosts marks the host key @revoked
+    ("wrong_signature", "wrong_signature", None),  # an old agent signed with SHA-1
     ("fido", "fido_requirement", None),  # a security key's signature lacked touch or PIN
     ("no_home", "missing_home", None),  # the home directory does not exist
     ("faillock", "faillock_reset", None),  # pam_faillock locked the user

@@ -304,6 +304,10 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
      r"Skipping (?P<key_type>\S+) key (?P<identity_file>\S+) - (?:corresponding algo(?:rithm)? )?"
      r"not (?P<by>in Pubkey\w+|supported by server)", "auth"),
     ("sig_alg", "no mutual signature", r"no mutual signature", "auth"),
+    # An old agent answered a SHA-2 signature request with a SHA-1 one (sshconnect2.c).
+    ("sig_alg", "returned incorrect signature type",
+     r"(?P<signer>agent )?key (?P<key_type>\S+) (?P<fingerprint>\S+) returned "
+     r"(?P<wrong_signature>incorrect signature type)", "auth"),
     # The agent or a security key would not sign: the key exists, it cannot be used.
     ("signing_failed", "signing failed for",
      r"signing failed for (?P<key_type>\S+) \"(?P<identity_file>[^\"]+)\".*?: (?P<error>[^:]+)$",
@@ -1357,9 +1361,12 @@ def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
     if sig := t.first("sig_alg"):
         key = next((e for e in reversed(offered) if e.lineno < sig.lineno), None)
         kind = key.facts.get("key_type", "RSA") if key else "RSA"
-        return _Signal(
-            "auth.sig_alg", [*t.of("sig_alg")[:2], denied], "high", facts=_sig_facts(kind)
-        )
+        facts = _sig_facts(kind)
+        if "wrong_signature" in sig.facts:  # the signer, not the server, lacks SHA-2
+            facts = {"wrong_signature": sig.facts.get("signer", "").strip() or "signer"}
+            if key is not None and "identity_file" in key.facts:
+                facts["identity_file"] = key.facts["identity_file"]
+        return _Signal("auth.sig_alg", [*t.of("sig_alg")[:2], denied], "high", facts=facts)
     tried = [
         e
         for e in t.of("next_method")
