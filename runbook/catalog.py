@@ -93,6 +93,7 @@ _VARIANTS: tuple[tuple[str, str, str | None], ...] = (
     ("hostkeys", "hostkeys_missing", None),  # a connection's sshd found no host key
     ("kex_stall", "kex_stall", None),  # the key exchange reply never came (an MTU black hole)
     ("cut", "cut_after_connect", None),  # TCP connected, then the banner never came
+    ("local_block", "local_block", None),  # this machine refused to send (EPERM, EACCES)
     ("sshd_error", "sshd_error", None),  # a connection's sshd could not start: its error
     ("windows", "client_os", "windows"),  # Win32-OpenSSH: ACLs and cmd.exe, not chmod
 )

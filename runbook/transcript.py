@@ -897,12 +897,6 @@ def _channel_signal(t: Transcript) -> _Signal | None:
     )
 
 
-_LOCAL_BLOCK = (
-    "nothing left this machine: its own firewall (an output rule of iptables or nftables) "
-    "or a security policy (SELinux, an endpoint agent) refused the connection"
-)
-
-
 def _network_signal(t: Transcript) -> _Signal | None:
     dns = t.first("dns_failed")
     if dns is not None:
@@ -927,7 +921,9 @@ def _network_signal(t: Transcript) -> _Signal | None:
         cause = _connect_cause(error)
         if cause:
             local = error.lower() in ("operation not permitted", "permission denied")
-            return _Signal(cause, failures[-3:], "high", _LOCAL_BLOCK if local else None)
+            # EPERM, EACCES: this machine's own doing (the catalog's local_block variant)
+            facts = {"local_block": error} if local else {}
+            return _Signal(cause, failures[-3:], "high", facts=facts)
     return None
 
 

@@ -825,7 +825,10 @@ def test_connect_errors_of_other_systems_and_of_this_machine(error: str, local: 
     )
     result = transcript.classify(transcript.parse(text))
     assert (result.verdict, result.cause_id) == ("failed", "net.no_route")
-    assert ("nothing left this machine" in result.facts.get("note", "")) is local
+    assert (result.facts.get("local_block") == error) is local
+    root = catalog.render("net.no_route", **result.facts)
+    assert ("This machine refuses to send" in root.title) is local
+    assert any("firewall-cmd" in line for line in root.fix) is not local  # not the server's
 
 
 def test_the_line_ssh_could_not_read_is_the_error_not_its_summing_up() -> None:
