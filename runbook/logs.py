@@ -188,10 +188,13 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     ("too_many_failures", "failure", "Too many authentication failures",
      r"^Disconnecting: Too many authentication failures(?: for (?:invalid user )?(?P<user2>.+?))?"
      r"(?: \[preauth\])?$"),
+    # PAM knows no such user (an NSS/LDAP account not there yet): what "Invalid user" says.
+    ("invalid_user", "failure", "PAM: ",
+     rf"^(?:error: )?PAM: (?P<reason>User not known to the underlying authentication module) "
+     rf"for (?:illegal user )?(?P<user>.*) from {_RHOST}(?: via \S+)?\s*$"),
     ("pam_failure", "failure", "PAM: ",
-     rf"^(?:error: )?PAM: (?P<reason>[Aa]uthentication (?:failure|error)|User not known to the "
-     rf"underlying authentication module) for (?:illegal user )?(?P<user>.*) from {_RHOST}"
-     r"(?: via \S+)?\s*$"),
+     rf"^(?:error: )?PAM: (?P<reason>[Aa]uthentication (?:failure|error)) for "
+     rf"(?:illegal user )?(?P<user>.*) from {_RHOST}(?: via \S+)?\s*$"),
     # PAM's own retry limit (Linux-PAM's words, OpenPAM's): sshd then ends the
     # authentication as at MaxAuthTries.
     ("max_auth_tries", "failure", "PAM: ",
@@ -293,6 +296,15 @@ MESSAGES: tuple[Message, ...] = tuple(Message(*row) for row in (
     ("reset", "info", "Connection reset by ",
      rf"^Connection reset by {_WHO}{_IP} port (?P<port>\d+){_TAIL}"),
     ("reset", "info", "Connection reset by ", rf"^Connection reset by {_IP}{_TAIL}"),
+    # The client gave up and said why: its own MaxAuthTries-like limit (2), or no method
+    # of its own that the server allows (14).
+    ("too_many_failures", "failure", "Received disconnect from ",
+     rf"^(?:error: )?Received disconnect from {_IP}{_PORT}: ?(?P<code>2): "
+     r"(?P<reason>Too many authentication failures.*?)(?P<preauth> \[preauth\])?$"),
+    ("no_method", "failure", "Received disconnect from ",
+     rf"^(?:error: )?Received disconnect from {_IP}{_PORT}: ?(?P<code>14): "
+     r"(?P<reason>No (?:supported )?authentication methods? available.*?)"
+     r"(?P<preauth> \[preauth\])?$"),
     ("disconnect", "info", "Received disconnect from ",
      rf"^(?:error: )?Received disconnect from {_IP}{_PORT}: ?(?P<code>\d+): "
      r"(?P<reason>.*?)(?P<preauth> \[preauth\])?$"),

@@ -44,6 +44,7 @@ SERVER_CAUSES: dict[str, tuple[str, str | None]] = {
     "session_refused": ("account.nologin", None),
     "max_auth_tries": ("auth.too_many_failures", None),
     "too_many_failures": ("auth.too_many_failures", None),
+    "no_method": ("auth.no_method", None),
     "sig_alg_refused": ("auth.sig_alg", "refused_algorithm"),
     "pam_failure": ("auth.password_rejected", None),
     "maxstartups": ("proto.closed_early", None),
@@ -55,6 +56,7 @@ SERVER_CAUSES: dict[str, tuple[str, str | None]] = {
 }
 # A failed password names the cause only when nothing more specific was logged.
 _WEAK = {"failed": "auth.password_rejected"}
+_PASSWORD_METHODS = ("password", "keyboard-interactive")
 # sshd calls every user it will not serve "invalid" (getpwnamallow gives it no account:
 # AllowUsers, DenyGroups, a locked or expired account, a missing shell, a nologin file), so
 # an invalid user's line proves account.invalid_user only in a connection that logged no
@@ -207,7 +209,10 @@ def check_auth_log(
         )
     if not findings:
         weak = [
-            e for e in ours if e.event in _WEAK and e.method in ("password", "keyboard-interactive")
+            e
+            for e in ours
+            # keyboard-interactive/pam: the same password, asked through PAM's conversation
+            if e.event in _WEAK and (e.method or "").split("/")[0] in _PASSWORD_METHODS
         ]
         findings += [
             Finding(

@@ -941,6 +941,19 @@ _REFERENCE_LINES = {
 # (event, outcome, user, ip, port, reason) alike by both readers.
 # fmt: off
 _MESSAGE_LINES = {
+    # PAM knows no such user (an NSS/LDAP account not there yet): an invalid user. A client
+    # that gave up and said why: its own limit of tries, or no method the server allows.
+    "error: PAM: User not known to the underlying authentication module for illegal user bob "
+    "from 192.0.2.7":
+        ("invalid_user", "failure", "bob", "192.0.2.7", None,
+         "User not known to the underlying authentication module"),
+    "Received disconnect from 192.0.2.1 port 1684:2: Too many authentication failures [preauth]":
+        ("too_many_failures", "failure", None, "192.0.2.1", 1684,
+         "Too many authentication failures"),
+    "Received disconnect from 192.0.2.1 port 1684:14: No supported authentication methods "
+    "available [preauth]":
+        ("no_method", "failure", None, "192.0.2.1", 1684,
+         "No supported authentication methods available"),
     # The account's own refusals in the form that names the client.
     "User sh2 from 192.0.2.5 not allowed because shell /bin/nope does not exist":
         ("shell_refused", "failure", "sh2", "192.0.2.5", None, "shell /bin/nope does not exist"),
@@ -1596,6 +1609,48 @@ def test_a_refused_user_is_no_invalid_user(tmp_path) -> None:
 
     assert causes("root") == {"account.not_allowed"}
     assert causes("ghost") == {"account.invalid_user"}
+
+
+def test_what_the_client_or_pam_said_names_the_cause(tmp_path) -> None:
+    """A password asked through PAM's conversation (keyboard-interactive/pam) is a rejected
+    password; PAM's unknown user an invalid user; a client that gave up for its own limit
+    of tries, or for no method the server allows, says which."""
+    from runbook import serverlog
+
+    log = tmp_path / "secure"
+    when = write_sshd_lines(
+        log,
+        "c8",
+        [
+            (6001, "Failed keyboard-interactive/pam for alice from 192.0.2.41 port 40041 ssh2"),
+            (
+                6002,
+                "error: PAM: User not known to the underlying authentication module for "
+                "illegal user ghost from 192.0.2.42",
+            ),
+            (
+                6003,
+                "Received disconnect from 192.0.2.43 port 40043:2: Too many authentication "
+                "failures [preauth]",
+            ),
+            (
+                6004,
+                "Received disconnect from 192.0.2.44 port 40044:14: No supported "
+                "authentication methods available [preauth]",
+            ),
+        ],
+    )
+
+    def causes(user: str, client: str) -> set[str | None]:
+        found = serverlog.check_auth_log(
+            [str(log)], user=user, client=client, since=when, until=when, settle=0
+        )
+        return {f.cause_id for f in found if f.cause_id}
+
+    assert causes("alice", "192.0.2.41") == {"auth.password_rejected"}
+    assert causes("ghost", "192.0.2.42") == {"account.invalid_user"}
+    assert causes("carol", "192.0.2.43") == {"auth.too_many_failures"}
+    assert causes("carol", "192.0.2.44") == {"auth.no_method"}
 
 
 def test_sshd_that_could_not_start_is_sshd_down(tmp_path) -> None:
