@@ -107,6 +107,9 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("channel_failed", "open failed", r"channel (?P<channel>\d+): open failed: (?P<reason>.+)$",
      "proxy"),
     ("stdio_failed", "stdio forwarding failed", r"stdio forwarding failed", "proxy"),
+    # The hop's ssh -W (ProxyJump) names the target it forwards to.
+    ("stdio_forward", "channel_connect_stdio_fwd: ",
+     r"channel_connect_stdio_fwd: \[?(?P<hostname>[^\s\]]+?)\]?:(?P<port>\d+)$", "proxy"),
     # The ProxyCommand itself could not run: the shell's own words ("nc: not found").
     ("proxy_start_failed", "not found",
      r"^(?:/usr)?(?:/bin/)?(?:ba|da|z)?sh: (?:line )?(?:\d+: )?(?:exec: )?(?P<command>\S+): "
@@ -888,12 +891,11 @@ def _channel_signal(t: Transcript) -> _Signal | None:
         return None
     reason = channel.facts.get("reason", "")
     cause = _connect_cause(reason) or "proxy.failed"
+    facts = {"seen_from": "jump"}
+    if forward := t.first("stdio_forward"):  # the target the hop could not reach
+        facts |= {"hostname": forward.facts["hostname"], "port": forward.facts["port"]}
     return _Signal(
-        cause,
-        [channel],
-        "high",
-        f"the jump host cannot reach the target: {reason}",
-        {"seen_from": "jump"},
+        cause, [channel], "high", f"the jump host cannot reach the target: {reason}", facts
     )
 
 
@@ -1379,12 +1381,15 @@ def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
     if askpass is not None:  # nothing could ask: a password, or the passphrase of a key
         wanted = denied.facts.get("methods", "")
         asked = "password" in wanted or "keyboard-interactive" in wanted
+        tried = [e for e in t.of("key_offered") if e.lineno < askpass.lineno]
+        key = {"identity_file": tried[-1].facts["identity_file"]} if tried and not asked else {}
         return _Signal(
             "auth.no_method" if asked else "client.key_invalid",
             [askpass, denied],
             "high",
             "ssh has no terminal and no askpass program to ask for the "
             + ("password" if asked else "key's passphrase"),
+            key,  # the key whose passphrase ssh could not ask for
         )
     partial = t.first("partial")
     if partial is not None:
