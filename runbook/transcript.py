@@ -179,6 +179,12 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("protocol_fatal", "Corrupted MAC on input", r"(?P<error>Corrupted MAC on input)", "kex"),
     ("protocol_fatal", "Bad packet length", r"(?P<error>Bad packet length \d+)", "kex"),
     ("protocol_fatal", "Packet corrupt", r"Disconnecting: (?P<error>Packet corrupt)", "kex"),
+    # A server that breaks the protocol's authentication (sshconnect2.c's fatal), and a
+    # ControlMaster that died under its socket (mux.c): failures no cause of the catalog is.
+    ("protocol_fatal", "Unexpected authentication success",
+     r"(?P<error>Unexpected authentication success during \S+?)\.?$", "auth"),
+    ("protocol_fatal", "read from master failed",
+     r"(?P<error>mux_client_\w+: read from master failed: .+)$", "config"),
     # -- key exchange --
     ("kex_failed", "Unable to negotiate",
      r"Unable to negotiate with (?P<address>\S+) port (?P<port>\d+): "
@@ -1038,8 +1044,9 @@ def _kex_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
 
 # What ends a connection whose key exchange reply never came: the server's LoginGraceTime
 # (a close), a middlebox (a reset), ServerAliveInterval, TCP's own give-up (a fatal error of
-# a read); or nothing at all, where ssh was stopped while it still waited.
-_STALL_ENDS = frozenset({"closed", "session_lost", "protocol_fatal"})
+# a read), ssh's own time-out ("Connection to HOST port N timed out"); or nothing at all,
+# where ssh was stopped while it still waited.
+_STALL_ENDS = frozenset({"closed", "session_lost", "protocol_fatal", "timed_out"})
 _STALL_ERRORS = ("timed out", "reset by peer", "broken pipe")
 # Key exchanges whose server share alone is over 1 KB (sntrup761: 1039 bytes, ML-KEM-768: 1088).
 _LARGE_SHARES = ("sntrup", "mlkem")

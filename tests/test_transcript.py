@@ -1263,3 +1263,26 @@ def test_a_key_exchange_that_got_its_reply_is_no_stall() -> None:
         "ssh_dispatch_run_fatal: Connection to 192.0.2.9 port 22: incorrect signature\n"
     )
     assert transcript.classify(transcript.parse(corrupted)).cause_id is None
+
+
+@pytest.mark.parametrize(
+    "last",
+    [
+        "Unexpected authentication success during publickey.",
+        "mux_client_request_session: read from master failed: Broken pipe",
+    ],
+)
+def test_fatal_lines_without_a_cause_are_failures_not_cut_short(last: str) -> None:
+    """A server that breaks authentication's protocol, a ControlMaster that died: ssh
+    failed (its last line says how), not a transcript cut short."""
+    text = (
+        "OpenSSH_9.6p1, OpenSSL 3.0.13 30 Jan 2024\n"
+        "debug1: Connecting to h [192.0.2.9] port 22.\n"
+        "debug1: Connection established.\n"
+        f"{last}\n"
+    )
+    from runbook.explain import explain_text
+
+    result = explain_text(text)
+    assert (result["verdict"], result["root_cause"]) == ("failed", None)
+    assert last.rstrip(".") in result["details"]["final_error"]
