@@ -1782,6 +1782,10 @@ def _worked_note(t: Transcript) -> str | None:
     return "; ".join(said) or None
 
 
+# What ssh prints while it parses its command line, before -v prints its version line.
+_BEFORE_VERSION = frozenset({"identity_missing"})
+
+
 def last_attempt(t: Transcript) -> Transcript:
     """The events of the last attempt a paste holds: from its last shell prompt running ssh,
     or its last version line ("OpenSSH_9.6p1, ..." starts every ssh -v) that is not a jump
@@ -1793,6 +1797,11 @@ def last_attempt(t: Transcript) -> Transcript:
             hop = True
         if event.event == "attempt" or (event.event == "client_version" and not hop):
             begins, hop = i, False
+            # ssh warns of an -i file it cannot read while it parses its options, before
+            # -v prints the version: that warning starts the attempt.
+            if event.event == "client_version":
+                while begins and t.events[begins - 1].event in _BEFORE_VERSION:
+                    begins -= 1
             continue
         if event.event == "client_version":
             hop = False  # the hop's own line
