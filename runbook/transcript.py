@@ -107,9 +107,6 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("channel_failed", "open failed", r"channel (?P<channel>\d+): open failed: (?P<reason>.+)$",
      "proxy"),
     ("stdio_failed", "stdio forwarding failed", r"stdio forwarding failed", "proxy"),
-    # The hop's ssh -W (ProxyJump) names the target it forwards to.
-    ("stdio_forward", "channel_connect_stdio_fwd: ",
-     r"channel_connect_stdio_fwd: \[?(?P<hostname>[^\s\]]+?)\]?:(?P<port>\d+)$", "proxy"),
     # The ProxyCommand itself could not run: the shell's own words ("nc: not found").
     ("proxy_start_failed", "not found",
      r"^(?:/usr)?(?:/bin/)?(?:ba|da|z)?sh: (?:line )?(?:\d+: )?(?:exec: )?(?P<command>\S+): "
@@ -732,6 +729,11 @@ def _base_facts(t: Transcript) -> dict[str, Any]:
     proxy = t.first("proxy_jump", "proxy_command")
     if proxy is not None:
         facts.update(_jump(proxy))
+        # ProxyJump's own line keeps %h and %p; the command ssh then runs has them filled
+        # in: the target -W asks the hop for.
+        executed = t.first("proxy_command")
+        if executed is not None and executed is not proxy:
+            facts.update({k: v for k, v in _jump(executed).items() if k in ("hostname", "port")})
     hop = proxy or t.first(*_HOP_TRACES[2:]) or "jump" in command or "proxy_command" in command
     jump_host = re.sub(r"^.*@|:\d+$", "", facts.get("jump") or command.get("jump", ""))
     hop_login = t.first("authenticated") if hop else None
@@ -897,11 +899,12 @@ def _channel_signal(t: Transcript) -> _Signal | None:
         return None
     reason = channel.facts.get("reason", "")
     cause = _connect_cause(reason) or "proxy.failed"
-    facts = {"seen_from": "jump"}
-    if forward := t.first("stdio_forward"):  # the target the hop could not reach
-        facts |= {"hostname": forward.facts["hostname"], "port": forward.facts["port"]}
     return _Signal(
-        cause, [channel], "high", f"the jump host cannot reach the target: {reason}", facts
+        cause,
+        [channel],
+        "high",
+        f"the jump host cannot reach the target: {reason}",
+        {"seen_from": "jump"},
     )
 
 
@@ -1096,6 +1099,12 @@ def _client_release(t: Transcript) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
+# What the lines of a changed (or revoked) host key tell the fix.
+_CHANGED_FACTS = frozenset(
+    {"known_hosts", "known_hosts_line", "host_spec", "key_type", "host_key_revoked"}
+)
+
+
 def _hostkey_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
     # A warning the user then accepted (CheckHostIP's "differs from the key for the IP
     # address ... (yes/no)? yes"), or one of an earlier try before a key ssh added, did not
@@ -1110,20 +1119,7 @@ def _hostkey_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
     failed = next((e for e in t.of("hostkey_failed") if e.lineno > after), None)
     if any(e.event == "hostkey_changed" for e in changed):
         for event in changed:
-            facts.update(
-                {
-                    k: v
-                    for k, v in event.facts.items()
-                    if k
-                    in (
-                        "known_hosts",
-                        "known_hosts_line",
-                        "host_spec",
-                        "key_type",
-                        "host_key_revoked",
-                    )
-                }
-            )
+            facts.update({k: v for k, v in event.facts.items() if k in _CHANGED_FACTS})
         warned = next((e for e in changed if e.event == "hostkey_fingerprint"), None)
         if warned is not None:  # the key the server sent; "Offending" names the known one
             facts["key_type"] = warned.facts["key_type"]
@@ -1366,11 +1362,12 @@ def _auth_signal(t: Transcript, facts: dict[str, Any]) -> _Signal | None:
     if sig := t.first("sig_alg"):
         key = next((e for e in reversed(offered) if e.lineno < sig.lineno), None)
         kind = key.facts.get("key_type", "RSA") if key else "RSA"
-        facts = _sig_facts(kind)
         if "wrong_signature" in sig.facts:  # the signer, not the server, lacks SHA-2
             facts = {"wrong_signature": sig.facts.get("signer", "").strip() or "signer"}
             if key is not None and "identity_file" in key.facts:
                 facts["identity_file"] = key.facts["identity_file"]
+        else:
+            facts = _sig_facts(kind)
         return _Signal("auth.sig_alg", [*t.of("sig_alg")[:2], denied], "high", facts=facts)
     tried = [
         e
